@@ -1,0 +1,67 @@
+"""The command line: a thin layer that parses options, calls the library and renders.
+
+Each command lives in its own ``cmd_*.py`` module with a ``register(app)`` function. Those
+modules import only typer at the top: heavy libraries (transformers, tokenizers, pydantic
+models, matplotlib) are imported inside the command bodies so ``qwenchat --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+import typer
+
+from qwenchat import __version__
+
+# Order here is the order in `qwenchat --help`.
+COMMAND_MODULES = (
+    "run",
+    "bench",
+    "push",
+    "devices",
+    "emulator",
+    "history",
+    "results",
+    "fetch",
+)
+
+app = typer.Typer(
+    name="qwenchat",
+    help="Chat with and benchmark Qwen2-7B-Instruct on a Snapdragon phone through Qualcomm Genie.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"qwenchat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    if debug:
+        os.environ["QWENCHAT_DEBUG"] = "1"
+
+
+for _name in COMMAND_MODULES:
+    _module = f"qwenchat.cli.cmd_{_name}"
+    if importlib.util.find_spec(_module) is not None:
+        importlib.import_module(_module).register(app)
+
+
+def main() -> None:
+    from qwenchat.cli.errors import run_app
+
+    sys.exit(run_app(app))

@@ -1,0 +1,31 @@
+"""Options shared by every command that talks to a phone."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+Serial = Annotated[
+    str | None,
+    typer.Option(
+        "-s",
+        "--serial",
+        envvar="ANDROID_SERIAL",
+        help="Phone to use: a serial or HOST:PORT (default: the only one attached).",
+        show_envvar=True,
+    ),
+]
+Connect = Annotated[
+    str | None,
+    typer.Option("--connect", help="Reach a TCP phone at HOST:PORT (`adb tcpip` or the emulator)."),
+]
+Transport = Annotated[
+    str,
+    typer.Option(
+        "--transport",
+        help="auto: Google's adb server when it holds the phone, else direct (adb-shell).",
+        case_sensitive=False,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

@@ -1,0 +1,1 @@
+"""How qwenchat reaches a phone over ADB. Knows ADB, nothing of Genie."""

@@ -1,0 +1,129 @@
+"""The one interface every way of reaching a phone implements.
+
+Two implementations: ``direct`` (adb-shell with our own TCP/USB transport, no other tool
+needed) and ``server`` (Google's adb server through adbutils). Features (push-assets, chat,
+bench) only ever see this interface.
+"""
+
+from __future__ import annotations
+
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ProgressCallback = Callable[[int], None]  # called with the bytes sent since the last call
+
+
+def quote(path: str) -> str:
+    """Quote one word for the phone's POSIX shell (mksh/toybox on Android)."""
+    return shlex.quote(str(path))
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+    @property
+    def error_text(self) -> str:
+        return self.stderr.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class RemoteStat:
+    mode: int
+    size: int
+    mtime: int
+
+    @property
+    def is_dir(self) -> bool:
+        return (self.mode & 0o170000) == 0o040000
+
+
+@dataclass
+class ShellStream(ABC):
+    """A command running on the phone whose stdout arrives as it is produced.
+
+    Iterate it for raw stdout chunks (bytes, split anywhere, even inside a UTF-8 character).
+    After iteration ``exit_code`` is set when the transport reports one, and ``stderr``
+    holds what the command wrote there (empty when the transport merges the two).
+    """
+
+    exit_code: int | None = field(default=None, init=False)
+    stderr: bytes = field(default=b"", init=False)
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the stream. On a phone this does NOT stop the process: kill it by pid."""
+
+    def __enter__(self) -> ShellStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Device(ABC):
+    """One phone, reached one way."""
+
+    serial: str
+    transport_name: str  # "direct" or "server"
+
+    @abstractmethod
+    def shell(self, command: str, *, timeout: float | None = 60.0) -> ShellResult:
+        """Run a command to completion; exit code and (where possible) separate stderr."""
+
+    @abstractmethod
+    def stream_shell(self, command: str, *, first_byte_timeout: float | None = None) -> ShellStream:
+        """Start a command and stream its stdout. ``first_byte_timeout`` None = wait forever
+        (a 7B model load is many seconds of silence)."""
+
+    @abstractmethod
+    def push(
+        self,
+        local: Path,
+        remote: str,
+        *,
+        mode: int = 0o644,
+        mtime: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    def push_bytes(self, data: bytes, remote: str, *, mode: int = 0o644) -> None: ...
+
+    @abstractmethod
+    def pull(self, remote: str, local: Path) -> None: ...
+
+    @abstractmethod
+    def pull_bytes(self, remote: str) -> bytes: ...
+
+    @abstractmethod
+    def stat(self, remote: str) -> RemoteStat | None:
+        """None when the path does not exist."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def getprop(self, name: str) -> str:
+        return self.shell(f"getprop {quote(name)}").text.strip()
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,80 @@
+"""The one error hierarchy of qwenchat.
+
+Every error a user can cause or meet carries a message (what is wrong) and a hint (what to
+do). The CLI turns it into one red line plus the hint and the error's exit code; the
+traceback only shows with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class QwenchatError(Exception):
+    """Base of every error the CLI reports as one line."""
+
+    exit_code = 1
+    default_hint: str | None = None
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(QwenchatError):
+    """The command line asks for something that cannot be done as written."""
+
+    exit_code = 2
+
+
+class ConfigError(QwenchatError):
+    """A Genie config or other input file is malformed."""
+
+
+class DeviceError(QwenchatError):
+    """The phone cannot be reached or refused what we asked."""
+
+
+class NoDeviceError(DeviceError):
+    default_hint = (
+        "Plug in a phone with USB debugging on, or `qwenchat connect HOST:PORT` "
+        "(try `qwenchat emulator start` for the simulated phone)."
+    )
+
+
+class DeviceUnauthorizedError(DeviceError):
+    default_hint = 'Unlock the phone and accept "Allow USB debugging?", then try again.'
+
+
+class SeveralDevicesError(DeviceError):
+    default_hint = "Choose one with -s SERIAL (or set ANDROID_SERIAL)."
+
+
+class DeviceCommandError(DeviceError):
+    """A shell command on the phone failed."""
+
+
+class DeviceStorageError(DeviceError):
+    default_hint = "Free space on the phone (`qwenchat clean`) or choose another --device-dir."
+
+
+class BundleError(QwenchatError):
+    """A Genie bundle on the host or the phone is missing files or is inconsistent."""
+
+
+class GenieError(QwenchatError):
+    """genie-t2t-run failed on the phone."""
+
+
+class ContextOverflowError(GenieError):
+    default_hint = "Shorten the prompt, lower --max-tokens, or drop older turns (/clear)."
+
+
+class StoreError(QwenchatError):
+    """The local SQLite store cannot be opened or read."""
+
+
+class HubError(QwenchatError):
+    """Qualcomm AI Hub refused or could not be reached."""
