@@ -50,3 +50,11 @@ def pytest_sessionfinish(session, exitstatus):
         )
     except (OSError, subprocess.TimeoutExpired):
         pass
+
+
+# Fixture modules, each owned by the feature that provides it (loaded when present).
+pytest_plugins = [
+    name
+    for name in ("fixtures_emulator", "fixtures_bundle", "fixtures_device")
+    if (Path(__file__).parent / f"{name}.py").exists()
+]

@@ -1,0 +1,1 @@
+"""Genie bundles: assembling them on the host and putting them on the phone."""
