@@ -1,0 +1,362 @@
+"""Reaching a phone directly with adb-shell: no Google tool needed.
+
+TCP (``adb tcpip`` phones, the emulated phone) goes through our own transport
+(``transport.TcpTransport``: sendall, TCP_NODELAY, TCP_QUICKACK, real timeouts); USB goes
+through adb-shell's libusb1 transport (``pip install 'qwenchat[usb]'``).
+
+How we get exit codes and a separate stderr
+-------------------------------------------
+adb-shell only speaks ``shell:`` v1 (stdout and stderr merged, no exit code) and hides the
+device banner. Our transport records the CNXN banner as it goes by during the handshake, so
+we know the phone's ``features=``. When ``shell_v2`` is listed we open the
+``shell,v2,raw:CMD`` service through adb-shell's stream primitives (``_open`` +
+``_read_until_close``, private API of adb-shell 0.4.x, pinned ``<0.5`` in pyproject) and
+decode the v2 frames ourselves: ``<B id><I len>`` + payload, 1 = stdout, 2 = stderr,
+3 = exit code; frames may span WRTE payloads. Without ``shell_v2`` (very old phones) we fall
+back to ``shell:`` with ``printf '\\n__qwenchat_rc=%d\\n' $?`` appended, strip that marker
+from the end of the output, and report stderr merged into stdout.
+
+Timeouts: adb-shell's own read timeout (10 s) would fire while a 7B model loads, so our
+streams set the transport timeout per read from the caller's ``first_byte_timeout`` (None =
+wait as long as it takes) and disable adb-shell's total read timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import stat as stat_module
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from adb_shell import constants, exceptions
+from adb_shell.adb_device import AdbDevice
+from adb_shell.adb_message import AdbMessage
+
+from qwenchat.device.base import Device, ProgressCallback, RemoteStat, ShellResult, ShellStream
+from qwenchat.device.shellproto import (
+    EventShellStream,
+    v1_events,
+    v1_service,
+    v2_events,
+    v2_service,
+)
+from qwenchat.device.transport import (
+    Banner,
+    TcpTransport,
+    TransportClosedError,
+    usb_transport_class,
+)
+from qwenchat.errors import (
+    DeviceCommandError,
+    DeviceError,
+    DeviceStorageError,
+    DeviceUnauthorizedError,
+    NoDeviceError,
+    UsageError,
+)
+
+DEFAULT_AUTH_TIMEOUT = 30.0
+HANDSHAKE_TIMEOUT = 10.0  # CNXN/OPEN/OKAY exchanges: a live phone answers in milliseconds
+IO_TIMEOUT = 60.0  # silence tolerated inside a sync transfer
+
+WaitCallback = Callable[[str], None]
+
+
+class DirectDevice(Device):
+    """A phone reached with adb-shell over our TCP transport or over USB."""
+
+    transport_name = "direct"
+
+    def __init__(self, adb: AdbDevice, transport, serial: str, kind: str) -> None:  # noqa: ANN001
+        self._adb = adb
+        self._transport = transport
+        self.serial = serial  # HOST:PORT for TCP, the USB serial number for USB
+        self.kind = kind  # "tcp" or "usb"
+        self.banner: Banner = transport.banner or Banner()
+
+    # ---------------------------------------------------------------- connecting
+    @classmethod
+    def connect_tcp(
+        cls,
+        host: str,
+        port: int,
+        *,
+        auth_timeout: float = DEFAULT_AUTH_TIMEOUT,
+        on_wait: WaitCallback | None = None,
+        key_path: Path | None = None,
+        connect_timeout: float = 5.0,
+    ) -> DirectDevice:
+        address = f"{host}:{port}"
+        transport = TcpTransport(host, port, connect_timeout=connect_timeout)
+        adb = AdbDevice(transport)
+        try:
+            _handshake(adb, address, auth_timeout, on_wait, key_path)
+        except OSError as exc:
+            if isinstance(exc, TransportClosedError):
+                raise DeviceError(
+                    f"{address} closed the connection during the ADB handshake",
+                    "Is it an ADB endpoint? On a phone run `adb tcpip 5555` first.",
+                ) from exc
+            raise NoDeviceError(
+                f"cannot reach {address}: {exc.strerror or exc}",
+                "Check the address, that the phone is on the same network and that "
+                "`adb tcpip 5555` was run (or that the emulated phone is running).",
+            ) from exc
+        return cls(adb, transport, address, "tcp")
+
+    @classmethod
+    def connect_usb(
+        cls,
+        serial: str | None = None,
+        *,
+        auth_timeout: float = DEFAULT_AUTH_TIMEOUT,
+        on_wait: WaitCallback | None = None,
+        key_path: Path | None = None,
+    ) -> DirectDevice:
+        transport_cls = require_usb()
+        try:
+            transport = transport_cls.find_adb(serial=serial)
+        except exceptions.UsbDeviceNotFoundError as exc:
+            raise NoDeviceError(f"no USB phone{f' {serial}' if serial else ''} found") from exc
+        name = serial or transport.serial_number or "usb"
+        adb = AdbDevice(transport)
+        try:
+            _handshake(adb, name, auth_timeout, on_wait, key_path)
+        except Exception as exc:
+            if isinstance(exc, DeviceError):
+                raise
+            raise DeviceError(
+                f"cannot open the USB phone {name}: {exc}",
+                "Another program may hold it: stop Google's adb server (`adb kill-server`) "
+                "or use --transport server.",
+            ) from exc
+        return cls(adb, transport, name, "usb")
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def features(self) -> frozenset[str]:
+        return self.banner.features
+
+    @property
+    def has_shell_v2(self) -> bool:
+        return "shell_v2" in self.features
+
+    # ---------------------------------------------------------------- shell
+    def shell(self, command: str, *, timeout: float | None = 60.0) -> ShellResult:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stdout = bytearray()
+        with self.stream_shell(command, first_byte_timeout=timeout, idle_timeout=timeout) as stream:
+            for chunk in stream:
+                stdout += chunk
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DeviceCommandError(
+                        f"command did not finish within {timeout:g} s: {_short(command)}",
+                        "The phone may be busy; try again, or raise the timeout.",
+                    )
+        code = stream.exit_code if stream.exit_code is not None else 255
+        return ShellResult(exit_code=code, stdout=bytes(stdout), stderr=stream.stderr)
+
+    def stream_shell(
+        self,
+        command: str,
+        *,
+        first_byte_timeout: float | None = None,
+        idle_timeout: float | None = None,
+    ) -> ShellStream:
+        """``idle_timeout``: longest silence tolerated after the first byte (None = forever)."""
+        service = v2_service(command) if self.has_shell_v2 else v1_service(command)
+        with self._errors(f"starting {_short(command)}"):
+            info = self._adb._open(service, HANDSHAKE_TIMEOUT, math.inf, None)
+        decode = v2_events if self.has_shell_v2 else v1_events
+
+        def on_close(finished: bool) -> None:
+            if not finished:
+                # Tell the phone we are gone; its CLSE answer lands in adb-shell's packet store.
+                with contextlib.suppress(Exception):
+                    self._adb._io_manager.send(
+                        AdbMessage(constants.CLSE, info.local_id, info.remote_id), info
+                    )
+
+        return EventShellStream(
+            decode(self._payloads(info, command, first_byte_timeout, idle_timeout)), on_close
+        )
+
+    def _payloads(
+        self, info, command: str, first_byte_timeout: float | None, idle_timeout: float | None
+    ) -> Iterator[bytes]:  # noqa: ANN001
+        # adb-shell reads with info.transport_timeout_s on every packet: set it per phase.
+        info.transport_timeout_s = first_byte_timeout
+        with self._errors(f"running {_short(command)}"):
+            for data in self._adb._read_until_close(info):
+                info.transport_timeout_s = idle_timeout
+                yield data
+
+    # ---------------------------------------------------------------- files
+    def push(
+        self,
+        local: Path,
+        remote: str,
+        *,
+        mode: int = 0o644,
+        mtime: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        local = Path(local)
+        if local.is_dir():
+            raise UsageError(f"{local} is a folder: push files one by one")
+        if mtime is None:
+            mtime = int(local.stat().st_mtime)
+        callback = None
+        if progress is not None:
+
+            def callback(_path: str, sent: int, _total: int) -> None:
+                progress(sent)
+
+        with self._errors(f"pushing {local.name} to {remote}"):
+            self._adb.push(
+                str(local),
+                remote,
+                st_mode=stat_module.S_IFREG | mode,
+                mtime=mtime or int(time.time()),
+                progress_callback=callback,
+                transport_timeout_s=IO_TIMEOUT,
+                read_timeout_s=IO_TIMEOUT,
+            )
+
+    def push_bytes(self, data: bytes, remote: str, *, mode: int = 0o644) -> None:
+        with self._errors(f"pushing {len(data)} bytes to {remote}"):
+            self._adb.push(
+                io.BytesIO(data),
+                remote,
+                st_mode=stat_module.S_IFREG | mode,
+                mtime=int(time.time()),
+                transport_timeout_s=IO_TIMEOUT,
+                read_timeout_s=IO_TIMEOUT,
+            )
+
+    def pull(self, remote: str, local: Path) -> None:
+        local = Path(local)
+        partial = local.with_name(f".{local.name}.part")
+        try:
+            with self._errors(f"pulling {remote}"):
+                self._adb.pull(
+                    remote, str(partial), transport_timeout_s=IO_TIMEOUT, read_timeout_s=IO_TIMEOUT
+                )
+            os.replace(partial, local)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def pull_bytes(self, remote: str) -> bytes:
+        buffer = io.BytesIO()
+        with self._errors(f"pulling {remote}"):
+            self._adb.pull(remote, buffer, transport_timeout_s=IO_TIMEOUT, read_timeout_s=IO_TIMEOUT)
+        return buffer.getvalue()
+
+    def stat(self, remote: str) -> RemoteStat | None:
+        with self._errors(f"stat {remote}"):
+            mode, size, mtime = self._adb.stat(
+                remote, transport_timeout_s=HANDSHAKE_TIMEOUT, read_timeout_s=HANDSHAKE_TIMEOUT
+            )
+        if (mode, size, mtime) == (0, 0, 0):  # sync STAT's way of saying "no such file"
+            return None
+        return RemoteStat(mode=mode, size=size, mtime=mtime)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._adb.close()
+
+    # ---------------------------------------------------------------- errors
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """adb-shell and socket exceptions → one qwenchat error with a hint."""
+        try:
+            yield
+        except exceptions.PushFailedError as exc:
+            message = _failure_text(exc)
+            if "space" in message.lower() or "ENOSPC" in message:
+                raise DeviceStorageError(f"{what}: the phone is full ({message})") from exc
+            raise DeviceCommandError(f"{what} failed: {message}") from exc
+        except exceptions.AdbCommandFailureException as exc:
+            raise DeviceCommandError(f"{what} failed: {_failure_text(exc)}") from exc
+        except (exceptions.TcpTimeoutException, exceptions.AdbTimeoutError) as exc:
+            raise DeviceError(
+                f"{self.serial} stopped answering while {what}",
+                "Check the cable or network link; reconnect and try again.",
+            ) from exc
+        except (TransportClosedError, ConnectionError, exceptions.AdbConnectionError) as exc:
+            raise DeviceError(
+                f"lost the connection to {self.serial} while {what}",
+                "Check the cable or network link; reconnect and try again.",
+            ) from exc
+        except OSError as exc:
+            raise DeviceError(f"{what}: {exc}") from exc
+
+
+def _handshake(
+    adb: AdbDevice,
+    name: str,
+    auth_timeout: float,
+    on_wait: WaitCallback | None,
+    key_path: Path | None,
+) -> None:
+    from qwenchat.device.keys import load_signer
+
+    waiting = False
+
+    def _auth_callback(_device: object) -> None:
+        nonlocal waiting
+        waiting = True
+        if on_wait is not None:
+            on_wait(
+                f'{name}: waiting up to {auth_timeout:g} s for you to accept "Allow USB '
+                'debugging?" on the phone'
+            )
+
+    try:
+        adb.connect(
+            rsa_keys=[load_signer(key_path)],
+            transport_timeout_s=HANDSHAKE_TIMEOUT,
+            auth_timeout_s=auth_timeout,
+            read_timeout_s=HANDSHAKE_TIMEOUT,
+            auth_callback=_auth_callback,
+        )
+    except Exception as exc:
+        adb.close()
+        if waiting or isinstance(exc, exceptions.DeviceAuthError):
+            raise DeviceUnauthorizedError(
+                f"{name} did not authorize this computer"
+                + (f" within {auth_timeout:g} s" if waiting else "")
+            ) from exc
+        if isinstance(exc, exceptions.TcpTimeoutException | exceptions.AdbTimeoutError):
+            raise DeviceError(
+                f"{name} accepted the connection but never answered the ADB handshake",
+                "Is it an ADB endpoint? On a phone run `adb tcpip 5555` first.",
+            ) from exc
+        raise
+
+
+def require_usb() -> type:
+    """adb-shell's USB transport, or a clear error when libusb1 is missing."""
+    try:
+        return usb_transport_class()
+    except ImportError as exc:
+        raise DeviceError(
+            "USB support is not installed (the usb1/libusb1 module is missing)",
+            "pip install 'qwenchat[usb]' (and the libusb-1.0 system library), "
+            "or reach the phone over TCP with `qwenchat connect HOST:PORT`.",
+        ) from exc
+
+
+def _failure_text(exc: Exception) -> str:
+    text = exc.args[0] if exc.args else str(exc)
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8", errors="replace")
+    return str(text).removeprefix("Command failed: ").strip()
+
+
+def _short(command: str, limit: int = 60) -> str:
+    return command if len(command) <= limit else command[: limit - 1] + "…"

@@ -1,0 +1,179 @@
+"""Our own byte movers for adb-shell, plugged in at its ``BaseTransport`` seam.
+
+adb-shell's ``TcpTransport`` has two faults we cannot live with (see docs/adb.md):
+
+* ``bulk_write`` does one ``send()`` on a non-blocking socket and ignores short writes, so a
+  large WRTE (a push packs up to 1 MiB into one) desynchronises the stream;
+* no ``TCP_NODELAY``: every small request waits ~40 ms on Nagle + delayed ACK.
+
+``TcpTransport`` here uses ``sendall``, sets ``TCP_NODELAY``, re-arms ``TCP_QUICKACK`` after
+every read (Linux clears it again by itself), treats a peer that hangs up as an error instead
+of busy-looping on empty reads, and honours ``None`` as "wait as long as it takes".
+
+adb-shell also hides the device's CNXN banner, which is the only place the phone lists its
+``features=`` (``shell_v2`` …). ``BannerSniffer`` watches the bytes read until the CNXN packet
+has gone by and keeps its payload, for TCP and USB alike.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass, field
+
+from adb_shell.exceptions import TcpTimeoutException
+from adb_shell.transport.base_transport import BaseTransport
+
+_HEADER = struct.Struct("<6I")
+_CNXN = 0x4E584E43
+_AUTH = 0x48545541
+
+
+class TransportClosedError(ConnectionError):
+    """The phone (or the link) closed the connection."""
+
+
+@dataclass
+class Banner:
+    """What the phone said about itself in its CNXN packet."""
+
+    raw: str = ""
+    state: str = ""  # "device", "recovery", "sideload"...
+    props: dict[str, str] = field(default_factory=dict)
+    features: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Banner:
+        raw = payload.rstrip(b"\0").decode("utf-8", errors="replace")
+        state, _, rest = raw.partition("::")
+        props: dict[str, str] = {}
+        features: frozenset[str] = frozenset()
+        for item in rest.split(";"):
+            key, sep, value = item.partition("=")
+            if not sep:
+                continue
+            if key == "features":
+                features = frozenset(f for f in value.split(",") if f)
+            else:
+                props[key] = value
+        return cls(raw=raw, state=state, props=props, features=features)
+
+
+class BannerSniffer:
+    """Mix-in: remembers the CNXN payload among the first packets a transport reads."""
+
+    banner: Banner | None = None
+    _sniff: bytearray | None = None
+
+    def _start_sniffing(self) -> None:
+        self.banner = None
+        self._sniff = bytearray()
+
+    def _sniffed(self, data: bytes) -> None:
+        if self._sniff is None or not data:
+            return
+        self._sniff += data
+        # adb-shell reads exactly a header, then exactly its payload: the buffer holds whole
+        # packets back to back, AUTH challenges first, then the CNXN we want.
+        while len(self._sniff) >= _HEADER.size:
+            command, _a0, _a1, length, _check, _magic = _HEADER.unpack_from(self._sniff)
+            if len(self._sniff) < _HEADER.size + length:
+                return
+            payload = bytes(self._sniff[_HEADER.size : _HEADER.size + length])
+            del self._sniff[: _HEADER.size + length]
+            if command == _CNXN:
+                self.banner = Banner.parse(payload)
+                self._sniff = None
+                return
+            if command != _AUTH:  # anything else: the handshake is over, stop looking
+                self._sniff = None
+                return
+
+
+class TcpTransport(BannerSniffer, BaseTransport):
+    """A TCP link to a phone in ``adb tcpip`` mode or to the emulated phone."""
+
+    def __init__(self, host: str, port: int, *, connect_timeout: float = 5.0) -> None:
+        self.host = host
+        self.port = port
+        self.connect_timeout = connect_timeout
+        self._sock: socket.socket | None = None
+
+    def connect(self, transport_timeout_s: float | None) -> None:
+        self.close()
+        timeout = transport_timeout_s if transport_timeout_s else self.connect_timeout
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._quickack()
+        self._start_sniffing()
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _quickack(self) -> None:
+        # Linux only; elsewhere TCP_NODELAY alone already removes most of the stall.
+        quickack = getattr(socket, "TCP_QUICKACK", None)
+        if quickack is not None and self._sock is not None:
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+            except OSError:
+                pass
+
+    def _require(self) -> socket.socket:
+        if self._sock is None:
+            raise TransportClosedError(f"not connected to {self.host}:{self.port}")
+        return self._sock
+
+    def bulk_read(self, numbytes: int, transport_timeout_s: float | None) -> bytes:
+        sock = self._require()
+        sock.settimeout(transport_timeout_s)  # None: block as long as the phone is silent
+        try:
+            data = sock.recv(numbytes)
+        except TimeoutError as exc:
+            raise TcpTimeoutException(
+                f"reading from {self.host}:{self.port} timed out ({transport_timeout_s} s)"
+            ) from exc
+        except OSError as exc:
+            raise TransportClosedError(f"{self.host}:{self.port}: {exc}") from exc
+        if not data:
+            raise TransportClosedError(f"{self.host}:{self.port} closed the connection")
+        self._quickack()
+        self._sniffed(data)
+        return data
+
+    def bulk_write(self, data: bytes, transport_timeout_s: float | None) -> int:
+        sock = self._require()
+        sock.settimeout(transport_timeout_s)
+        try:
+            sock.sendall(data)
+        except TimeoutError as exc:
+            raise TcpTimeoutException(
+                f"writing to {self.host}:{self.port} timed out ({transport_timeout_s} s)"
+            ) from exc
+        except OSError as exc:
+            raise TransportClosedError(f"{self.host}:{self.port}: {exc}") from exc
+        return len(data)
+
+
+def usb_transport_class() -> type:
+    """adb-shell's USB transport with banner sniffing (imports libusb1 lazily)."""
+    from adb_shell.transport.usb_transport import UsbTransport
+
+    class SniffingUsbTransport(BannerSniffer, UsbTransport):  # type: ignore[misc]
+        def connect(self, transport_timeout_s=None):  # noqa: ANN001
+            super().connect(transport_timeout_s)
+            self._start_sniffing()
+
+        def bulk_read(self, numbytes, transport_timeout_s=None):  # noqa: ANN001
+            data = super().bulk_read(numbytes, transport_timeout_s)
+            self._sniffed(bytes(data))
+            return data
+
+    return SniffingUsbTransport
