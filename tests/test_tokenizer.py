@@ -1,0 +1,295 @@
+"""The Qwen2 tokenizer built from dashscope's qwen.tiktoken, checked against pinned Qwen2
+ids, against tiktoken itself (an independent BPE implementation on the same ranks), and
+through transformers' loaders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import unicodedata
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qwenchat.chat import tokenizer_build
+from qwenchat.chat.tokenizer_build import (
+    PRETOKENIZE_REGEX,
+    build_qwen2_tokenizer,
+    ensure_qwen2_tokenizer,
+    qwen_tiktoken_path,
+)
+from qwenchat.chat.tokens import TokenCounter, count_prompt_tokens
+from qwenchat.errors import ConfigError, QwenchatError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tokenizer_json() -> Path:
+    return ensure_qwen2_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def counter(tokenizer_json) -> TokenCounter:
+    return TokenCounter(tokenizer_json)
+
+
+@pytest.fixture(scope="module")
+def tiktoken_qwen():
+    """Qwen's own BPE as tiktoken runs it (how Qwen's first tokenizer worked)."""
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+
+    ranks = load_tiktoken_bpe(str(qwen_tiktoken_path()))
+    return tiktoken.Encoding(
+        "qwen",
+        pat_str=PRETOKENIZE_REGEX,
+        mergeable_ranks=ranks,
+        special_tokens={"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645},
+    )
+
+
+# Ids of Qwen/Qwen2-7B-Instruct's tokenizer.
+PINNED = [
+    ("Hello, world!", [9707, 11, 1879, 0]),
+    ("12345", [16, 17, 18, 19, 20]),
+    ("\n\n\n", [1406]),
+    ("\n\n", [271]),
+    ("\n", [198]),
+    (" ", [220]),
+    ("<|im_start|>user\nhi<|im_end|>", [151644, 872, 198, 6023, 151645]),
+]
+
+
+@pytest.mark.parametrize(("text", "ids"), PINNED)
+def test_pinned_ids(counter, text, ids):
+    assert counter.encode(text) == ids
+    assert counter.decode(ids) == text
+
+
+def test_digits_are_split_one_by_one(counter):
+    ids = counter.encode("year 2024: 1234567890")
+    digits = [counter.decode([i]) for i in ids if counter.decode([i]).isdigit()]
+    assert digits == list("2024") + list("1234567890")
+
+
+def test_nfc_normalization_composes_accents(counter):
+    decomposed = "caf" + "e\u0301"
+    composed = "caf\u00e9"
+    assert decomposed != composed
+    assert counter.encode(decomposed) == counter.encode(composed)
+    assert counter.encode("e\u0301") == counter.encode("\u00e9")
+    assert counter.decode(counter.encode(decomposed)) == composed
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["你好，世界", "😀👍🏽", "\n\n\n", "def f(x):\n    return x  # ok\r\n", "Grüße, Ελλάδα, Русский", "  "],
+)
+def test_round_trip(counter, text):
+    ids = counter.encode(text)
+    assert ids
+    assert counter.decode(ids) == text
+
+
+def test_chinese_and_emoji_use_multibyte_tokens(counter):
+    # Qwen's vocabulary has whole-word Chinese tokens: far fewer ids than UTF-8 bytes.
+    text = "你好，世界"
+    assert counter.count(text) < len(text.encode("utf-8")) // 2
+    # A skin-tone emoji is several code points; its tokens still decode back exactly.
+    emoji = "😀👍🏽"
+    assert "".join(counter.decode([i]) for i in counter.encode("😀")) == "😀"
+    assert counter.decode(counter.encode(emoji)) == emoji
+
+
+@pytest.mark.parametrize(
+    ("token", "token_id"),
+    [("<|endoftext|>", 151643), ("<|im_start|>", 151644), ("<|im_end|>", 151645)],
+)
+def test_special_tokens_are_single_ids(counter, token, token_id):
+    assert counter.token_to_id(token) == token_id
+    assert counter.encode(token) == [token_id]
+    assert counter.encode(f"a{token}b") == counter.encode("a") + [token_id] + counter.encode("b")
+    assert counter.decode([token_id]) == token
+
+
+def test_nothing_is_added_around_text(counter):
+    assert counter.encode("") == []
+    assert count_prompt_tokens("Hello, world!", -1, tokenizer_json=counter.path) == 4
+    # A bos-token in genie_config (qai-hub-models writes 151643) adds one token.
+    assert count_prompt_tokens("Hello, world!", 151643, tokenizer_json=counter.path) == 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_agrees_with_tiktoken_on_any_text(counter, tiktoken_qwen, text):
+    # tiktoken has no normalizer: feed it the NFC form Qwen2 tokenizes.
+    nfc = unicodedata.normalize("NFC", text)
+    assert counter.encode(text) == tiktoken_qwen.encode_ordinary(nfc)
+    assert counter.decode(counter.encode(text)) == nfc
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab 1\n\t.,'你好😀é") + ["\u0301", "\r"]), max_size=60))
+def test_agrees_with_tiktoken_on_tricky_alphabet(counter, tiktoken_qwen, text):
+    nfc = unicodedata.normalize("NFC", text)
+    assert counter.encode(text) == tiktoken_qwen.encode_ordinary(nfc)
+
+
+def test_agrees_with_tiktoken_on_source_code(counter, tiktoken_qwen):
+    # This source names the special tokens: both sides must read them as single ids.
+    text = (REPO / "qwenchat" / "chat" / "tokenizer_build.py").read_text(encoding="utf-8")
+    nfc = unicodedata.normalize("NFC", text)
+    ids = counter.encode(text)
+    assert ids == tiktoken_qwen.encode(nfc, allowed_special="all")
+    assert 151644 in ids
+
+
+def test_tokenizer_json_structure_matches_qwen2(tokenizer_json):
+    data = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    assert data["normalizer"] == {"type": "NFC"}
+    split, byte_level = data["pre_tokenizer"]["pretokenizers"]
+    assert split["type"] == "Split" and split["behavior"] == "Isolated"
+    assert split["pattern"] == {"Regex": PRETOKENIZE_REGEX}
+    assert byte_level["type"] == "ByteLevel"
+    assert byte_level["add_prefix_space"] is False and byte_level["use_regex"] is False
+    assert data["decoder"]["type"] == "ByteLevel"
+    assert data["post_processor"]["type"] == "ByteLevel"  # adds no BOS
+    assert data["model"]["type"] == "BPE"
+    assert len(data["model"]["vocab"]) == 151643
+    assert [(t["id"], t["content"], t["special"]) for t in data["added_tokens"]] == [
+        (151643, "<|endoftext|>", True),
+        (151644, "<|im_start|>", True),
+        (151645, "<|im_end|>", True),
+    ]
+
+
+def test_tokenizer_config_beside_it(tokenizer_json):
+    config = json.loads((tokenizer_json.parent / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert config["eos_token"] == "<|im_end|>"
+    assert config["pad_token"] == "<|endoftext|>"
+    assert config["bos_token"] is None
+    assert config["model_max_length"] == 32768
+    assert config["tokenizer_class"] == "Qwen2Tokenizer"
+    assert set(config["added_tokens_decoder"]) == {"151643", "151644", "151645"}
+    assert "You are a helpful assistant." in config["chat_template"]
+
+
+def test_transformers_loads_the_folder(tokenizer_json, counter):
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    folder = tokenizer_json.parent
+    auto = AutoTokenizer.from_pretrained(str(folder))
+    assert auto.eos_token == "<|im_end|>" and auto.eos_token_id == 151645
+    assert auto.pad_token_id == 151643
+    assert auto.bos_token is None
+    fast = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_json))
+    for text in ["Hello, world!", "12345", "e\u0301", "你好，世界", "<|im_start|>user\nhi<|im_end|>"]:
+        assert auto.encode(text) == counter.encode(text)
+        assert fast.encode(text) == counter.encode(text)
+
+
+def test_token_counter_bad_file(tmp_path):
+    with pytest.raises(ConfigError):
+        TokenCounter(tmp_path / "missing.json").count("x")
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError):
+        TokenCounter(bad).count("x")
+
+
+def test_missing_dashscope_says_make_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "dashscope" else real(name, *a)
+    )
+    with pytest.raises(QwenchatError) as info:
+        tokenizer_build.qwen_tiktoken_path()
+    assert isinstance(info.value, ConfigError)
+    assert "make install" in info.value.hint
+
+
+def test_missing_tiktoken_says_make_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tiktoken" else real(name, *a)
+    )
+    with pytest.raises(ConfigError) as info:
+        build_qwen2_tokenizer(tmp_path / "out")
+    assert "make install" in info.value.hint
+    assert not (tmp_path / "out" / "tokenizer.json").exists()
+
+
+_RACE = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import qwenchat.chat.tokenizer_build as tb
+
+    real = tb.build_qwen2_tokenizer
+    def counted(out_dir):
+        with open(sys.argv[1], "a") as log:
+            log.write("build\\n")
+        return real(out_dir)
+    tb.build_qwen2_tokenizer = counted
+    print(tb.ensure_qwen2_tokenizer())
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_build_once(tmp_path):
+    """Two processes asking at once get the same complete file; it is built only once."""
+    cache = tmp_path / "cache"
+    log = tmp_path / "builds.log"
+    env = {**os.environ, "QWENCHAT_CACHE": str(cache)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACE, str(log)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    paths = {out.strip() for out, _ in outs}
+    assert len(paths) == 1
+    built = Path(paths.pop())
+    assert built.is_file() and built.parent.parent == cache / "qwen2-tokenizer"
+    assert log.read_text().count("build") == 1
+    assert TokenCounter(built).encode("Hello, world!") == [9707, 11, 1879, 0]
+    # No staging folders left behind.
+    assert [p.name for p in built.parent.parent.iterdir() if not p.name.endswith(".lock")] == [
+        built.parent.name
+    ]
+
+
+@pytest.mark.slow
+def test_module_entry_writes_a_folder(tmp_path):
+    out = tmp_path / "bundle"
+    done = subprocess.run(
+        [sys.executable, "-m", "qwenchat.chat.tokenizer_build", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == out / "tokenizer.json"
+    assert TokenCounter(out / "tokenizer.json").encode("12345") == [16, 17, 18, 19, 20]
+    assert json.loads((out / "tokenizer_config.json").read_text())["eos_token"] == "<|im_end|>"
+    usage = subprocess.run(
+        [sys.executable, "-m", "qwenchat.chat.tokenizer_build"], capture_output=True, text=True
+    )
+    assert usage.returncode == 2 and "usage" in usage.stderr
