@@ -1,0 +1,297 @@
+"""Reaching a phone through Google's adb server (``adb start-server``), when it holds the phone.
+
+A USB phone can be claimed by one program only: when the developer's adb server has it, we
+must go through the server. adbutils lists devices and reads features; the per-command
+sockets are ours (``host:transport:SERIAL`` then the service), because:
+
+* adbutils' ``shell2(v2=True)`` only returns whole outputs (no stream) and asks the server
+  for its version on every command; its socket ``close()`` sleeps 10 ms;
+* its sync ``push`` sends 4 KiB chunks with the current time as mtime and no progress.
+
+Exit codes and stderr come from shell protocol v2 (``shell,v2,raw:``) decoded by
+``shellproto`` exactly as the direct transport does; ``shell:`` + marker without ``shell_v2``.
+We never start a server ourselves (adbutils would, on a failed connect): ``server_running``
+checks the port first with a short timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat as stat_module
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from qwenchat.device.base import Device, ProgressCallback, RemoteStat, ShellResult, ShellStream
+from qwenchat.device.shellproto import (
+    EventShellStream,
+    v1_events,
+    v1_service,
+    v2_events,
+    v2_service,
+)
+from qwenchat.errors import (
+    DeviceCommandError,
+    DeviceError,
+    DeviceStorageError,
+    NoDeviceError,
+    UsageError,
+)
+
+DEFAULT_SERVER_PORT = 5037
+SYNC_CHUNK = 64 * 1024  # the sync protocol's largest DATA
+IO_TIMEOUT = 60.0
+
+
+def server_address() -> tuple[str, int]:
+    host = os.environ.get("ANDROID_ADB_SERVER_HOST") or "127.0.0.1"
+    port = int(os.environ.get("ANDROID_ADB_SERVER_PORT") or DEFAULT_SERVER_PORT)
+    return host, port
+
+
+def server_running(timeout: float = 0.3) -> bool:
+    """Whether something listens on the adb server port (never starts one)."""
+    try:
+        with socket.create_connection(server_address(), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _client():  # noqa: ANN202 - adbutils.AdbClient
+    import adbutils
+
+    host, port = server_address()
+    return adbutils.AdbClient(host=host, port=port, socket_timeout=10)
+
+
+def server_devices() -> list[tuple[str, str]]:
+    """(serial, state) of every device the running server knows; [] when none runs."""
+    if not server_running():
+        return []
+    try:
+        return [(info.serial, info.state) for info in _client().list()]
+    except Exception:  # a dying server or something else on the port: no devices from it
+        return []
+
+
+def server_connect(address: str) -> str:
+    """``adb connect ADDRESS`` through the running server; its answer."""
+    return str(_client().connect(address, timeout=10))
+
+
+class _SmartSocket:
+    """One connection to the adb server, switched to a device service."""
+
+    def __init__(self, serial: str, service: bytes, timeout: float | None) -> None:
+        self.sock = socket.create_connection(server_address(), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self._request(f"host:transport:{serial}".encode())
+            self._request(service)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.sock.settimeout(timeout)
+
+    def _request(self, payload: bytes) -> None:
+        self.sock.sendall(b"%04x" % len(payload) + payload)
+        status = self.read_exact(4)
+        if status == b"OKAY":
+            return
+        length = int(self.read_exact(4), 16)
+        message = self.read_exact(length).decode("utf-8", errors="replace")
+        raise DeviceCommandError(f"adb server: {message}")
+
+    def read_exact(self, n: int) -> bytes:
+        data = bytearray()
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("the adb server closed the connection")
+            data += chunk
+        return bytes(data)
+
+    def payloads(self) -> Iterator[bytes]:
+        while True:
+            chunk = self.sock.recv(256 * 1024)
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class ServerDevice(Device):
+    """A phone held by Google's adb server, reached with adbutils + our own sockets."""
+
+    transport_name = "server"
+
+    def __init__(self, serial: str) -> None:
+        self.serial = serial
+        self.kind = "server"
+        with self._errors("reading its features"):
+            features = _client().device(serial=serial).get_features()
+        self.features = frozenset(f for f in features.strip().split(",") if f)
+
+    @property
+    def has_shell_v2(self) -> bool:
+        return "shell_v2" in self.features
+
+    def _open(self, service: bytes, timeout: float | None) -> _SmartSocket:
+        with self._errors(f"opening {service[:40].decode(errors='replace')}"):
+            return _SmartSocket(self.serial, service, timeout)
+
+    # ---------------------------------------------------------------- shell
+    def shell(self, command: str, *, timeout: float | None = 60.0) -> ShellResult:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stdout = bytearray()
+        with self.stream_shell(command, first_byte_timeout=timeout, idle_timeout=timeout) as stream:
+            for chunk in stream:
+                stdout += chunk
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DeviceCommandError(f"command did not finish within {timeout:g} s")
+        code = stream.exit_code if stream.exit_code is not None else 255
+        return ShellResult(exit_code=code, stdout=bytes(stdout), stderr=stream.stderr)
+
+    def stream_shell(
+        self,
+        command: str,
+        *,
+        first_byte_timeout: float | None = None,
+        idle_timeout: float | None = None,
+    ) -> ShellStream:
+        service = v2_service(command) if self.has_shell_v2 else v1_service(command)
+        conn = self._open(service, first_byte_timeout)
+        decode = v2_events if self.has_shell_v2 else v1_events
+
+        def payloads() -> Iterator[bytes]:
+            with self._errors("running a command"):
+                for data in conn.payloads():
+                    conn.sock.settimeout(idle_timeout)
+                    yield data
+
+        return EventShellStream(decode(payloads()), lambda _finished: conn.close())
+
+    # ---------------------------------------------------------------- sync
+    def push(
+        self,
+        local: Path,
+        remote: str,
+        *,
+        mode: int = 0o644,
+        mtime: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        local = Path(local)
+        if local.is_dir():
+            raise UsageError(f"{local} is a folder: push files one by one")
+        if mtime is None:
+            mtime = int(local.stat().st_mtime)
+        with open(local, "rb") as source:
+            self._send(source, remote, mode, mtime, progress)
+
+    def push_bytes(self, data: bytes, remote: str, *, mode: int = 0o644) -> None:
+        import io
+
+        self._send(io.BytesIO(data), remote, mode, int(time.time()), None)
+
+    def _send(self, source, remote: str, mode: int, mtime: int, progress) -> None:  # noqa: ANN001
+        conn = self._open(b"sync:", IO_TIMEOUT)
+        try:
+            with self._errors(f"pushing to {remote}"):
+                header = f"{remote},{stat_module.S_IFREG | mode}".encode()
+                conn.sock.sendall(b"SEND" + struct.pack("<I", len(header)) + header)
+                while chunk := source.read(SYNC_CHUNK):
+                    conn.sock.sendall(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+                conn.sock.sendall(b"DONE" + struct.pack("<I", mtime))
+                status, length = struct.unpack("<4sI", conn.read_exact(8))
+                if status != b"OKAY":
+                    message = conn.read_exact(length).decode("utf-8", errors="replace")
+                    if "space" in message.lower():
+                        raise DeviceStorageError(f"pushing to {remote}: the phone is full ({message})")
+                    raise DeviceCommandError(f"pushing to {remote} failed: {message}")
+                conn.sock.sendall(b"QUIT" + struct.pack("<I", 0))
+        finally:
+            conn.close()
+
+    def _recv(self, remote: str) -> Iterator[bytes]:
+        conn = self._open(b"sync:", IO_TIMEOUT)
+        try:
+            with self._errors(f"pulling {remote}"):
+                path = remote.encode()
+                conn.sock.sendall(b"RECV" + struct.pack("<I", len(path)) + path)
+                while True:
+                    kind, length = struct.unpack("<4sI", conn.read_exact(8))
+                    if kind == b"DATA":
+                        yield conn.read_exact(length)
+                    elif kind == b"DONE":
+                        break
+                    elif kind == b"FAIL":
+                        message = conn.read_exact(length).decode("utf-8", errors="replace")
+                        raise DeviceCommandError(f"pulling {remote} failed: {message}")
+                    else:
+                        raise DeviceError(f"pulling {remote}: unexpected sync reply {kind!r}")
+                conn.sock.sendall(b"QUIT" + struct.pack("<I", 0))
+        finally:
+            conn.close()
+
+    def pull(self, remote: str, local: Path) -> None:
+        local = Path(local)
+        partial = local.with_name(f".{local.name}.part")
+        try:
+            with open(partial, "wb") as out:
+                for chunk in self._recv(remote):
+                    out.write(chunk)
+            os.replace(partial, local)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def pull_bytes(self, remote: str) -> bytes:
+        return b"".join(self._recv(remote))
+
+    def stat(self, remote: str) -> RemoteStat | None:
+        conn = self._open(b"sync:", IO_TIMEOUT)
+        try:
+            with self._errors(f"stat {remote}"):
+                path = remote.encode()
+                conn.sock.sendall(b"STAT" + struct.pack("<I", len(path)) + path)
+                kind, mode, size, mtime = struct.unpack("<4sIII", conn.read_exact(16))
+                conn.sock.sendall(b"QUIT" + struct.pack("<I", 0))
+        finally:
+            conn.close()
+        if kind != b"STAT":
+            raise DeviceError(f"stat {remote}: unexpected sync reply {kind!r}")
+        if (mode, size, mtime) == (0, 0, 0):
+            return None
+        return RemoteStat(mode=mode, size=size, mtime=mtime)
+
+    def close(self) -> None:
+        """Every command has its own socket: nothing stays open."""
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except DeviceError:
+            raise
+        except TimeoutError as exc:
+            raise DeviceError(
+                f"{self.serial} stopped answering while {what}",
+                "Check the cable or network link; `adb devices` shows whether adb still sees it.",
+            ) from exc
+        except ConnectionRefusedError as exc:
+            raise NoDeviceError("the adb server stopped", "Start it with `adb start-server`.") from exc
+        except OSError as exc:
+            raise DeviceError(f"{self.serial}: {what}: {exc}") from exc
+        except Exception as exc:  # adbutils' own errors (AdbError, AdbTimeout)
+            if type(exc).__module__.startswith("adbutils"):
+                raise DeviceError(f"{self.serial}: {what}: {exc}") from exc
+            raise

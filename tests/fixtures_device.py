@@ -1,0 +1,59 @@
+"""Devices for tests: an open direct Device to the emulated phone, and the same phone
+through Google's adb server on the suite's private port (when Debian's adb is installed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+
+def google_adb(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    adb = shutil.which("adb")
+    if adb is None:
+        pytest.skip("Google's adb is not installed (make test installs it)")
+    return subprocess.run(
+        [adb, "-P", os.environ["ANDROID_ADB_SERVER_PORT"], *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def device(emulator) -> Iterator:
+    from qwenchat.device.direct import DirectDevice
+
+    dev = DirectDevice.connect_tcp(emulator.host, emulator.port, auth_timeout=5)
+    yield dev
+    dev.close()
+
+
+@pytest.fixture
+def server_device(emulator) -> Iterator:
+    """The emulator held by Google's adb server (key at $HOME/.android/adbkey authorized)."""
+    import time
+
+    from qwenchat.device.server import ServerDevice
+
+    google_adb("start-server")
+    result = google_adb("connect", emulator.address)
+    assert "connected" in result.stdout, result.stdout + result.stderr
+    deadline = time.monotonic() + 10
+    while True:
+        state = [
+            line.split()[1]
+            for line in google_adb("devices").stdout.splitlines()[1:]
+            if line.startswith(emulator.address + "\t")
+        ]
+        if state == ["device"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert state == ["device"], f"adb sees {emulator.address} as {state}"
+    dev = ServerDevice(emulator.address)
+    yield dev
+    dev.close()
+    google_adb("disconnect", emulator.address)
