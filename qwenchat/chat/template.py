@@ -1,0 +1,206 @@
+"""Qwen2-7B-Instruct's chat template (ChatML), rendered by transformers itself.
+
+Genie takes plain text and tokenizes it on the phone, so the prompt must be exactly the text
+Qwen2's own Hugging Face template gives. We render with transformers'
+``render_jinja_template`` -- the function ``apply_chat_template`` calls -- on the template
+from a tokenizer folder's ``tokenizer_config.json`` (or the built-in verbatim copy), so we
+never re-implement the template and never pay ~1 s to load a 151k-token tokenizer just to
+render text (tests check the result equals ``apply_chat_template``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from qwenchat.errors import ConfigError, UsageError
+
+ROLES = ("system", "user", "assistant")
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+ENDOFTEXT = "<|endoftext|>"
+
+BUILTIN_TEMPLATE_PATH = Path(__file__).with_name("qwen2_chat_template.jinja")
+
+# What apply_chat_template hands the template besides the messages (its special_tokens_map),
+# for Qwen2-7B-Instruct. Qwen2's template reads none of them; other templates may.
+_BUILTIN_SPECIAL_TOKENS = {
+    "eos_token": IM_END,
+    "pad_token": ENDOFTEXT,
+    "additional_special_tokens": [IM_START, IM_END],
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise UsageError(
+                f"Unknown chat role {self.role!r}.", f"Use one of: {', '.join(ROLES)}."
+            )
+        if not isinstance(self.content, str):
+            raise UsageError(f"A {self.role} message must be text, not {type(self.content).__name__}.")
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """A Jinja chat template plus the special-token variables it is rendered with."""
+
+    source: str
+    special_tokens: tuple[tuple[str, object], ...]
+    origin: str  # where the template came from, for error messages
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        add_generation_prompt: bool,
+        continue_final_message: bool = False,
+    ) -> str:
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        if not messages:
+            raise UsageError("Cannot render an empty conversation.", "Give at least one message.")
+        chat = [asdict(m) for m in messages]
+        try:
+            rendered, _ = render_jinja_template(
+                conversations=[chat],
+                chat_template=self.source,
+                add_generation_prompt=add_generation_prompt,
+                continue_final_message=continue_final_message,
+                **dict(self.special_tokens),
+            )
+        except Exception as exc:  # jinja syntax/undefined errors, or transformers' ValueErrors
+            raise ConfigError(
+                f"The chat template from {self.origin} failed to render: {exc}",
+                "Fix or remove the chat_template in tokenizer_config.json.",
+            ) from exc
+        return rendered[0]
+
+
+def _special_tokens_from_config(config: dict) -> tuple[tuple[str, object], ...]:
+    pairs: list[tuple[str, object]] = []
+    for key in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"):
+        value = config.get(key)
+        if isinstance(value, dict):  # serialised AddedToken
+            value = value.get("content")
+        if value is not None:
+            pairs.append((key, value))
+    extra = config.get("additional_special_tokens") or config.get("extra_special_tokens")
+    if isinstance(extra, list):
+        pairs.append(("additional_special_tokens", tuple(extra)))
+    return tuple(pairs)
+
+
+def _pick_named_template(value: object, origin: str) -> str:
+    # tokenizer_config.json holds either one template or a list of {"name", "template"}.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        named = {item.get("name"): item.get("template") for item in value if isinstance(item, dict)}
+        if isinstance(named.get("default"), str):
+            return named["default"]
+    raise ConfigError(f"{origin} has a chat_template that is neither text nor a 'default' entry.")
+
+
+@functools.lru_cache(maxsize=16)
+def _load_template(tokenizer_dir: str | None, stamp: tuple) -> ChatTemplate:
+    builtin_tokens = tuple(
+        (k, tuple(v) if isinstance(v, list) else v) for k, v in _BUILTIN_SPECIAL_TOKENS.items()
+    )
+    builtin = ChatTemplate(
+        BUILTIN_TEMPLATE_PATH.read_text(encoding="utf-8"), builtin_tokens, "qwenchat's built-in copy"
+    )
+    if tokenizer_dir is None:
+        return builtin
+    folder = Path(tokenizer_dir)
+    config_path = folder / "tokenizer_config.json"
+    config: dict = {}
+    if config_path.is_file():
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(
+                f"{config_path} is not valid JSON: {exc}",
+                "Rebuild it with `python -m qwenchat.chat.tokenizer_build DIR`.",
+            ) from exc
+        if not isinstance(config, dict):
+            raise ConfigError(f"{config_path} is not a JSON object.")
+    tokens = _special_tokens_from_config(config) or builtin.special_tokens
+    if config.get("chat_template") is not None:
+        source = _pick_named_template(config["chat_template"], str(config_path))
+        return ChatTemplate(source, tokens, str(config_path))
+    # transformers 5 saves the template beside the config instead of inside it.
+    jinja_path = folder / "chat_template.jinja"
+    if jinja_path.is_file():
+        return ChatTemplate(jinja_path.read_text(encoding="utf-8"), tokens, str(jinja_path))
+    return builtin
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        st = path.stat()
+    except OSError:
+        return ()
+    return (st.st_mtime_ns, st.st_size)
+
+
+def chat_template(tokenizer_dir: Path | None = None) -> ChatTemplate:
+    """The template for ``tokenizer_dir`` (cached; reloaded when its files change)."""
+    if tokenizer_dir is None:
+        return _load_template(None, ())
+    folder = Path(tokenizer_dir).resolve()
+    stamp = (_stamp(folder / "tokenizer_config.json"), _stamp(folder / "chat_template.jinja"))
+    return _load_template(str(folder), stamp)
+
+
+def render_chat(
+    messages: Sequence[Message],
+    *,
+    add_generation_prompt: bool = True,
+    tokenizer_dir: Path | None = None,
+) -> str:
+    """The whole conversation as Qwen2-7B-Instruct's template writes it."""
+    return chat_template(tokenizer_dir).render(messages, add_generation_prompt=add_generation_prompt)
+
+
+def render_followup(user_text: str, *, tokenizer_dir: Path | None = None) -> str:
+    """A follow-up turn for a restored Genie dialog.
+
+    The restored state ends just after the assistant's reply; Genie pushes ``<|im_end|>``
+    itself before the new text. So the turn is whatever the full-history rendering has
+    after that ``<|im_end|>``: ``"\\n<|im_start|>user\\n{text}<|im_end|>\\n<|im_start|>assistant\\n"``.
+    It is cut from a real rendering so it always agrees with the template in use.
+    """
+    template = chat_template(tokenizer_dir)
+    earlier = [Message("system", "S"), Message("assistant", "A")]
+    before = template.render(earlier, add_generation_prompt=False)
+    full = template.render([*earlier, Message("user", user_text)], add_generation_prompt=True)
+    cut = before.rfind(IM_END)
+    if cut < 0 or not full.startswith(before[:cut + len(IM_END)]):
+        raise ConfigError(
+            f"The chat template from {template.origin} does not end turns with {IM_END}.",
+            "Follow-up turns need a ChatML template such as Qwen2's.",
+        )
+    return full[cut + len(IM_END):]
+
+
+def render_continuation(
+    messages: Sequence[Message], *, tokenizer_dir: Path | None = None
+) -> str:
+    """The history with the last (assistant) message left open, to continue a reply that
+    stopped at the token limit: no ``<|im_end|>`` after it, no new generation prompt."""
+    if not messages or messages[-1].role != "assistant":
+        raise UsageError(
+            "Only an assistant reply can be continued.",
+            "The last message must be the assistant's (partial) reply.",
+        )
+    return chat_template(tokenizer_dir).render(
+        messages, add_generation_prompt=False, continue_final_message=True
+    )
