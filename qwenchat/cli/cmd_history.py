@@ -61,8 +61,11 @@ def _print_list(rows) -> None:  # noqa: ANN001
         console.print("no conversations yet: `qwenchat run` starts one")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("id", "updated", "msgs", "device", "first message"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True)
+    table.add_column("updated", no_wrap=True)
+    table.add_column("msgs", justify="right")
+    table.add_column("device")
+    table.add_column("first message", ratio=1)
     for r in rows:
         device = (r.device_model or "?") + (" (SIMULATED)" if r.simulated else "")
         table.add_row(r.id, r.updated_at, str(r.messages), device, r.title or "")
