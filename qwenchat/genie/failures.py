@@ -1,0 +1,130 @@
+"""Known ways genie-t2t-run fails on a phone, recognised from its output, with advice.
+
+Genie's messages are terse ("Failed to create the dialog."); the cause is usually one
+of a few set-up mistakes. ``diagnose`` looks for the telltale text in stderr/stdout.
+Order matters: the more specific patterns come first (a QNN load error is followed by
+the generic "Failed to create the dialog.").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qwenchat.errors import ContextOverflowError, GenieError
+
+
+@dataclass(frozen=True)
+class GenieFailure:
+    kind: str
+    message: str  # the line of Genie's output that gave it away
+    hint: str
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str
+    pattern: re.Pattern[str]
+    hint: str
+
+
+def _rule(kind: str, pattern: str, hint: str) -> _Rule:
+    return _Rule(kind, re.compile(pattern, re.IGNORECASE), hint)
+
+
+_RULES = (
+    _rule(
+        "context-overflow",
+        r"Context limit exceeded|Context Size was (?:exceeded|exhausted)",
+        "Shorten the prompt, lower --max-tokens, or drop older turns (/clear).",
+    ),
+    _rule(
+        "wrong-chip",
+        r"Could not create context from binary|\berr(?:or)?[ :=]*5005\b|QNN error 5005",
+        "The context binaries were built for another chip (Hexagon arch). Download the "
+        "export for this phone's SoC (getprop ro.soc.model) and push-assets again.",
+    ),
+    _rule(
+        "qnn-interface",
+        r"Unable to find a valid interface|getQnnInterface FAILED",
+        "libQnnHtp.so came from the wrong place: keep /vendor/lib64 out of (or after) "
+        "LD_LIBRARY_PATH and point it at the QAIRT libs pushed with the bundle.",
+    ),
+    _rule(
+        "missing-skel",
+        r"Failed to load skel|libQnnHtpV\d+Skel\.so.*(?:not found|cannot open|No such file)"
+        r"|(?:not found|cannot open)[^\n]*libQnnHtpV\d+Skel\.so",
+        "The DSP-side library (libQnnHtpV<arch>Skel.so) is missing or ADSP_LIBRARY_PATH "
+        "does not point at it: run push-assets again (it copies the Skel for this SoC).",
+    ),
+    _rule(
+        "tokenizer",
+        r"tokenizer[^\n]*(?:fail|error|cannot|could not|not found|invalid)"
+        r"|(?:fail|error|cannot|could not)[^\n]*tokenizer",
+        "tokenizer.json is missing or not the Qwen2-7B-Instruct tokenizer: run push-assets again.",
+    ),
+    _rule(
+        "missing-file",
+        r"No such file|Failed to open|doesn't exists or is in bad shape",
+        "The bundle on the phone is incomplete (a ctx-bin or config is missing): run "
+        "`qwenchat push-assets` again.",
+    ),
+    _rule(
+        "bad-config",
+        r"Failed to create the dialog config",
+        "genie_config.json is malformed or has keys this Genie version rejects: "
+        "re-push the configs (push-assets) or compare with genie_configs/qwen2_7b_instruct.json.",
+    ),
+    _rule(
+        "no-prompt",
+        r"Please provide prompt",
+        "genie-t2t-run got no prompt file: this is a qwenchat bug, please report it.",
+    ),
+    _rule(
+        "profile-exists",
+        r"Invalid --profile argument",
+        "The profile file already existed; qwenchat uses a fresh name per run (a bug if seen).",
+    ),
+    _rule(
+        "dialog",
+        r"Failed to create the dialog\b|Failed to query",
+        "Genie could not load or run the model; rerun with --log verbose output to see why.",
+    ),
+)
+
+
+def diagnose(text: str) -> GenieFailure | None:
+    """The first known failure found in Genie's output, or None."""
+    lines = text.splitlines()
+    for rule in _RULES:
+        for line in lines:
+            if rule.pattern.search(line):
+                return GenieFailure(rule.kind, line.strip(), rule.hint)
+    return None
+
+
+def raise_for_failure(text: str, exit_code: int | None) -> None:
+    """Raise the right error when a run failed.
+
+    ``exit_code`` 0 never raises; ``None`` (the transport did not report one) raises only
+    for a recognised failure; any other code always raises, with advice when recognised.
+
+    A context overflow raises ``ContextOverflowError`` even though Genie printed [END]:
+    the reply was cut, and genie-t2t-run exits 1 without a profile.
+    """
+    if exit_code == 0:
+        # Success: the text may still quote an error (a reply about "No such file").
+        return
+    failure = diagnose(text)
+    if failure is None:
+        if exit_code not in (0, None):
+            last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")
+            detail = f": {last}" if last else ""
+            raise GenieError(
+                f"genie-t2t-run exited with status {exit_code}{detail}",
+                hint="Run `qwenchat doctor` to check the bundle and libraries on the phone.",
+            )
+        return
+    if failure.kind == "context-overflow":
+        raise ContextOverflowError(f"context full: {failure.message}", hint=failure.hint)
+    raise GenieError(f"genie-t2t-run failed ({failure.kind}): {failure.message}", hint=failure.hint)
