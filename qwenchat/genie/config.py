@@ -329,7 +329,7 @@ _REPO_CONFIGS = Path(__file__).resolve().parent.parent.parent / "genie_configs"
 
 def genie_configs_dir() -> Path:
     """The repo's genie_configs/ in a checkout, else the copy shipped as package data."""
-    if _REPO_CONFIGS.is_dir():
+    if _REPO_CONFIGS.is_dir() and (_REPO_CONFIGS.parent / "pyproject.toml").is_file():
         return _REPO_CONFIGS
     shipped = resources.files("qwenchat") / "data" / "genie_configs"
     return Path(str(shipped))

@@ -376,6 +376,10 @@ class ParsedRun:
     kpis: Kpis | None = None
 
     @property
+    def reply(self) -> str:
+        return self.text
+
+    @property
     def overflow_message(self) -> str | None:
         for event in self.events:
             if isinstance(event, ContextOverflow):
