@@ -42,6 +42,19 @@ CASES = [
     ),
     ("ERROR:: Please provide prompt using --prompt or --prompt_file.\n", "no-prompt", "bug"),
     ("Failed to create the dialog.\n", "dialog", "verbose"),
+    (
+        'CANNOT LINK EXECUTABLE "genie-t2t-run": library "libGenie.so" not found: needed by main executable\n',
+        "missing-library",
+        "LD_LIBRARY_PATH",
+    ),
+    ('dlopen failed: library "libQnnHtpV79Stub.so" not found\n', "missing-library", "push-assets"),
+    (
+        "[ERROR] Failed to restore dialog state from s.bin: bad magic\nFailed to restore.\n",
+        "dialog-state",
+        "/clear",
+    ),
+    ("Failed to map weights into the NPU's address space\n", "npu-memory", "reboot"),
+    ("Unsupported SoC model SM8450\nFailed to create the dialog.\n", "wrong-chip", "SoC"),
 ]
 
 

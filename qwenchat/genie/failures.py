@@ -40,7 +40,8 @@ _RULES = (
     ),
     _rule(
         "wrong-chip",
-        r"Could not create context from binary|\berr(?:or)?[ :=]*5005\b|QNN error 5005",
+        r"Could not create context from binary|\berr(?:or)?[ :=]*5005\b|QNN error 5005"
+        r"|Unsupported SoC",
         "The context binaries were built for another chip (Hexagon arch). Download the "
         "export for this phone's SoC (getprop ro.soc.model) and push-assets again.",
     ),
@@ -56,6 +57,18 @@ _RULES = (
         r"|(?:not found|cannot open)[^\n]*libQnnHtpV\d+Skel\.so",
         "The DSP-side library (libQnnHtpV<arch>Skel.so) is missing or ADSP_LIBRARY_PATH "
         "does not point at it: run push-assets again (it copies the Skel for this SoC).",
+    ),
+    _rule(
+        "missing-library",
+        r"CANNOT LINK EXECUTABLE|library \"?lib\S+\.so\"? not found|dlopen failed"
+        r"|Failed to load stub",
+        "A QAIRT library (libGenie.so, libQnnHtp*.so, the Stub) is missing or "
+        "LD_LIBRARY_PATH does not point at it: run push-assets again.",
+    ),
+    _rule(
+        "npu-memory",
+        r"Failed to map weights|out of memory|insufficient memory",
+        "The NPU could not map the model: close other apps or reboot the phone, then retry.",
     ),
     _rule(
         "tokenizer",
@@ -76,13 +89,19 @@ _RULES = (
         "re-push the configs (push-assets) or compare with genie_configs/qwen2_7b_instruct.json.",
     ),
     _rule(
+        "dialog-state",
+        r"Failed to restore|Failed to save",
+        "The saved conversation state on the phone is missing or unusable: start a new "
+        "conversation (/clear) so the whole history is sent again.",
+    ),
+    _rule(
         "no-prompt",
         r"Please provide prompt",
         "genie-t2t-run got no prompt file: this is a qwenchat bug, please report it.",
     ),
     _rule(
         "profile-exists",
-        r"Invalid --profile argument",
+        r"Invalid --profile argument|Cannot create profile output file",
         "The profile file already existed; qwenchat uses a fresh name per run (a bug if seen).",
     ),
     _rule(
