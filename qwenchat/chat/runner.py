@@ -103,7 +103,6 @@ class GenieRunner:
         """The per-session genie_config.json text, or None when the bundle's own will do.
 
         Sampler values are not part of the KV state: a new config never forces a rebuild.
-        Paths inside the copy are made absolute, because it lives in tmp/, not in the bundle.
         """
         cfg = self.config
         if settings.is_default and cfg.max_num_tokens == max_tokens:
@@ -115,16 +114,9 @@ class GenieRunner:
             top_p=settings.top_p,
             seed=settings.seed,
         )
+        # Paths stay as the bundle wrote them (relative): genie-t2t-run runs with the bundle
+        # dir as its working dir, and a saved state stays valid for both configs.
         data: dict[str, Any] = cfg.to_json_dict()
-        bundle = self.layout.bundle_dir
-        dialog = data["dialog"]
-        dialog["tokenizer"]["path"] = _absolute(bundle, dialog["tokenizer"]["path"])
-        backend = dialog["engine"]["backend"]
-        if backend.get("extensions"):
-            backend["extensions"] = _absolute(bundle, backend["extensions"])
-        binary = dialog["engine"]["model"].get("binary")
-        if binary and binary.get("ctx-bins"):
-            binary["ctx-bins"] = [_absolute(bundle, p) for p in binary["ctx-bins"]]
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     def tokenizer_file(self) -> Path:
@@ -215,6 +207,9 @@ class GenieRunner:
                 self._config_pushed[key] = rendered
         self.device.push_bytes(prompt.encode("utf-8"), prompt_file)
         state = self.state_path(session_id) if session_id else None
+        if state and save and not restore:
+            # genie-t2t-run --save wants an existing directory.
+            self.device.shell(f"mkdir -p {quote(state)}", timeout=30)
         invocation = GenieInvocation(
             binary=self.layout.genie_binary,
             bundle_dir=self.layout.bundle_dir,
