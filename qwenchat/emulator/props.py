@@ -1,0 +1,41 @@
+"""System properties (getprop) of the emulated phone. Every one that names the device says
+it is SIMULATED; ``ro.kernel.qemu`` stays unset because this is not Google's emulator."""
+
+from __future__ import annotations
+
+from qwenchat.emulator import SIMULATED_MODEL
+from qwenchat.emulator.config import EmulatorConfig
+
+BOARD_PLATFORMS = {"SM8750": "sun", "SM8650": "pineapple", "SM8550": "kalama"}
+SDK_BY_RELEASE = {"15": "35", "14": "34", "13": "33", "12": "31", "16": "36"}
+
+
+def build_props(config: EmulatorConfig) -> dict[str, str]:
+    release = str(config.android_version)
+    sdk = SDK_BY_RELEASE.get(release.split(".")[0], "35")
+    platform = BOARD_PLATFORMS.get(config.soc, config.soc.lower())
+    return {
+        "ro.product.model": SIMULATED_MODEL,
+        "ro.product.manufacturer": "qwenchat",
+        "ro.product.brand": "qwenchat",
+        "ro.product.name": "qwenchat_emu",
+        "ro.product.device": "qwenchat_emu",
+        "ro.product.cpu.abi": "arm64-v8a",
+        "ro.product.cpu.abilist": "arm64-v8a",
+        "ro.soc.model": config.soc,
+        "ro.soc.manufacturer": "QTI",
+        "ro.board.platform": platform,
+        "ro.hardware": "qcom",
+        "ro.build.version.release": release,
+        "ro.build.version.sdk": sdk,
+        "ro.build.type": "user",
+        "ro.build.fingerprint": (
+            f"qwenchat/qwenchat_emu/qwenchat_emu:{release}/SIMULATED/1:user/release-keys"
+        ),
+        "ro.build.display.id": "qwenchat emulator SIMULATED build",
+        "ro.serialno": config.serial,
+        "ro.boot.serialno": config.serial,
+        "ro.qwenchat.simulated": "1",
+        "sys.boot_completed": "1",
+        "persist.sys.timezone": "UTC",
+    }

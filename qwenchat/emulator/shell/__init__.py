@@ -1,0 +1,1 @@
+"""The emulated phone's confined shell: parser, interpreter, builtins and toybox commands."""
