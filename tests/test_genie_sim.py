@@ -636,3 +636,26 @@ def test_long_prompt_heats_the_phone_more_than_a_short_one(make_phone, tokenizer
     assert short.run(["-c", "genie_config.json", "-p", short_prompt]).returncode == 0
     assert long.run(["-c", "genie_config.json", "-p", long_prompt]).returncode == 0
     assert _cooling_time_s(long) > _cooling_time_s(short) > 0
+
+
+def test_banner_version_comes_from_the_pushed_libgenie(phone):
+    lib = phone.host(f"{WORK}/lib/libGenie.so")
+    lib.write_bytes(lib.read_bytes().replace(b"libGenie version 1.14.0", b"libGenie version 1.9.3"))
+    r = phone.run(["-c", "genie_config.json", "-p", "hi"])
+    assert r.returncode == 0
+    assert r.stdout.decode().startswith("Using libGenie.so version 1.9.3\n\n[PROMPT]: hi\n\n")
+
+
+def test_bos_token_counts_as_a_prompt_token(phone, tokenizer):
+    cfg = genie_config()
+    cfg["dialog"]["context"]["bos-token"] = 151643
+    phone.write_config(cfg)
+    prompt = chatml("count me")
+    assert (
+        phone.run(
+            ["-c", "genie_config.json", "-p", prompt, "--profile", "../tmp/p.json"]
+        ).returncode
+        == 0
+    )
+    q = event(phone.profile(), "GenieDialog_query")
+    assert q["num-prompt-tokens"]["value"] == count(tokenizer, prompt) + 1
