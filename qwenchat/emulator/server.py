@@ -137,9 +137,8 @@ class EmulatorServer:
             threads = list(self._threads)
         for conn in connections:
             conn.shutdown()  # streams see the hang-up: their shell sessions get SIGHUP
-        processes = getattr(self.phone, "processes", None)
-        if processes is not None and hasattr(processes, "shutdown"):
-            processes.shutdown(kill_children=True)
+        if self.phone is not None:
+            self.phone.shutdown(kill_children=True)  # hang up shells, kill launched genies
         for thread in threads:
             thread.join(timeout=5)
         if self._accept_thread is not None:

@@ -4,6 +4,7 @@ several requests into one WRTE. Every path goes through the phone's sandbox."""
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import stat as st
@@ -157,14 +158,24 @@ class SyncService:
             mode = 0o100644
         try:
             host = self._host(path, follow=False)
+            if not self._writable(host):
+                raise PermissionError(errno.EACCES, "Permission denied")
             host.parent.mkdir(parents=True, exist_ok=True)  # fixed_push_mkdir
         except OSError as exc:
             self._drain_data()
-            self._fail(f"{path}: {exc.strerror or exc}")
+            self._fail(f"couldn't create file: {exc.strerror or exc}")
             return False
         if st.S_ISLNK(mode):
             return self._send_symlink(path, host)
         return self._send_file(path, host, mode)
+
+    def _writable(self, host: Path) -> bool:
+        """The phone's own rule for the shell user (e.g. /system is read-only)."""
+        writable = getattr(self.phone, "writable", None)
+        if writable is None:
+            return True
+        emulated = "/" + host.relative_to(self.phone.sandbox.fs_root).as_posix()
+        return writable(emulated.rstrip("/.") or "/")
 
     def _drain_data(self) -> int | None:
         """Read DATA chunks up to DONE; returns DONE's mtime (None if the stream broke)."""
@@ -257,9 +268,16 @@ class SyncService:
     # --- pull ---------------------------------------------------------------------------
     def _recv(self, path: str) -> bool:
         try:
-            f = open(self._host(path), "rb")
-        except (OSError, SandboxError) as exc:
-            self._fail(f"{exc.strerror or exc}")
+            host = self._host(path)
+            virtual = getattr(self.phone, "virtual_file", None)
+            emulated = "/" + host.relative_to(self.phone.sandbox.fs_root).as_posix()
+            content = virtual(emulated) if virtual is not None else None
+            if content is not None:  # /proc, /sys: computed on read, as on a phone
+                f = io.BytesIO(content)
+            else:
+                f = open(host, "rb")
+        except (OSError, SandboxError, ValueError) as exc:
+            self._fail(f"{getattr(exc, 'strerror', None) or exc}")
             return True
         block = self.stream.conn.max_payload
         with f:

@@ -1,0 +1,90 @@
+"""The emulated phone for tests: started in-process on a free loopback port, own root each.
+
+``emulator`` is the usual one (RSA auth on, the test's adb key authorized);
+``emulator_factory`` makes others with any EmulatorConfig field overridden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from qwenchat.emulator.config import EmulatorConfig
+
+
+@dataclass
+class RunningEmulator:
+    config: EmulatorConfig
+    server: object  # qwenchat.emulator.server.EmulatorServer
+    host: str = "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    @property
+    def serial(self) -> str:
+        return self.server.serial
+
+    @property
+    def phone(self):
+        return self.server.phone
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture
+def emulator_factory(tmp_path_factory) -> Iterator[Callable[..., RunningEmulator]]:
+    from qwenchat.emulator.adbd.auth import KeyStore, parse_public_key
+    from qwenchat.emulator.server import EmulatorServer
+
+    started: list[RunningEmulator] = []
+
+    def make(*, authorized_keys: list[Path] | None = None, **overrides) -> RunningEmulator:
+        root = overrides.pop("root", None) or tmp_path_factory.mktemp("emulator")
+        config = EmulatorConfig(root=Path(root), **overrides)
+        keys = KeyStore(config.state_dir)
+        for pub in authorized_keys or []:
+            pub = Path(pub)
+            if pub.suffix != ".pub":
+                pub = pub.with_name(pub.name + ".pub")
+            keys.add_authorized(parse_public_key(pub.read_text()))
+        server = EmulatorServer(config, port=0)
+        server.start()
+        running = RunningEmulator(config=config, server=server)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def adb_key() -> Path:
+    """The private key at $HOME/.android/adbkey (HOME is the suite's temp dir), as Google's
+    adb uses it; made with adb-shell's keygen unless adb already made one."""
+    key = Path.home() / ".android" / "adbkey"
+    if not (key.exists() and key.with_name("adbkey.pub").exists()):
+        from adb_shell.auth.keygen import keygen
+
+        key.parent.mkdir(parents=True, exist_ok=True)
+        keygen(str(key))
+    return key
+
+
+@pytest.fixture
+def emulator(emulator_factory, adb_key) -> RunningEmulator:
+    return emulator_factory(authorized_keys=[adb_key])
