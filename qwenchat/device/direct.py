@@ -253,7 +253,9 @@ class DirectDevice(Device):
     def pull_bytes(self, remote: str) -> bytes:
         buffer = io.BytesIO()
         with self._errors(f"pulling {remote}"):
-            self._adb.pull(remote, buffer, transport_timeout_s=IO_TIMEOUT, read_timeout_s=IO_TIMEOUT)
+            self._adb.pull(
+                remote, buffer, transport_timeout_s=IO_TIMEOUT, read_timeout_s=IO_TIMEOUT
+            )
         return buffer.getvalue()
 
     def stat(self, remote: str) -> RemoteStat | None:

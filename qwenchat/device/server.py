@@ -216,7 +216,9 @@ class ServerDevice(Device):
                 if status != b"OKAY":
                     message = conn.read_exact(length).decode("utf-8", errors="replace")
                     if "space" in message.lower():
-                        raise DeviceStorageError(f"pushing to {remote}: the phone is full ({message})")
+                        raise DeviceStorageError(
+                            f"pushing to {remote}: the phone is full ({message})"
+                        )
                     raise DeviceCommandError(f"pushing to {remote} failed: {message}")
                 conn.sock.sendall(b"QUIT" + struct.pack("<I", 0))
         finally:
@@ -288,7 +290,9 @@ class ServerDevice(Device):
                 "Check the cable or network link; `adb devices` shows whether adb still sees it.",
             ) from exc
         except ConnectionRefusedError as exc:
-            raise NoDeviceError("the adb server stopped", "Start it with `adb start-server`.") from exc
+            raise NoDeviceError(
+                "the adb server stopped", "Start it with `adb start-server`."
+            ) from exc
         except OSError as exc:
             raise DeviceError(f"{self.serial}: {what}: {exc}") from exc
         except Exception as exc:  # adbutils' own errors (AdbError, AdbTimeout)

@@ -63,7 +63,6 @@ def v1_events(payloads: Iterable[bytes]) -> Iterator[Event]:
         yield STDOUT, bytes(pending)
 
 
-
 class EventShellStream(ShellStream):
     """A ShellStream over (channel, bytes) events: stdout chunks raw, stderr and exit kept."""
 

@@ -1,0 +1,66 @@
+"""What ``qwenchat clean`` removes from the phone's work dir, and removing it.
+
+Default: dialog states and temporary files (cheap to lose). ``--bundle`` adds the model
+bundle, the runtime and the manifest (the manifest first, so an interrupted clean never
+leaves a manifest describing files that are gone). ``--all``: the whole work dir.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from qwenchat.device.base import Device, quote
+from qwenchat.errors import DeviceCommandError, UsageError
+
+
+def _safe_work_dir(work_dir: str) -> str:
+    normalized = posixpath.normpath(work_dir)
+    parts = [p for p in normalized.split("/") if p]
+    # `rm -rf` of "/data/local/tmp" or shallower would hit other apps' files.
+    if not normalized.startswith("/") or len(parts) < 4:
+        raise UsageError(
+            f"refusing to clean {work_dir!r}: not a dedicated work dir",
+            "Give --device-dir a folder of its own, e.g. /data/local/tmp/qwenchat.",
+        )
+    return normalized
+
+
+def clean_targets(work_dir: str, *, bundle: bool = False, everything: bool = False) -> list[str]:
+    from qwenchat.assets.layout import PhoneLayout
+
+    layout = PhoneLayout(_safe_work_dir(work_dir))
+    if everything:
+        return [layout.work_dir]
+    targets = [layout.states_dir, layout.tmp_dir]
+    if bundle:
+        targets = [
+            layout.manifest_path,
+            layout.bundle_dir,
+            layout.bin_dir,
+            layout.lib_dir,
+            layout.skel_dir,
+            *targets,
+        ]
+    return targets
+
+
+def remove_targets(device: Device, targets: list[str]) -> int:
+    """Remove the paths; bytes freed, from ``df`` before and after (KiB resolution)."""
+    parent = posixpath.dirname(targets[0].rstrip("/"))
+    before = _free_kib(device, parent)
+    result = device.shell("rm -rf " + " ".join(quote(t) for t in targets), timeout=300.0)
+    if not result.ok:
+        raise DeviceCommandError(
+            f"rm on the phone failed: {(result.error_text or result.text).strip()[:200]}"
+        )
+    after = _free_kib(device, parent)
+    if before is None or after is None:
+        return 0
+    return max(0, after - before) * 1024
+
+
+def _free_kib(device: Device, path: str) -> int | None:
+    result = device.shell(f"df -k {quote(path)} 2>/dev/null || df -k /data")
+    lines = [line for line in result.text.splitlines() if line.strip()]
+    numbers = [f for f in " ".join(lines[1:]).split() if f.isdigit()]
+    return int(numbers[2]) if len(numbers) >= 3 else None

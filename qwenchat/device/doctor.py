@@ -1,0 +1,272 @@
+"""``qwenchat doctor``: is this phone ready to run Qwen2-7B through Genie? Step by step.
+
+The one module of ``device/`` that composes with Genie and the bundle layout: it only
+*checks*, through the ``Device`` interface, what push-assets put on the phone and what
+genie-t2t-run says when started. Each check says what it saw and, when it fails, what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from qwenchat.device.base import Device, quote
+from qwenchat.errors import DeviceError, DeviceUnauthorizedError, NoDeviceError, QwenchatError
+
+# Without a bundle the phone needs room for one (~5 GB of context binaries + runtime).
+BUNDLE_FREE_MB = 6000
+MIN_FREE_MB = 512  # dialog states and profiles, once the bundle is there
+GENIE_START_TIMEOUT = 180.0  # a 7B model load takes seconds; a stuck DSP much longer
+QAIRT_LIBS = ("libGenie.so", "libQnnHtp.so", "libQnnSystem.so")
+_VERSION = re.compile(r"Using libGenie\.so version (\S+)")
+_PID = re.compile(r"genie-t2t-run pid: (\d+)")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+    advice: str = ""
+
+
+@dataclass
+class DoctorReport:
+    address: str | None = None
+    simulated: bool = False
+    info: dict | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "address": self.address,
+            "simulated": self.simulated,
+            "info": self.info,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def run_doctor(
+    opener: Callable[[], Device],
+    work_dir: str,
+    *,
+    deep: bool = False,
+    on_step: Callable[[Check], None] | None = None,
+) -> DoctorReport:
+    """Run every check that can run; a failed connection stops the rest."""
+    report = DoctorReport()
+
+    def add(check: Check) -> Check:
+        report.checks.append(check)
+        if on_step is not None:
+            on_step(check)
+        return check
+
+    try:
+        device = opener()
+    except DeviceUnauthorizedError as exc:
+        add(Check("reachable", True, "the phone answers"))
+        add(Check("authorized", False, exc.message, exc.hint or ""))
+        return report
+    except (NoDeviceError, DeviceError) as exc:
+        add(Check("reachable", False, exc.message, exc.hint or ""))
+        return report
+    with device:
+        report.address = device.serial
+        add(Check("reachable", True, f"{device.serial} via {device.transport_name}"))
+        add(Check("authorized", True, "this computer's key is accepted"))
+        try:
+            _device_checks(device, work_dir, deep, report, add)
+        except QwenchatError as exc:  # the link died mid-way: say so as a failed step
+            add(Check("connection", False, exc.message, exc.hint or ""))
+    return report
+
+
+def _device_checks(device, work_dir, deep, report, add) -> None:  # noqa: ANN001
+    from qwenchat.assets.layout import PhoneLayout
+    from qwenchat.device.info import read_device_info
+
+    layout = PhoneLayout(work_dir)
+    info = read_device_info(device, work_dir)
+    report.info = info.to_dict()
+    report.simulated = info.simulated
+    label = f"{info.soc or 'unknown SoC'}" + (f" ({info.soc_name})" if info.soc_name else "")
+    if info.hexagon_arch:
+        add(Check("SoC supported", True, f"{label}, Hexagon {info.hexagon_arch}"))
+    else:
+        add(
+            Check(
+                "SoC supported",
+                False,
+                f"{label}: no Genie context binaries for it",
+                "Use a phone with Snapdragon 8 Gen 2, 8 Gen 3 or 8 Elite.",
+            )
+        )
+
+    probe = f"{layout.tmp_dir}/.doctor-write-test"
+    result = device.shell(
+        f"mkdir -p {quote(layout.tmp_dir)} && echo ok > {quote(probe)} && rm {quote(probe)}"
+    )
+    writable = result.ok
+    add(
+        Check(
+            "work dir writable",
+            writable,
+            work_dir if writable else (result.error_text or result.text).strip()[:200],
+            "" if writable else "Choose another --device-dir (it must be under /data/local/tmp).",
+        )
+    )
+
+    manifest = _read_manifest(device, layout.manifest_path)
+    need = MIN_FREE_MB if manifest else BUNDLE_FREE_MB
+    if info.free_mb is None:
+        add(Check("free space", False, "df gave no answer", "Check the work dir exists."))
+    else:
+        enough = info.free_mb >= need
+        add(
+            Check(
+                "free space",
+                enough,
+                f"{info.free_mb} MB free (needs {need} MB)",
+                "" if enough else "Free space on the phone (`qwenchat clean --bundle`).",
+            )
+        )
+
+    if manifest is None:
+        add(
+            Check(
+                "bundle present",
+                False,
+                f"no {layout.manifest_path}",
+                "Push the model with `qwenchat push`.",
+            )
+        )
+    else:
+        add(_bundle_check(device, layout, manifest, deep))
+
+    arch = info.hexagon_arch
+    add(_qairt_check(device, layout, arch))
+    add(_genie_check(device, layout))
+
+
+def _read_manifest(device: Device, path: str):  # noqa: ANN202 - BundleManifest | None
+    from qwenchat.assets.manifest import BundleManifest
+
+    if device.stat(path) is None:
+        return None
+    try:
+        return BundleManifest.from_json(device.pull_bytes(path))
+    except QwenchatError:
+        return None
+
+
+def _bundle_check(device: Device, layout, manifest, deep: bool) -> Check:  # noqa: ANN001
+    import posixpath
+
+    problems: list[str] = []
+    for name, entry in sorted(manifest.files.items()):
+        st = device.stat(posixpath.join(layout.work_dir, name))
+        if st is None:
+            problems.append(f"{name} missing")
+        elif st.size != entry.size:
+            problems.append(f"{name} is {st.size} bytes, expected {entry.size}")
+    if not problems and deep:
+        names = sorted(manifest.files)
+        result = device.shell(
+            f"cd {quote(layout.work_dir)} && sha256sum " + " ".join(quote(n) for n in names),
+            timeout=1800.0,
+        )
+        seen = {}
+        for line in result.text.splitlines():
+            digest, _, name = line.partition("  ")
+            seen[name.strip()] = digest.strip()
+        for name in names:
+            if seen.get(name) != manifest.files[name].sha256:
+                problems.append(f"{name} has a different SHA-256")
+    what = f"{len(manifest.files)} files, {manifest.total_size / 1e9:.2f} GB"
+    if problems:
+        shown = "; ".join(problems[:3]) + (
+            f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        )
+        return Check("bundle intact", False, shown, "Push again with `qwenchat push`.")
+    return Check("bundle intact", True, what + (", SHA-256 verified" if deep else ", sizes match"))
+
+
+def _qairt_check(device: Device, layout, arch: str | None) -> Check:  # noqa: ANN001
+    wanted = [f"{layout.lib_dir}/{lib}" for lib in QAIRT_LIBS]
+    if arch:
+        wanted.append(f"{layout.skel_dir}/libQnnHtp{arch.upper()}Skel.so")
+    missing = [path.rsplit("/", 1)[1] for path in wanted if device.stat(path) is None]
+    if missing:
+        return Check(
+            "QAIRT runtime",
+            False,
+            "missing " + ", ".join(missing),
+            "Push the runtime with `qwenchat push` (it copies the QAIRT libraries for this arch).",
+        )
+    return Check("QAIRT runtime", True, f"{len(wanted)} libraries for {arch or 'this phone'}")
+
+
+def _genie_check(device: Device, layout) -> Check:  # noqa: ANN001
+    """Start genie-t2t-run on a one-word prompt; stop it once the dialog is up."""
+    from qwenchat.genie.command import GenieInvocation
+    from qwenchat.genie.failures import diagnose
+
+    if device.stat(layout.genie_binary) is None:
+        return Check(
+            "genie-t2t-run starts",
+            False,
+            f"no {layout.genie_binary}",
+            "Push the runtime with `qwenchat push`.",
+        )
+    prompt = f"{layout.tmp_dir}/doctor-prompt.txt"
+    device.push_bytes(b"Hello", prompt)
+    command = GenieInvocation(
+        binary=layout.genie_binary,
+        bundle_dir=layout.bundle_dir,
+        lib_dir=layout.lib_dir,
+        skel_dir=layout.skel_dir,
+        prompt_file=prompt,
+        log="error",
+        pid=True,
+    ).shell_command()
+    text = ""
+    pid = None
+    started = False
+    stream = device.stream_shell(command, first_byte_timeout=GENIE_START_TIMEOUT)
+    with stream:
+        for chunk in stream:
+            text += chunk.decode("utf-8", errors="replace")
+            if pid is None and (match := _PID.search(text)):
+                pid = match.group(1)
+            if "[BEGIN]:" in text or "[PROMPT]:" in text:
+                started = True  # the dialog exists: the model loaded and a query began
+                break
+    if started and pid is not None:
+        device.shell(f"kill {pid}")
+    output = text + stream.stderr.decode("utf-8", errors="replace")
+    version = _VERSION.search(output)
+    version_text = f"libGenie {version.group(1)}" if version else "no libGenie version printed"
+    if started:
+        return Check("genie-t2t-run starts", True, version_text)
+    failure = diagnose(output)
+    if failure is not None:
+        return Check("genie-t2t-run starts", False, failure.message[:200], failure.hint)
+    tail = output.strip().splitlines()[-1:] or [f"exit code {stream.exit_code}"]
+    return Check(
+        "genie-t2t-run starts",
+        False,
+        f"{version_text}; {tail[0][:200]}",
+        "Run `qwenchat run --debug` to see Genie's full output.",
+    )
+
+
+def report_json(report: DoctorReport) -> str:
+    return json.dumps(report.to_dict(), indent=2)
