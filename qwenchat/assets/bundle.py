@@ -136,7 +136,8 @@ def plan_bundle(
     if not tok_path.is_file():
         where = f"{tok_path}" if tokenizer is not None else f"{bundle_dir}"
         raise BundleError(
-            f"no tokenizer.json: {where}" if tokenizer is not None
+            f"no tokenizer.json: {where}"
+            if tokenizer is not None
             else f"no tokenizer.json in {where}",
             "Pass --tokenizer FILE (Qwen/Qwen2-7B-Instruct's tokenizer.json).",
         )
@@ -168,6 +169,6 @@ def _with_ctx_bins(config: Any, names: list[str]) -> Any:
     except (KeyError, TypeError) as exc:
         raise ConfigError(
             "genie_config.json has no dialog.engine.model.binary section for ctx-bins",
-            "qwenchat runs context-binary models (model type \"binary\").",
+            'qwenchat runs context-binary models (model type "binary").',
         ) from exc
     return parse_genie_config(json.dumps(data), source="genie_config.json (ctx-bins found)")

@@ -44,7 +44,11 @@ def _bin_candidates(bundle_dir: Path) -> list[Path]:
     if top:
         return top
     # AI Hub zips unpack into a sub-folder: look one level down at most twice.
-    return sorted(p for p in bundle_dir.rglob("*.bin") if p.is_file() and len(p.relative_to(bundle_dir).parts) <= 3)
+    return sorted(
+        p
+        for p in bundle_dir.rglob("*.bin")
+        if p.is_file() and len(p.relative_to(bundle_dir).parts) <= 3
+    )
 
 
 def find_context_binaries(bundle_dir: Path) -> list[ContextBinary]:

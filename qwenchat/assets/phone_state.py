@@ -1,0 +1,143 @@
+"""What the phone holds, learned in ONE shell call: its manifest, file sizes, free space.
+
+An unchanged 5 GB bundle must be re-pushed in well under two seconds, so nothing is hashed
+and nothing is asked twice: the manifest says what the files were when they were verified,
+``stat`` says they are still that size, ``df`` says how much room is left.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+from qwenchat.assets.layout import PhoneLayout
+from qwenchat.assets.manifest import BundleManifest
+from qwenchat.device.base import Device, quote
+from qwenchat.errors import BundleError, DeviceCommandError
+
+PARTIAL_SUFFIX = ".partial"
+_MARK = "__qwenchat_push_{}__"
+_SECTIONS = ("manifest", "sizes", "df", "model", "end")
+_SHA_LINE = re.compile(r"^([0-9a-fA-F]{64})\s+\*?(.+)$")
+
+
+@dataclass
+class PhoneState:
+    manifest: BundleManifest | None
+    sizes: dict[str, int] = field(default_factory=dict)  # relative path → bytes (present files)
+    partial_sizes: dict[str, int] = field(default_factory=dict)  # relative path → .partial bytes
+    free_bytes: int | None = None
+    model: str = ""
+
+    @property
+    def simulated(self) -> bool:
+        # model section holds ro.product.model then ro.qwenchat.simulated
+        lines = self.model.splitlines()
+        return "SIMULATED" in self.model.upper() or (len(lines) > 1 and lines[1].strip() == "1")
+
+
+def _split(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i, name in enumerate(_SECTIONS[:-1]):
+        start = text.find(_MARK.format(name))
+        stop = text.find(_MARK.format(_SECTIONS[i + 1]))
+        if start < 0 or stop < 0:
+            raise DeviceCommandError(
+                "the phone's shell gave an unexpected answer while reading its work dir",
+                "Run `qwenchat doctor` to check the phone's shell.",
+            )
+        out[name] = text[start + len(_MARK.format(name)) : stop].strip("\n")
+    return out
+
+
+def parse_df_available(text: str) -> int | None:
+    """Bytes available from ``df -k DIR`` (toybox and GNU print the same columns)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    fields = lines[-1].split()
+    # "Filesystem 1K-blocks Used Available Use% Mounted-on": Available is 3rd from the end.
+    if len(fields) < 4:
+        return None
+    try:
+        return int(fields[-3]) * 1024
+    except ValueError:
+        return None
+
+
+def read_phone_state(device: Device, layout: PhoneLayout, remotes: list[str]) -> PhoneState:
+    """One shell call: create the work dirs, read the manifest, stat every file, df, model."""
+    work = layout.work_dir
+    dirs = sorted({posixpath.dirname(posixpath.join(work, r)) for r in remotes} | {work})
+    paths = []
+    for r in remotes:
+        full = posixpath.join(work, r)
+        paths += [full, full + PARTIAL_SUFFIX]
+    stat_args = " ".join(quote(p) for p in paths)
+    command = "; ".join(
+        [
+            f"mkdir -p {' '.join(quote(d) for d in dirs)} 2>/dev/null",
+            f"echo {_MARK.format('manifest')}",
+            f"cat {quote(layout.manifest_path)} 2>/dev/null",
+            "echo",
+            f"echo {_MARK.format('sizes')}",
+            f"stat -c '%s %n' {stat_args} 2>/dev/null",
+            f"echo {_MARK.format('df')}",
+            f"df -k {quote(work)} 2>/dev/null",
+            f"echo {_MARK.format('model')}",
+            "getprop ro.product.model",
+            "getprop ro.qwenchat.simulated",  # = qwenchat.device.info.SIMULATED_PROP
+            f"echo {_MARK.format('end')}",
+        ]
+    )
+    result = device.shell(command, timeout=30)
+    sections = _split(result.text)
+
+    manifest = None
+    if sections["manifest"].strip():
+        try:
+            manifest = BundleManifest.from_json(sections["manifest"])
+        except BundleError:
+            manifest = None  # unreadable: trust nothing on the phone, hash what looks complete
+
+    prefix = work.rstrip("/") + "/"
+    sizes: dict[str, int] = {}
+    partial: dict[str, int] = {}
+    for line in sections["sizes"].splitlines():
+        size_text, _, path = line.partition(" ")
+        if not size_text.isdigit() or not path.startswith(prefix):
+            continue
+        rel = path[len(prefix) :]
+        if rel.endswith(PARTIAL_SUFFIX):
+            partial[rel[: -len(PARTIAL_SUFFIX)]] = int(size_text)
+        else:
+            sizes[rel] = int(size_text)
+    return PhoneState(
+        manifest=manifest,
+        sizes=sizes,
+        partial_sizes=partial,
+        free_bytes=parse_df_available(sections["df"]),
+        model=sections["model"].strip(),
+    )
+
+
+def sha256_on_phone(
+    device: Device, layout: PhoneLayout, remotes: list[str], total_bytes: int
+) -> dict[str, str]:
+    """SHA-256 of files on the phone (relative path → hex), in one ``sha256sum`` call.
+
+    Files that cannot be read are absent from the result.
+    """
+    if not remotes:
+        return {}
+    work = layout.work_dir.rstrip("/") + "/"
+    args = " ".join(quote(work + r) for r in remotes)
+    # Phones hash at several hundred MB/s; allow 20 MB/s before calling it hung.
+    result = device.shell(f"sha256sum {args} 2>/dev/null", timeout=60 + total_bytes / 20e6)
+    out: dict[str, str] = {}
+    for line in result.text.splitlines():
+        match = _SHA_LINE.match(line.strip())
+        if match and match[2].startswith(work):
+            out[match[2][len(work) :]] = match[1].lower()
+    return out

@@ -1,0 +1,139 @@
+"""`qwenchat push-assets`: put a Genie bundle on the phone, only what changed, verified."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qwenchat.cli.options import Connect, Json, Serial, Transport
+
+DEFAULT_WORK_DIR = "/data/local/tmp/qwenchat"  # = qwenchat.assets.layout.DEFAULT_WORK_DIR
+
+
+def register(app: typer.Typer) -> None:
+    app.command("push-assets")(push_assets_cmd)
+
+
+def _say(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False).print(f"[yellow]{escape(message)}[/]")
+
+
+def push_assets_cmd(
+    bundle: Annotated[
+        Path,
+        typer.Option("--bundle", help="Folder with the context binaries (an AI Hub export)."),
+    ],
+    qairt: Annotated[
+        Path | None,
+        typer.Option(
+            "--qairt",
+            envvar="QAIRT_HOME",
+            show_envvar=True,
+            help="QAIRT SDK install: genie-t2t-run, libraries and the Skel for the phone's arch.",
+        ),
+    ] = None,
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option("--tokenizer", help="tokenizer.json, when the bundle has none."),
+    ] = None,
+    soc: Annotated[
+        str | None,
+        typer.Option("--soc", help="Chip to write configs for (default: what the phone says)."),
+    ] = None,
+    context_size: Annotated[int | None, typer.Option("--context-size")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens")] = None,
+    temp: Annotated[float | None, typer.Option("--temp")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Re-hash every file on the phone and repair what differs."),
+    ] = False,
+    device_dir: Annotated[
+        str, typer.Option("--device-dir", help="qwenchat's work dir on the phone.")
+    ] = DEFAULT_WORK_DIR,
+    serial: Serial = None,
+    connect: Connect = None,
+    transport: Transport = "auto",
+    json_output: Json = False,
+) -> int:
+    """Send the bundle, the configs and the QAIRT runtime to the phone; skip what it holds."""
+    import json
+    import posixpath
+
+    from qwenchat.assets.bundle import plan_bundle
+    from qwenchat.assets.layout import PhoneLayout
+    from qwenchat.assets.push import PushInterruptedError, detect_soc, push_assets
+    from qwenchat.device.select import open_device
+    from qwenchat.errors import UsageError
+
+    if not device_dir.startswith("/"):
+        raise UsageError(f"--device-dir must be an absolute path on the phone: {device_dir}")
+    layout = PhoneLayout(posixpath.normpath(device_dir))
+    if qairt is None and os.environ.get("QAIRT_HOME"):
+        qairt = Path(os.environ["QAIRT_HOME"])
+    overrides = dict(
+        context_size=context_size,
+        max_num_tokens=max_tokens,
+        temp=temp,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+    )
+    if soc is not None:
+        # Check the bundle before touching a phone: bad input fails fast, even with none.
+        plan = plan_bundle(bundle, qairt, soc, tokenizer=tokenizer, **overrides)
+    device = open_device(serial=serial, connect=connect, transport=transport, on_wait=_say)
+    try:
+        if soc is None:
+            plan = plan_bundle(bundle, qairt, detect_soc(device), tokenizer=tokenizer, **overrides)
+        progress = None
+        if not json_output:
+            from qwenchat.assets.progress import RichPushProgress
+
+            progress = RichPushProgress()
+        try:
+            report = push_assets(device, plan, layout, verify=verify, progress=progress)
+        except KeyboardInterrupt:
+            raise PushInterruptedError("interrupted; run again to resume") from None
+        finally:
+            if progress is not None:
+                progress.end()
+    finally:
+        device.close()
+
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return 0
+    _render(report)
+    return 0
+
+
+def _render(report) -> None:  # noqa: ANN001
+    from rich.console import Console
+
+    from qwenchat.assets.push import format_bytes
+
+    console = Console(highlight=False)
+    sim = " [yellow](SIMULATED phone)[/]" if report.simulated else ""
+    if report.files_sent:
+        console.print(
+            f"[green]sent {report.files_sent} file(s)[/], {format_bytes(report.bytes_sent)} in "
+            f"{report.send_seconds:.1f} s ({report.mb_per_s:.1f} MB/s, host clock), each "
+            f"checked with SHA-256 on the phone; {report.files_skipped} unchanged{sim}"
+        )
+    else:
+        console.print(
+            f"[green]phone already holds the bundle[/]: {report.files_skipped} file(s), "
+            f"{format_bytes(report.bytes_total)}, nothing sent{sim}"
+        )
+    if report.verify_text:
+        console.print(report.verify_text)
+    console.print(f"[dim]{report.work_dir} · {report.seconds:.2f} s in all[/]")
