@@ -258,6 +258,7 @@ def test_reply_is_deterministic_for_the_seed_and_varies_with_sampler(phone):
     args = ["-c", "genie_config.json", "-p", chatml("Say something")]
     first = reply_of(phone.run(args).stdout)
     assert reply_of(phone.run(args).stdout) == first
+    assert first.endswith((".", "！🙂", "🤖", "。"))  # EOS comes at the end of a sentence
     phone.write_config(genie_config(seed=7))
     other_seed = reply_of(phone.run(args).stdout)
     phone.write_config(genie_config(temp=0.2))

@@ -304,17 +304,18 @@ def _plan_reply(
     sampling = reply.Sampling(dcfg.seed, dcfg.temp, dcfg.top_k, dcfg.top_p)
     message = reply.last_user_message(args.prompt)
     target = reply.target_tokens(message, reply.reply_rng(sampling))
+    text, sentence_ends = reply.reply_text(args.prompt, n_prompt, sampling, target)
+    enc = tokenizer.encode(text, add_special_tokens=False)
+    ids = list(enc.ids)
+    # The natural reply: whole sentences, at least ``target`` tokens, then EOS.
+    for end in sentence_ends:
+        n = sum(1 for _start, stop in enc.offsets if stop <= end)
+        if n >= target:
+            ids = ids[:n]
+            break
     if dcfg.max_num_tokens is not None:
-        target = min(target, dcfg.max_num_tokens)
-    text = reply.reply_text(args.prompt, n_prompt, sampling, target)
-    ids = tokenizer.encode(text, add_special_tokens=False).ids[:target]
+        ids = ids[: dcfg.max_num_tokens]  # Genie stops there, even mid-character
     pieces = [reply.token_bytes(tokenizer, t) for t in ids]
-    # Reply ends on EOS: never in the middle of a character.
-    while pieces and reply.complete_utf8_prefix(b"".join(pieces)) != sum(map(len, pieces)):
-        if dcfg.max_num_tokens is not None and len(ids) == dcfg.max_num_tokens:
-            break  # cut by max-num-tokens: Genie stops mid-character too
-        ids.pop()
-        pieces.pop()
     stops = [s.encode() for s in dcfg.stop_sequences]
     if stops:
         seen = b""

@@ -67,15 +67,20 @@ class Sampling:
     top_p: float
 
 
-def reply_text(prompt: str, n_prompt_tokens: int, sampling: Sampling, approx_tokens: int) -> str:
-    """Enough text for ``approx_tokens`` tokens (callers cut the token list to length)."""
+def reply_text(
+    prompt: str, n_prompt_tokens: int, sampling: Sampling, approx_tokens: int
+) -> tuple[str, list[int]]:
+    """Enough text for ``approx_tokens`` tokens, and the character offsets where its
+    sentences end (the reply stops at one of them, so an EOS ends a sentence)."""
     rng = random.Random(f"{sampling.seed}|{sampling.temp}|{sampling.top_k}|{sampling.top_p}")
     said = quote(last_user_message(prompt))
-    parts = [f'SIMULATED reply (prompt {n_prompt_tokens} tokens): you said "{said}". ']
+    text = f'SIMULATED reply (prompt {n_prompt_tokens} tokens): you said "{said}".'
+    ends = [len(text)]
     # ~3.5 characters per token for this mix: overshoot, then cut by tokens.
-    while sum(len(p) for p in parts) < approx_tokens * 6 + 40:
-        parts.append(rng.choice(FILLER) + " ")
-    return "".join(parts)
+    while len(text) < approx_tokens * 6 + 40:
+        text += " " + rng.choice(FILLER)
+        ends.append(len(text))
+    return text, ends
 
 
 def reply_rng(sampling: Sampling) -> random.Random:
