@@ -129,9 +129,10 @@ class EmulatorServer:
         self._stopping.set()
         if self._listener is not None:
             try:
-                self._listener.close()
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
             except OSError:
                 pass
+            self._listener.close()
         with self._lock:
             connections = list(self._connections)
             threads = list(self._threads)
