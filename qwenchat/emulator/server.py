@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from qwenchat.emulator.adbd.auth import KeyStore
@@ -197,7 +198,10 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def run_daemon(root: Path, port: int) -> int:
+def run_daemon(
+    root: Path, port: int, on_ready: Callable[[EmulatorServer], None] | None = None
+) -> int:
+    """Serve until SIGTERM/SIGINT; ``state/emulator.json`` exists exactly while listening."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     config = EmulatorConfig.load(root)
     server = EmulatorServer(config, port=port)
@@ -223,6 +227,8 @@ def run_daemon(root: Path, port: int) -> int:
         )  # fmt: skip
     )
     tmp.replace(path)
+    if on_ready is not None:
+        on_ready(server)
     try:
         while not done.wait(1.0):
             pass
