@@ -1,0 +1,185 @@
+"""The direct (adb-shell) Device against the emulated phone, over real loopback sockets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import pytest
+
+from qwenchat.device.direct import DirectDevice
+from qwenchat.device.transport import Banner
+from qwenchat.errors import DeviceError, DeviceUnauthorizedError, NoDeviceError
+
+TMP = "/data/local/tmp"
+
+
+def test_banner_gives_features(device):
+    assert device.has_shell_v2
+    assert {"shell_v2", "stat_v2"} <= device.features
+    assert "SIMULATED" in device.banner.props["ro.product.model"]
+
+
+def test_shell_exit_code_and_separate_stderr(device):
+    result = device.shell("echo out; echo err >&2; exit 3")
+    assert result.exit_code == 3
+    assert result.stdout == b"out\n"
+    assert result.stderr == b"err\n"
+    assert device.shell("true").ok
+
+
+def test_shell_v1_fallback_keeps_exit_code(device):
+    # A phone without shell_v2: the same phone with the feature hidden from us.
+    device.banner = Banner(features=frozenset())
+    result = device.shell("echo out; echo err >&2; exit 5")
+    assert result.exit_code == 5
+    assert sorted(result.stdout.splitlines()) == [b"err", b"out"]  # merged, as v1 does
+    assert device.shell("printf 'no newline'").stdout == b"no newline"
+    stream = device.stream_shell("echo a; exit 2")
+    assert b"".join(stream) == b"a\n"
+    assert stream.exit_code == 2
+
+
+def test_stream_keeps_raw_bytes_split_inside_a_character(device):
+    text = "你好"  # 3 bytes each: cut the first character after 2 bytes
+    data = text.encode()
+    device.push_bytes(data[:2], f"{TMP}/part1")
+    device.push_bytes(data[2:], f"{TMP}/part2")
+    chunks = []
+    with device.stream_shell(f"cat {TMP}/part1; sleep 0.3; cat {TMP}/part2") as stream:
+        for chunk in stream:
+            assert isinstance(chunk, bytes)
+            chunks.append(chunk)
+    assert chunks[0] == data[:2]  # not decoded, not mangled
+    assert b"".join(chunks).decode() == text
+    assert stream.exit_code == 0
+
+
+def test_stream_exit_code_and_stderr(device):
+    stream = device.stream_shell("echo one; echo oops >&2; exit 4")
+    assert b"".join(stream) == b"one\n"
+    assert stream.exit_code == 4
+    assert stream.stderr == b"oops\n"
+
+
+def test_push_pull_byte_identical_with_progress(device, tmp_path):
+    payload = os.urandom(300_000)
+    local = tmp_path / "blob.bin"
+    local.write_bytes(payload)
+    seen: list[int] = []
+    device.push(local, f"{TMP}/q/blob.bin", mode=0o640, mtime=1_700_000_000, progress=seen.append)
+    assert sum(seen) == len(payload) and len(seen) > 1
+    back = tmp_path / "back.bin"
+    device.pull(f"{TMP}/q/blob.bin", back)
+    assert back.read_bytes() == payload
+    assert device.pull_bytes(f"{TMP}/q/blob.bin") == payload
+    st = device.stat(f"{TMP}/q/blob.bin")
+    assert st is not None and st.size == len(payload)
+    assert st.mode & 0o777 == 0o640
+    assert st.mtime == 1_700_000_000
+    assert not st.is_dir
+    assert device.stat(f"{TMP}/q").is_dir
+
+
+def test_stat_missing_is_none_and_pull_missing_raises(device, tmp_path):
+    assert device.stat(f"{TMP}/does/not/exist") is None
+    with pytest.raises(DeviceError):
+        device.pull(f"{TMP}/does/not/exist", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_large_writes_do_not_desynchronise(device, tmp_path):
+    # 5 MB: adb-shell packs DATA into WRTEs up to the 1 MiB max payload; a short write
+    # would corrupt the stream. The phone's own sha256sum must agree, and the link stay usable.
+    payload = os.urandom(5 * 1024 * 1024)
+    local = tmp_path / "big.bin"
+    local.write_bytes(payload)
+    device.push(local, f"{TMP}/big.bin")
+    result = device.shell(f"sha256sum {TMP}/big.bin")
+    assert result.text.split()[0] == hashlib.sha256(payload).hexdigest()
+    assert device.pull_bytes(f"{TMP}/big.bin") == payload
+    assert device.shell("echo still here").text == "still here\n"
+
+
+def test_shell_timeout_raises_and_connection_stays_usable(device):
+    with pytest.raises(DeviceError, match="stopped answering|did not finish"):
+        device.shell("sleep 3", timeout=0.5)
+    assert device.shell("echo ok").text == "ok\n"
+
+
+def test_closing_a_stream_early_leaves_the_device_usable(device):
+    stream = device.stream_shell("echo first; sleep 2; echo late")
+    first = next(iter(stream))
+    assert first == b"first\n"
+    stream.close()
+    assert device.shell("echo next").text == "next\n"
+
+
+@pytest.mark.slow
+def test_twelve_seconds_of_silence_before_first_byte(device):
+    """A 7B model load is many seconds of silence: the stream must keep waiting."""
+    start = time.monotonic()
+    with device.stream_shell("sleep 12; echo hi", first_byte_timeout=None) as stream:
+        out = b"".join(stream)
+    assert out == b"hi\n"
+    assert stream.exit_code == 0
+    assert time.monotonic() - start >= 12  # it really waited (no shortcut in the emulator)
+
+
+def test_unauthorized_key_waits_bounded_then_clear_error(emulator_factory, adb_key):
+    phone = emulator_factory()  # auth on, our key not authorized, nobody accepts
+    waits: list[str] = []
+    with pytest.raises(DeviceUnauthorizedError, match="did not authorize"):
+        DirectDevice.connect_tcp(phone.host, phone.port, auth_timeout=1.0, on_wait=waits.append)
+    assert len(waits) == 1 and "Allow USB debugging" in waits[0]
+
+
+def test_phone_accepting_the_key_connects(emulator_factory, adb_key):
+    phone = emulator_factory(accept_new_keys=True)
+    waits: list[str] = []
+    with DirectDevice.connect_tcp(
+        phone.host, phone.port, auth_timeout=5, on_wait=waits.append
+    ) as dev:
+        assert dev.shell("echo hi").text == "hi\n"
+    assert waits  # we told the user we were waiting
+    # Next time the key is known: no prompt.
+    waits.clear()
+    with DirectDevice.connect_tcp(phone.host, phone.port, on_wait=waits.append) as dev:
+        assert dev.shell("true").ok
+    assert waits == []
+
+
+def test_nothing_listening_is_no_device_error():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(NoDeviceError, match="cannot reach"):
+        DirectDevice.connect_tcp("127.0.0.1", port)
+
+
+def test_device_info_of_the_emulated_phone(device, emulator):
+    from qwenchat.device.info import read_device_info
+
+    info = read_device_info(device, "/data/local/tmp/qwenchat")
+    assert info.simulated
+    assert "SIMULATED" in info.model
+    assert info.serial == emulator.serial
+    assert info.address == emulator.address
+    assert info.soc == emulator.config.soc == "SM8750"
+    assert info.hexagon_arch == "v79"
+    assert info.android_version == emulator.config.android_version
+    assert info.ram_mb == pytest.approx(emulator.config.ram_mb, abs=1)
+    assert info.free_mb is not None and 0 < info.free_mb <= emulator.config.free_mb
+    assert info.transport == "direct"
+
+
+def test_unknown_soc_has_no_arch(emulator_factory, adb_key):
+    from qwenchat.device.info import read_device_info
+
+    phone = emulator_factory(authorized_keys=[adb_key], soc="SM7325")
+    with DirectDevice.connect_tcp(phone.host, phone.port) as dev:
+        info = read_device_info(dev, "/data/local/tmp/qwenchat")
+    assert info.soc == "SM7325" and info.hexagon_arch is None
