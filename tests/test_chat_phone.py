@@ -27,7 +27,7 @@ def _push_bundle(device, bundle) -> None:
     from qwenchat.assets.push import push_assets
 
     plan = plan_bundle(bundle.bundle, bundle.qairt, "SM8750", tokenizer=bundle.tokenizer)
-    push_assets(device, plan, PhoneLayout())
+    push_assets(device, plan, PhoneLayout(), overlap=False)
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_user_text_reaches_the_phone_only_as_a_file(phone):
     from qwenchat.emulator.genie_sim.reply import quote
 
     _, dev = phone()
-    session = _session(dev, max_tokens=24)
+    session = _session(dev, max_tokens=96)
     nasty = "it's \"$(id)\" `uname`; rm -rf / && echo 你好 🦙"
     result = session.send(nasty)
     assert result.stop in (StopReason.EOS, StopReason.MAX_TOKENS), result.error
@@ -79,7 +79,7 @@ def test_user_text_reaches_the_phone_only_as_a_file(phone):
 
 def test_streamed_multibyte_text_is_whole(phone):
     _, dev = phone()
-    session = _session(dev, max_tokens=40)
+    session = _session(dev, max_tokens=96)
     pieces: list[str] = []
     result = session.send("中文和表情 😀🎉 再来", pieces.append)
     assert "".join(pieces) == result.text
@@ -178,13 +178,13 @@ def test_cli_one_shot_json_and_failures(phone, capsys, monkeypatch):
     from qwenchat.cli.errors import run_app
 
     emu, _ = phone()
-    code = run_app(app, ["run", "--connect", emu.address, "--max-tokens", "12", "--json", "Hi there"])
+    code = run_app(app, ["run", "--connect", emu.address, "--max-tokens", "40", "--json", "Hi there"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     data = json.loads(captured.out)
     assert data["simulated"] is True and data["stop_reason"] in ("eos", "max_tokens")
     assert data["figures"]["genie"]["source"] == "genie --profile"
-    assert data["figures"]["genie"]["num_generated_tokens"] <= 12
+    assert data["figures"]["genie"]["num_generated_tokens"] <= 40
     assert 'you said "Hi there"' in data["reply"]
     assert run_app(app, ["history", "--json"]) == 0
     history = json.loads(capsys.readouterr().out)
