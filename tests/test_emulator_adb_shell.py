@@ -3,9 +3,12 @@ builds on), plus wire-level checks with a minimal raw client over a real socket.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
+import subprocess
+import sys
 
 import pytest
 from adb_shell.adb_device import AdbDeviceTcp
@@ -208,3 +211,54 @@ def test_sync_requests_packed_in_one_write_and_symlinks_stay_inside(raw, tmp_pat
     assert link.is_symlink() and os.readlink(link) == target.decode()
     # the link's absolute target resolves inside the sandbox, not on the host
     assert emu.phone.sandbox.to_host("/data/local/tmp/link").read_bytes() == b"real\n"
+
+
+# --- the CLI's daemon ------------------------------------------------------------------
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qwenchat", "emulator", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_daemon_start_status_authorize_stop(tmp_path):
+    root = tmp_path / "emu"
+    started = _cli("start", "--port", "0", "--root", str(root), "--time-scale", "0.1")
+    assert started.returncode == 0, started.stderr
+    assert "SIMULATED phone — not a real device" in started.stdout
+    try:
+        status = json.loads(_cli("status", "--root", str(root), "--json").stdout)
+        assert status["running"] and status["simulated"] and status["time_scale"] == 0.1
+        again = _cli("start", "--port", "0", "--root", str(root))
+        assert again.returncode != 0 and "already runs" in again.stderr
+
+        # A new key waits until `authorize`, then the same client gets in.
+        key = tmp_path / "clikey"
+        keygen(str(key))
+        emu = type("Emu", (), {"host": "127.0.0.1", "port": status["port"]})
+        with pytest.raises(Exception):  # noqa: B017 - unauthorized: adb-shell times out
+            connect(emu, key, auth_timeout_s=0.3)
+        listed = _cli("authorize", "--root", str(root))
+        assert listed.returncode == 0 and "authorized" in listed.stdout
+        device = connect(emu, key)
+        assert device.shell("echo daemon") == "daemon\n"
+        device.close()
+    finally:
+        stopped = _cli("stop", "--root", str(root))
+    assert stopped.returncode == 0
+    assert not (root / "state" / "emulator.json").exists()
+    assert _cli("status", "--root", str(root)).returncode == 1
+
+
+def test_cli_cleans_up_a_stale_state_file(tmp_path):
+    root = tmp_path / "emu"
+    (root / "state").mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (root / "state" / "emulator.json").write_text(
+        json.dumps({"pid": dead.pid, "port": 1, "serial": "x", "address": "127.0.0.1:1"})
+    )
+    assert _cli("status", "--root", str(root)).returncode == 1
+    assert not (root / "state" / "emulator.json").exists()
