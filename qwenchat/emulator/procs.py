@@ -18,6 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 FIRST_PSEUDO_PID = 4000
+# One pseudo-pid counter per host process: two emulated phones served by the same process
+# never hand out the same number, so `kill N` on one can never name a shell of the other.
+_pseudo_lock = threading.Lock()
+_pseudo_next = [FIRST_PSEUDO_PID]
 
 
 @dataclass
@@ -43,10 +47,9 @@ class _Entry:
 
 
 class ProcessTable:
-    def __init__(self, first_pid: int = FIRST_PSEUDO_PID) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[int, _Entry] = {}
-        self._next = first_pid
 
     def _pid_taken(self, pid: int) -> bool:
         if pid in self._entries:
@@ -65,11 +68,11 @@ class ProcessTable:
         self, args: list[str], on_signal: Callable[[int], None], *, ppid: int = 1, name: str = "sh"
     ) -> int:
         """Register a shell (a pseudo process); ``on_signal(sig)`` ends it."""
-        with self._lock:
-            while self._pid_taken(self._next):
-                self._next += 1
-            pid = self._next
-            self._next += 1
+        with self._lock, _pseudo_lock:
+            while self._pid_taken(_pseudo_next[0]):
+                _pseudo_next[0] += 1
+            pid = _pseudo_next[0]
+            _pseudo_next[0] += 1
             self._entries[pid] = _Entry(ProcInfo(pid, ppid, name, list(args), "shell"), on_signal)
             return pid
 

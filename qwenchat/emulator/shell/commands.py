@@ -798,7 +798,10 @@ def c_head(ctx: Ctx) -> int:
     status = 0
     for idx, name in enumerate(files or ["-"]):
         try:
-            data = read_input(ctx, name)
+            reader = ctx.stdin if name == "-" else ctx.sh.open_read(name)
+            data = _head_prefix(ctx, reader, kind, count)
+            if name != "-":
+                reader.close()
         except OSError as exc:
             status = ctx.oserr(exc, name)
             continue
@@ -809,6 +812,21 @@ def c_head(ctx: Ctx) -> int:
         else:
             ctx.out(b"".join(data.splitlines(keepends=True)[:count]))
     return status
+
+
+def _head_prefix(ctx: Ctx, reader, kind: str, count: int) -> bytes:
+    """Read only what head prints, so `cat big | head -n 1` ends the writer early."""
+    data = bytearray()
+    while True:
+        have = len(data) if kind == "c" else data.count(b"\n")
+        if have >= count:
+            break
+        ctx.check()
+        chunk = reader.read(CHUNK)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 @command("tail")

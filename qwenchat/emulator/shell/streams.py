@@ -61,17 +61,16 @@ class Pipe:
                 self._cond.notify_all()
 
     def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            parts = []
+            while chunk := self.read(self._capacity):
+                parts.append(chunk)
+            return b"".join(parts)
         with self._cond:
             while not self._buf and not self._write_closed:
                 if self._cancelled():
                     raise Hangup()
                 self._cond.wait(0.1)
-            if n < 0:
-                while not self._write_closed:
-                    if self._cancelled():
-                        raise Hangup()
-                    self._cond.wait(0.1)
-                n = len(self._buf)
             data = bytes(self._buf[:n])
             del self._buf[:n]
             self._cond.notify_all()
