@@ -73,7 +73,7 @@ def main() -> dict:
     try:
         dev = DirectDevice.connect_tcp("127.0.0.1", server.port, auth_timeout=5)
         plan = plan_bundle(bundle.bundle, bundle.qairt, "SM8750", tokenizer=bundle.tokenizer)
-        push_assets(dev, plan, PhoneLayout())
+        push_assets(dev, plan, PhoneLayout(), overlap=False)
         session = open_chat_session(dev, settings=SamplerSettings(max_tokens=200))
         runner = session.runner
 
