@@ -269,6 +269,7 @@ class Interp:
     def resolve(self, path: str, *, follow: bool = True) -> Resolved:
         if path == "":
             raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        follow = follow or path.endswith(("/", "/.")) or path in (".", "..")
         try:
             host = self.sandbox.to_host(path, self.cwd, follow_last=follow)
         except SandboxError as exc:
