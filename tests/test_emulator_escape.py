@@ -82,7 +82,11 @@ def test_sandbox_file_is_what_an_absolute_path_gets(phone):
     etc = phone.config.fs_root / "etc"
     etc.mkdir()
     (etc / "passwd").write_text("phone-passwd\n")
-    for cmd in ("cat /etc/passwd", "cat /data/local/tmp/etc_link/passwd", "cat /data/local/tmp/up/etc/passwd"):
+    for cmd in (
+        "cat /etc/passwd",
+        "cat /data/local/tmp/etc_link/passwd",
+        "cat /data/local/tmp/up/etc/passwd",
+    ):
         assert sh(phone, cmd)[1] == "phone-passwd\n"
 
 
@@ -142,13 +146,18 @@ def test_rm_through_a_link_removes_only_the_link(phone, tmp_path):
     keep = tmp_path / "keep.txt"
     keep.write_text("host data")
     os.symlink(str(tmp_path), phone.config.fs_root / "data/local/tmp/hostdir")
-    sh(phone, "rm -rf /data/local/tmp/hostdir/keep.txt /data/local/tmp/up/../../../..; rm -r /data/local/tmp/hostdir")
+    sh(
+        phone,
+        "rm -rf /data/local/tmp/hostdir/keep.txt /data/local/tmp/up/../../../..; rm -r /data/local/tmp/hostdir",
+    )
     assert keep.read_text() == "host data"
 
 
 def test_glob_through_links_stays_inside(phone):
     rc, out, _ = sh(phone, "echo /data/local/tmp/up/*")
-    assert out.split() == [f"/data/local/tmp/up/{n}" for n in sorted(os.listdir(phone.config.fs_root))]
+    assert out.split() == [
+        f"/data/local/tmp/up/{n}" for n in sorted(os.listdir(phone.config.fs_root))
+    ]
 
 
 def test_launching_host_programs_is_impossible(phone):

@@ -89,9 +89,7 @@ class Background:
     def __init__(self, phone: Phone, command: str) -> None:
         self.out = bytearray()
         self.err = bytearray()
-        self.session = ShellSession(
-            phone, command, stdout=self.out.extend, stderr=self.err.extend
-        )
+        self.session = ShellSession(phone, command, stdout=self.out.extend, stderr=self.err.extend)
         self.rc: int | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -135,13 +133,19 @@ def wait_until(cond, timeout: float = 20) -> None:
 
 
 def test_quoting_and_expansion(phone):
-    rc, out, err = sh(phone, """X='a  b'; echo 'single $X' "double $X" ${X} back\\ slash "\\$X" "${UNSET:-dflt}" ''""")
+    rc, out, err = sh(
+        phone,
+        """X='a  b'; echo 'single $X' "double $X" ${X} back\\ slash "\\$X" "${UNSET:-dflt}" ''""",
+    )
     assert (rc, err) == (0, "")
     assert out == "single $X double a  b a b back slash $X dflt \n"
 
 
 def test_word_splitting_only_unquoted(phone):
-    _, out, _ = sh(phone, 'V="one two  three"; for w in $V; do echo "<$w>"; done; for w in "$V"; do echo "[$w]"; done')
+    _, out, _ = sh(
+        phone,
+        'V="one two  three"; for w in $V; do echo "<$w>"; done; for w in "$V"; do echo "[$w]"; done',
+    )
     assert out == "<one>\n<two>\n<three>\n[one two  three]\n"
 
 
@@ -196,7 +200,10 @@ def test_control_flow_and_multiline(phone):
 
 
 def test_globs_sorted_inside_sandbox(phone):
-    rc, out, _ = sh(phone, "cd /data/local/tmp; touch b a c .h; echo *; echo /data/local/tmp/[ab]; echo nomatch*")
+    rc, out, _ = sh(
+        phone,
+        "cd /data/local/tmp; touch b a c .h; echo *; echo /data/local/tmp/[ab]; echo nomatch*",
+    )
     assert out == "a b c\n/data/local/tmp/a /data/local/tmp/b\nnomatch*\n"
 
 
@@ -215,7 +222,9 @@ def test_unknown_command_and_exec_errors(phone):
 
 
 def test_interactive_reads_lines_from_stdin(phone):
-    rc, out, _ = sh(phone, None, b"cd /data\npwd\nif true; then\necho multi\nfi\nexit 3\necho never\n")
+    rc, out, _ = sh(
+        phone, None, b"cd /data\npwd\nif true; then\necho multi\nfi\nexit 3\necho never\n"
+    )
     assert (rc, out) == (3, "/data\nmulti\n")
 
 
@@ -246,7 +255,9 @@ def test_hashes_and_counts(phone):
     data = os.urandom(100_000)
     (phone.config.fs_root / "data/local/tmp/blob").write_bytes(data)
     phone.rescan_usage()
-    _, out, _ = sh(phone, "cd /data/local/tmp; sha256sum blob; md5sum blob; wc -c blob; head -c 3 blob | wc -c")
+    _, out, _ = sh(
+        phone, "cd /data/local/tmp; sha256sum blob; md5sum blob; wc -c blob; head -c 3 blob | wc -c"
+    )
     assert out.splitlines() == [
         f"{hashlib.sha256(data).hexdigest()}  blob",
         f"{hashlib.md5(data).hexdigest()}  blob",
@@ -263,15 +274,20 @@ def test_grep_find_head_tail(phone):
 
 
 def test_system_commands(phone):
-    assert sh(phone, "uname -m; whoami; nproc; pwd; getprop ro.soc.model; getprop ro.kernel.qemu")[1] == (
-        "aarch64\nshell\n8\n/\nSM8750\n\n"
-    )
+    assert sh(phone, "uname -m; whoami; nproc; pwd; getprop ro.soc.model; getprop ro.kernel.qemu")[
+        1
+    ] == ("aarch64\nshell\n8\n/\nSM8750\n\n")
     assert sh(phone, "getprop ro.product.model")[1] == SIMULATED_MODEL + "\n"
     rc, out, err = sh(phone, "setprop ro.x 1")
     assert rc == 1 and "Failed to set property" in err
     assert sh(phone, "id")[1].startswith("uid=2000(shell)")
-    assert sh(phone, "which ls; command -v cd; date +%s")[1].split("\n")[:2] == ["/system/bin/ls", "cd"]
-    assert sh(phone, "settings get global low_power; cmd power is-power-save-mode")[1] == "0\nfalse\n"
+    assert sh(phone, "which ls; command -v cd; date +%s")[1].split("\n")[:2] == [
+        "/system/bin/ls",
+        "cd",
+    ]
+    assert (
+        sh(phone, "settings get global low_power; cmd power is-power-save-mode")[1] == "0\nfalse\n"
+    )
 
 
 def test_props(phone):
@@ -317,7 +333,12 @@ def test_virtual_files(phone):
     assert rc == 1 and len(temps) == 7 and all(20_000 < int(t) < 100_000 for t in temps)
     assert err == "cat: /sys/class/thermal/thermal_zone3/temp: Invalid argument\n"
     assert sh(phone, "cat /sys/class/thermal/thermal_zone4/type")[1] == "nsphvx-0\n"
-    assert sh(phone, "cat /sys/class/power_supply/battery/capacity /sys/class/power_supply/usb/online")[1] == "87\n1\n"
+    assert (
+        sh(
+            phone, "cat /sys/class/power_supply/battery/capacity /sys/class/power_supply/usb/online"
+        )[1]
+        == "87\n1\n"
+    )
     _, out, _ = sh(phone, "dumpsys battery")
     assert "level: 87" in out and "USB powered: true" in out
     rc, _, err = sh(phone, "echo 1 > /proc/meminfo")

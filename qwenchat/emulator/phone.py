@@ -176,9 +176,13 @@ class Phone:
             ]
             return "".join(f"{k + ':':<16}{v:>8} kB\n" for k, v in lines).encode()
         if path == "/proc/cpuinfo":
-            return "".join(
-                f"processor\t: {i}\nBogoMIPS\t: 38.40\nCPU implementer\t: 0x51\n\n" for i in range(8)
-            ).encode() + f"Hardware\t: Qualcomm Technologies, Inc {self.config.soc} (SIMULATED)\n".encode()
+            return (
+                "".join(
+                    f"processor\t: {i}\nBogoMIPS\t: 38.40\nCPU implementer\t: 0x51\n\n"
+                    for i in range(8)
+                ).encode()
+                + f"Hardware\t: Qualcomm Technologies, Inc {self.config.soc} (SIMULATED)\n".encode()
+            )
         if path == "/proc/version":
             return b"Linux version 6.6.30-android15-qwenchat-SIMULATED (qwenchat emulator)\n"
         if path.startswith("/sys/class/thermal/thermal_zone"):

@@ -112,7 +112,10 @@ class ProcessTable:
             if sig != 0:
                 entry.popen.send_signal(sig)
             return True
-        if sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGKILL, signal.SIGINT) and entry.on_signal:
+        if (
+            sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGKILL, signal.SIGINT)
+            and entry.on_signal
+        ):
             entry.on_signal(sig)
         return True
 

@@ -33,7 +33,9 @@ def command(*names: str):
     return deco
 
 
-def split_flags(args: list[str], flags: str, with_value: str = "") -> tuple[set[str], dict[str, str], list[str]]:
+def split_flags(
+    args: list[str], flags: str, with_value: str = ""
+) -> tuple[set[str], dict[str, str], list[str]]:
     """Toybox-style option parsing: grouped short flags, values for ``with_value``, `--`."""
     seen: set[str] = set()
     values: dict[str, str] = {}
@@ -49,7 +51,9 @@ def split_flags(args: list[str], flags: str, with_value: str = "") -> tuple[set[
             while j < len(a):
                 c = a[j]
                 if c in with_value:
-                    value = a[j + 1 :] if j + 1 < len(a) else (args[i + 1] if i + 1 < len(args) else "")
+                    value = (
+                        a[j + 1 :] if j + 1 < len(a) else (args[i + 1] if i + 1 < len(args) else "")
+                    )
                     if j + 1 >= len(a):
                         i += 1
                     values[c] = value
@@ -137,7 +141,17 @@ def _escapes(text: str) -> tuple[str, bool]:
             i += 1
             continue
         n = text[i + 1]
-        simple = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b"}
+        simple = {
+            "n": "\n",
+            "t": "\t",
+            "r": "\r",
+            "\\": "\\",
+            "a": "\a",
+            "b": "\b",
+            "f": "\f",
+            "v": "\v",
+            "e": "\x1b",
+        }
         if n in simple:
             out.append(simple[n])
             i += 2
@@ -675,7 +689,11 @@ def c_touch(ctx: Ctx) -> int:
     return status
 
 
-_FILE_TYPES = {stat.S_IFREG: "regular file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symbolic link"}
+_FILE_TYPES = {
+    stat.S_IFREG: "regular file",
+    stat.S_IFDIR: "directory",
+    stat.S_IFLNK: "symbolic link",
+}
 
 
 def _stat_format(fmt: str, name: str, st: os.stat_result, link: str | None) -> str:
@@ -761,7 +779,11 @@ def c_wc(ctx: Ctx) -> int:
     if len(rows) > 1:
         rows.append((totals, "total"))
     for counts, name in rows:
-        picked = [str(c) for c, f in zip(counts, ("l", "w", "c"), strict=True) if f in flags or (f == "c" and "m" in flags)]
+        picked = [
+            str(c)
+            for c, f in zip(counts, ("l", "w", "c"), strict=True)
+            if f in flags or (f == "c" and "m" in flags)
+        ]
         width = 7 if len(picked) > 1 or len(rows) > 1 else 0
         text = " ".join(s.rjust(width) for s in picked)
         ctx.out(text + (f" {name}" if name else "") + "\n")
@@ -908,7 +930,9 @@ def c_df(ctx: Ctx) -> int:
             ctx.err(f"{p}: No such file or directory")
             status = 1
             continue
-        on_data = any(res.emu == r or res.emu.startswith(r + "/") for r in ("/data", "/sdcard", "/storage"))
+        on_data = any(
+            res.emu == r or res.emu.startswith(r + "/") for r in ("/data", "/sdcard", "/storage")
+        )
         rows.append("/data" if on_data else "/")
     if "h" in flags:
         ctx.out("Filesystem        Size  Used Avail Use% Mounted on\n")
@@ -937,7 +961,9 @@ def c_du(ctx: Ctx) -> int:
             ctx.err(f"{p}: No such file or directory")
             status = 1
             continue
-        shown = _human(size) if "h" in flags else str(size if "b" in flags else (size + 1023) // 1024)
+        shown = (
+            _human(size) if "h" in flags else str(size if "b" in flags else (size + 1023) // 1024)
+        )
         ctx.out(f"{shown}\t{p}\n")
     return status
 
@@ -980,7 +1006,9 @@ def c_find(ctx: Ctx) -> int:
             st = os.lstat(host)
             kind = "d" if stat.S_ISDIR(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "f"
             base = os.path.basename(shown.rstrip("/")) or shown
-            if (name_pat is None or fnmatch.fnmatchcase(base, name_pat)) and (type_ in (None, kind)):
+            if (name_pat is None or fnmatch.fnmatchcase(base, name_pat)) and (
+                type_ in (None, kind)
+            ):
                 ctx.out(shown + "\n")
             if kind == "d" and (maxdepth is None or depth < maxdepth):
                 for n in sorted(os.listdir(host)):
@@ -1122,7 +1150,12 @@ def c_cut(ctx: Ctx) -> int:
 
 def _tr_set(spec: str) -> str:
     spec, _ = _escapes(spec)
-    classes = {"[:digit:]": "0123456789", "[:lower:]": "abcdefghijklmnopqrstuvwxyz", "[:upper:]": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "[:space:]": " \t\n\r\v\f"}
+    classes = {
+        "[:digit:]": "0123456789",
+        "[:lower:]": "abcdefghijklmnopqrstuvwxyz",
+        "[:upper:]": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "[:space:]": " \t\n\r\v\f",
+    }
     for k, v in classes.items():
         spec = spec.replace(k, v)
     out, i = [], 0
@@ -1215,7 +1248,13 @@ def c_readlink(ctx: Ctx) -> int:
 @command("seq")
 def c_seq(ctx: Ctx) -> int:
     nums = [int(a) for a in ctx.args if re.fullmatch(r"-?\d+", a)]
-    first, step, last = (1, 1, nums[0]) if len(nums) == 1 else (nums[0], 1, nums[1]) if len(nums) == 2 else tuple(nums[:3])
+    first, step, last = (
+        (1, 1, nums[0])
+        if len(nums) == 1
+        else (nums[0], 1, nums[1])
+        if len(nums) == 2
+        else tuple(nums[:3])
+    )
     ctx.out("".join(f"{i}\n" for i in range(first, last + (1 if step > 0 else -1), step)))
     return 0
 
@@ -1288,12 +1327,21 @@ def _test_expr(ctx: Ctx, args: list[str]) -> bool:
             return a == b
         if op == "!=":
             return a != b
-        ints = {"-eq": int.__eq__, "-ne": int.__ne__, "-lt": int.__lt__, "-le": int.__le__, "-gt": int.__gt__, "-ge": int.__ge__}
+        ints = {
+            "-eq": int.__eq__,
+            "-ne": int.__ne__,
+            "-lt": int.__lt__,
+            "-le": int.__le__,
+            "-gt": int.__gt__,
+            "-ge": int.__ge__,
+        }
         if op in ints:
             try:
                 return ints[op](int(a), int(b))
             except ValueError:
-                raise ValueError(f"bad number '{a if not a.lstrip('-').isdigit() else b}'") from None
+                raise ValueError(
+                    f"bad number '{a if not a.lstrip('-').isdigit() else b}'"
+                ) from None
     raise ValueError("syntax error")
 
 
@@ -1410,7 +1458,9 @@ def c_date(ctx: Ctx) -> int:
     fmt = next((a[1:] for a in ctx.args if a.startswith("+")), "%a %b %e %H:%M:%S %Z %Y")
     utc = "-u" in ctx.args
     now = datetime.utcnow() if utc else datetime.now().astimezone()
-    text = fmt.replace("%s", str(int(time.time()))).replace("%N", f"{time.time_ns() % 1_000_000_000:09d}")
+    text = fmt.replace("%s", str(int(time.time()))).replace(
+        "%N", f"{time.time_ns() % 1_000_000_000:09d}"
+    )
     ctx.out(now.strftime(text).replace("  ", "  ") + "\n")
     return 0
 
@@ -1566,7 +1616,9 @@ def c_dumpsys(ctx: Ctx) -> int:
         ctx.err(f"Can't find service: {ctx.args[0] if ctx.args else ''}")
         return 1
     b = ctx.phone.battery()
-    status_code = {"Charging": 2, "Discharging": 3, "Not charging": 4, "Full": 5}.get(b["status"], 1)
+    status_code = {"Charging": 2, "Discharging": 3, "Not charging": 4, "Full": 5}.get(
+        b["status"], 1
+    )
     temp = round(ctx.phone.battery_temp_c() * 10)
     ctx.out(
         "Current Battery Service state:\n"
@@ -1597,7 +1649,9 @@ def c_settings(ctx: Ctx) -> int:
             ctx.out("null\n")
         return 0
     if args[:1] == ["put"]:
-        ctx.stderr.write(b"Security exception: Permission denial: writing settings requires WRITE_SECURE_SETTINGS\n")
+        ctx.stderr.write(
+            b"Security exception: Permission denial: writing settings requires WRITE_SECURE_SETTINGS\n"
+        )
         return 255
     ctx.err("usage: settings get NAMESPACE KEY")
     return 1

@@ -42,7 +42,15 @@ GENIE_MARKER = b"# qwenchat-emulator: simulated genie-t2t-run"
 GENIE_MODULE_ENV = "QWENCHAT_EMU_GENIE_MODULE"
 DEFAULT_GENIE_MODULE = "qwenchat.emulator.genie_sim"
 # Host variables the launched Python needs; the emulated shell can never override them.
-HOST_ESSENTIALS = ("PATH", "HOME", "PYTHONPATH", "QWENCHAT_CACHE", GENIE_MODULE_ENV, "LANG", "LC_ALL")
+HOST_ESSENTIALS = (
+    "PATH",
+    "HOME",
+    "PYTHONPATH",
+    "QWENCHAT_CACHE",
+    GENIE_MODULE_ENV,
+    "LANG",
+    "LC_ALL",
+)
 # The shell's variables reach the genie through this bootstrap, set in os.environ only after
 # the host's dynamic loader and Python have started: an emulated LD_LIBRARY_PATH,
 # LD_PRELOAD or PYTHONSTARTUP pointing into the sandbox can then never load code on the host.
@@ -303,7 +311,9 @@ class Interp:
         try:
             if stat.S_ISDIR(os.stat(res.host).st_mode):
                 raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-            return HostFileReader(open(res.host, "rb"))  # noqa: SIM115 - closed by the caller
+            # O_NOFOLLOW: a link swapped in after resolution (a racing sync) is refused
+            fd = os.open(res.host, os.O_RDONLY | os.O_NOFOLLOW)
+            return HostFileReader(os.fdopen(fd, "rb"))
         except OSError as exc:
             raise os_error(exc, path) from None
 
@@ -323,7 +333,10 @@ class Interp:
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), path)
         try:
-            fh = open(res.host, "ab" if append else "wb")  # noqa: SIM115 - closed by the caller
+            flags = (
+                os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+            )
+            fh = os.fdopen(os.open(res.host, flags, 0o644), "ab" if append else "wb")
         except OSError as exc:
             raise os_error(exc, path) from None
         if st is not None and not append and st.st_size:
@@ -484,7 +497,9 @@ class Interp:
                 if not magic:
                     if literal == "" and not last:
                         continue
-                    nxt.append((shown + literal + ("" if last else "/"), emu.rstrip("/") + "/" + literal))
+                    nxt.append(
+                        (shown + literal + ("" if last else "/"), emu.rstrip("/") + "/" + literal)
+                    )
                     continue
                 try:
                     res = self.resolve(emu)
@@ -495,7 +510,9 @@ class Interp:
                     if name.startswith(".") and not pattern.startswith("."):
                         continue
                     if fnmatch.fnmatchcase(name, pattern):
-                        nxt.append((shown + name + ("" if last else "/"), res.emu.rstrip("/") + "/" + name))
+                        nxt.append(
+                            (shown + name + ("" if last else "/"), res.emu.rstrip("/") + "/" + name)
+                        )
             matches = nxt
         found = []
         for shown, emu in matches:
@@ -582,7 +599,9 @@ class Interp:
         for i in range(len(cmds) - 1):
             stdin = io[0] if i == 0 else pipes[i - 1].reader()
             t = threading.Thread(
-                target=stage, args=(i, self.subshell(), [stdin, pipes[i].writer(), io[2]]), daemon=True
+                target=stage,
+                args=(i, self.subshell(), [stdin, pipes[i].writer(), io[2]]),
+                daemon=True,
             )
             t.start()
             threads.append(t)
@@ -765,14 +784,17 @@ class Interp:
         if not st.st_mode & 0o111 or self.phone.is_virtual(res.emu):
             return fail("can't execute: Permission denied", 126)
         try:
-            with open(res.host, "rb") as fh:
+            with os.fdopen(os.open(res.host, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
                 head = fh.read(256)
         except OSError as exc:
             return fail(f"can't execute: {exc.strerror}", 126)
         if GENIE_MARKER in head:
             return self.launch_genie(res, argv, io, env)
         first = head.split(b"\n", 1)[0]
-        if first.startswith(b"#!") and first[2:].strip().split(b" ")[0] in (b"/system/bin/sh", b"/bin/sh"):
+        if first.startswith(b"#!") and first[2:].strip().split(b" ")[0] in (
+            b"/system/bin/sh",
+            b"/bin/sh",
+        ):
             self._report_pid(None)
             return self.run_script(path, argv[1:], io, env)
         return fail("can't execute: Exec format error", 126)
@@ -786,7 +808,9 @@ class Interp:
         sub = self.new_shell(env, arg0=path, positional=args)
         return sub.run_script_source(source, io)
 
-    def new_shell(self, env: dict[str, str], *, arg0: str = SH, positional: list[str] | None = None) -> Interp:
+    def new_shell(
+        self, env: dict[str, str], *, arg0: str = SH, positional: list[str] | None = None
+    ) -> Interp:
         """A child `sh` process: exported variables only, its own pid in the table."""
         variables = {**self.exported_env(), **env}
         sub = Interp(
@@ -802,7 +826,9 @@ class Interp:
         return sub
 
     def run_script_source(self, source: str, io: list) -> int:
-        self.pid = self.phone.processes.add_shell([SH, self.arg0, *self.positional], self.cancel.set)
+        self.pid = self.phone.processes.add_shell(
+            [SH, self.arg0, *self.positional], self.cancel.set
+        )
         try:
             return self.run_source(source, io)
         finally:
@@ -893,7 +919,11 @@ class Interp:
     def start_background(self, node: P.AndOr, io: list) -> None:
         sub = self.subshell(cancel=Cancel(self.cancel))
         table = self.phone.processes
-        simple = not node.rest and len(node.first.commands) == 1 and isinstance(node.first.commands[0], P.Simple)
+        simple = (
+            not node.rest
+            and len(node.first.commands) == 1
+            and isinstance(node.first.commands[0], P.Simple)
+        )
         ready = threading.Event()
         job_pid: list[int] = []
         pseudo: list[int] = []

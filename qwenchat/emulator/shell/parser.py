@@ -9,7 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-RESERVED = {"if", "then", "elif", "else", "fi", "for", "in", "do", "done", "while", "until", "{", "}", "!"}
+RESERVED = {
+    "if",
+    "then",
+    "elif",
+    "else",
+    "fi",
+    "for",
+    "in",
+    "do",
+    "done",
+    "while",
+    "until",
+    "{",
+    "}",
+    "!",
+}
 OPERATORS = ("&&", "||", ";;", ">>", ">&", "<&", "<<", "&", "|", ";", "(", ")", ">", "<", "\n")
 
 

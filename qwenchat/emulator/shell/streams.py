@@ -33,7 +33,9 @@ class Pipe:
     """A bounded in-memory pipe: writers block when it is full, readers when it is empty.
     Closing the read end makes writes fail with EPIPE (what SIGPIPE does to a writer)."""
 
-    def __init__(self, capacity: int = PIPE_CAPACITY, cancel: threading.Event | None = None) -> None:
+    def __init__(
+        self, capacity: int = PIPE_CAPACITY, cancel: threading.Event | None = None
+    ) -> None:
         self._buf = bytearray()
         self._cond = threading.Condition()
         self._capacity = capacity
