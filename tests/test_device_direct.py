@@ -183,3 +183,24 @@ def test_unknown_soc_has_no_arch(emulator_factory, adb_key):
     with DirectDevice.connect_tcp(phone.host, phone.port) as dev:
         info = read_device_info(dev, "/data/local/tmp/qwenchat")
     assert info.soc == "SM7325" and info.hexagon_arch is None
+
+
+def test_fast_checksum_matches_adb_shell():
+    from adb_shell import adb_message
+
+    from qwenchat.device.transport import install_fast_checksum
+
+    install_fast_checksum()
+    original = adb_message.checksum.__wrapped__
+    for size in (0, 1, 4095, 4096, 70_000, 1 << 20):
+        data = os.urandom(size)
+        assert adb_message.checksum(data) == original(data)
+        assert adb_message.checksum(bytearray(data)) == original(bytearray(data))
+    assert adb_message.checksum(b"\xff" * (1 << 20)) == (255 << 20) & 0xFFFFFFFF
+
+
+def test_many_quick_sync_requests_never_hang(device):
+    # A reply may overtake the OKAY for our request; adb-shell alone dropped it and hung.
+    device.push_bytes(b"x", f"{TMP}/s.txt")
+    for _ in range(1500):
+        assert device.stat(f"{TMP}/s.txt").size == 1

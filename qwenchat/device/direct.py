@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from adb_shell import constants, exceptions
-from adb_shell.adb_device import AdbDevice
+from adb_shell.adb_device import AdbDevice, _AdbIOManager
 from adb_shell.adb_message import AdbMessage
 
 from qwenchat.device.base import Device, ProgressCallback, RemoteStat, ShellResult, ShellStream
@@ -48,6 +48,7 @@ from qwenchat.device.transport import (
     Banner,
     TcpTransport,
     TransportClosedError,
+    install_fast_checksum,
     usb_transport_class,
 )
 from qwenchat.errors import (
@@ -64,6 +65,31 @@ HANDSHAKE_TIMEOUT = 10.0  # CNXN/OPEN/OKAY exchanges: a live phone answers in mi
 IO_TIMEOUT = 60.0  # silence tolerated inside a sync transfer
 
 WaitCallback = Callable[[str], None]
+
+
+class _TolerantIOManager(_AdbIOManager):
+    """adb-shell's packet reader, minus one fragility: a WRTE that arrives before the OKAY
+    for our own WRTE (a reply overtaking the ack) is kept for later instead of dropped.
+
+    adb-shell's ``read`` silently discards packets of the awaited stream that it does not
+    expect, so a sync STAT/DONE reply sent just before the OKAY was lost and the command hung
+    (seen against the emulated phone, ~1 in 300 stats). Google's adb accepts either order.
+    """
+
+    def read(self, expected_cmds, adb_info, allow_zeros=False):  # noqa: ANN001, ANN201
+        if constants.OKAY not in expected_cmds or constants.WRTE in expected_cmds:
+            return super().read(expected_cmds, adb_info, allow_zeros)
+        early: list[tuple[int, int, bytes, bytes]] = []
+        try:
+            while True:
+                packet = super().read([*expected_cmds, constants.WRTE], adb_info, allow_zeros)
+                if packet[0] != constants.WRTE:
+                    return packet
+                early.append(packet)
+        finally:
+            with self._store_lock:  # in arrival order, where the next read looks first
+                for cmd, arg0, arg1, data in early:
+                    self._packet_store.put(arg0, arg1, cmd, data)
 
 
 class DirectDevice(Device):
@@ -92,7 +118,7 @@ class DirectDevice(Device):
     ) -> DirectDevice:
         address = f"{host}:{port}"
         transport = TcpTransport(host, port, connect_timeout=connect_timeout)
-        adb = AdbDevice(transport)
+        adb = _adb_device(transport)
         try:
             _handshake(adb, address, auth_timeout, on_wait, key_path)
         except OSError as exc:
@@ -123,7 +149,7 @@ class DirectDevice(Device):
         except exceptions.UsbDeviceNotFoundError as exc:
             raise NoDeviceError(f"no USB phone{f' {serial}' if serial else ''} found") from exc
         name = serial or transport.serial_number or "usb"
-        adb = AdbDevice(transport)
+        adb = _adb_device(transport)
         try:
             _handshake(adb, name, auth_timeout, on_wait, key_path)
         except Exception as exc:
@@ -298,6 +324,12 @@ class DirectDevice(Device):
             raise DeviceError(f"{what}: {exc}") from exc
 
 
+def _adb_device(transport) -> AdbDevice:  # noqa: ANN001
+    adb = AdbDevice(transport)
+    adb._io_manager = _TolerantIOManager(transport)
+    return adb
+
+
 def _handshake(
     adb: AdbDevice,
     name: str,
@@ -307,6 +339,7 @@ def _handshake(
 ) -> None:
     from qwenchat.device.keys import load_signer
 
+    install_fast_checksum()  # idempotent; numpy imported on first connect, not at import
     waiting = False
 
     def _auth_callback(_device: object) -> None:

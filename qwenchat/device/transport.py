@@ -177,3 +177,32 @@ def usb_transport_class() -> type:
             return data
 
     return SniffingUsbTransport
+
+
+def install_fast_checksum() -> bool:
+    """Make adb-shell's packet checksum fast (numpy), same result; False if numpy is missing.
+
+    adb-shell sums every payload byte by byte in Python, on send and on receive: with the
+    link fixed that sum is ~60% of a push's host time (0.36 s of 0.59 s for 32 MiB). The
+    protocol needs the sum (adb-shell offers version 0x01000000), so we compute it faster.
+    Patched where adb-shell looks it up: ``adb_message.checksum`` (outgoing packets) and the
+    name ``adb_device`` imported (incoming ones).
+    """
+    try:
+        import numpy
+    except ImportError:
+        return False
+    from adb_shell import adb_device, adb_message
+
+    original = getattr(adb_message.checksum, "__wrapped__", adb_message.checksum)
+
+    def checksum(data):  # noqa: ANN001, ANN202
+        if isinstance(data, bytes | bytearray | memoryview) and len(data) >= 4096:
+            total = int(numpy.frombuffer(data, dtype=numpy.uint8).sum(dtype=numpy.uint64))
+            return total & 0xFFFFFFFF
+        return original(data)
+
+    checksum.__wrapped__ = original  # type: ignore[attr-defined]
+    adb_message.checksum = checksum
+    adb_device.checksum = checksum
+    return True
