@@ -57,6 +57,16 @@ def test_push_pull_stat_list(device, emulator, tmp_path):
     assert names["weights.bin"] == 700_000 and "." in names
 
 
+def test_answers_never_overtake_the_okay(device, tmp_path):
+    """adb-shell drops a WRTE that arrives before the OKAY it waits for, then times out: the
+    phone must OKAY each WRTE before its service answers. A race, so exercise it often."""
+    small = tmp_path / "p.txt"
+    small.write_bytes(b"x" * 140)
+    for i in range(150):
+        assert device.stat("/data/local/tmp", read_timeout_s=3)[0] & 0o040000
+        device.push(str(small), f"/data/local/tmp/p{i % 3}.txt", read_timeout_s=3)
+
+
 def test_push_outside_writable_roots_is_refused(device, emulator, tmp_path):
     src = tmp_path / "evil"
     src.write_bytes(b"x")

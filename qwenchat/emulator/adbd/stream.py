@@ -41,17 +41,22 @@ class Stream:
 
     # --- called by the connection's reader thread ---------------------------------------
     def deliver(self, data: bytes) -> None:
+        # The OKAY goes out BEFORE the service can see the data: otherwise its answer (a WRTE)
+        # can overtake the OKAY, and adb-shell, waiting for OKAY on that stream, silently
+        # drops the WRTE and then times out waiting for it. adbd orders them the same way.
         if self.on_data is not None:
-            self.on_data(data)
             self.conn.send_okay(self)
+            self.on_data(data)
             return
         with self._cond:
-            self._inbuf += data
-            owe = len(self._inbuf) > HIGH_WATER
-            self._okay_owed = owe
-            self._cond.notify_all()
+            owe = len(self._inbuf) + len(data) > HIGH_WATER
+            if owe:
+                self._okay_owed = True
         if not owe:
             self.conn.send_okay(self)
+        with self._cond:
+            self._inbuf += data
+            self._cond.notify_all()
 
     def peer_okay(self) -> None:
         with self._cond:
