@@ -62,9 +62,10 @@ def test_answers_never_overtake_the_okay(device, tmp_path):
     phone must OKAY each WRTE before its service answers. A race, so exercise it often."""
     small = tmp_path / "p.txt"
     small.write_bytes(b"x" * 140)
-    for i in range(150):
+    for i in range(300):
         assert device.stat("/data/local/tmp", read_timeout_s=3)[0] & 0o040000
         device.push(str(small), f"/data/local/tmp/p{i % 3}.txt", read_timeout_s=3)
+        assert device.shell("echo hi", read_timeout_s=3) == "hi\n"
 
 
 def test_push_outside_writable_roots_is_refused(device, emulator, tmp_path):
