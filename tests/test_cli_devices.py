@@ -155,3 +155,39 @@ def test_devices_through_the_adb_server(capsys, server_device, emulator):
     assert code == 0
     [row] = json.loads(out)
     assert row["transport"] == "server" and row["simulated"] and row["hexagon_arch"] == "v79"
+
+
+def test_doctor_passes_on_a_prepared_phone_and_spots_a_damaged_file(
+    capsys, emulator, device, synthetic_bundle
+):
+    from qwenchat.assets.push import prepare_phone
+
+    prepare_phone(
+        device,
+        synthetic_bundle.bundle,
+        synthetic_bundle.qairt,
+        tokenizer=synthetic_bundle.tokenizer,
+    )
+    code, out, _ = cli(capsys, "doctor", "--connect", emulator.address, "--json", "--deep")
+    report = json.loads(out)
+    assert code == 0, report
+    checks = {c["name"]: c for c in report["checks"]}
+    assert "SHA-256 verified" in checks["bundle intact"]["detail"]
+    assert checks["genie-t2t-run starts"]["detail"].startswith("libGenie ")
+    # No genie-t2t-run left running on the phone after the check.
+    assert "genie-t2t-run" not in device.shell("ps -A").text
+
+    # Same size, different bytes: only --deep can tell.
+    work = "/data/local/tmp/qwenchat"
+    manifest = json.loads(device.pull_bytes(f"{work}/manifest.json"))
+    name = next(n for n in manifest["files"] if n.endswith(".bin"))
+    size = manifest["files"][name]["size"]
+    device.push_bytes(b"\0" * size, f"{work}/{name}")
+    code, out, _ = cli(capsys, "doctor", "--connect", emulator.address, "--json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert checks["bundle intact"]["ok"]  # sizes match
+    assert code == 1 and not checks["genie-t2t-run starts"]["ok"]  # Genie refuses the file
+    code, out, _ = cli(capsys, "doctor", "--connect", emulator.address, "--json", "--deep")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert code == 1 and not checks["bundle intact"]["ok"]
+    assert name in checks["bundle intact"]["detail"]

@@ -109,3 +109,24 @@ def test_bad_transport_name():
 def test_server_transport_without_server_finds_nothing():
     with pytest.raises(NoDeviceError):
         open_device(transport="server")
+
+
+def test_s_with_an_address_reaches_a_never_connected_phone(emulator):
+    with open_device(serial=emulator.address, transport="direct") as dev:
+        assert dev.serial == emulator.address
+
+
+def test_usb_without_libusb_says_how_to_install_it():
+    import importlib.util
+
+    if importlib.util.find_spec("usb1") is not None:
+        pytest.skip("libusb1 is installed here")
+    from qwenchat.device.direct import DirectDevice
+    from qwenchat.errors import DeviceError
+
+    with pytest.raises(DeviceError) as excinfo:
+        DirectDevice.connect_usb()
+    assert "pip install 'qwenchat[usb]'" in excinfo.value.hint
+    with pytest.raises(NoDeviceError) as excinfo:
+        open_device(transport="direct")
+    assert "qwenchat[usb]" in excinfo.value.hint

@@ -250,7 +250,7 @@ def _genie_check(device: Device, layout) -> Check:  # noqa: ANN001
                 started = True  # the dialog exists: the model loaded and a query began
                 break
     if started and pid is not None:
-        device.shell(f"kill {pid}")
+        _stop(device, pid)
     output = text + stream.stderr.decode("utf-8", errors="replace")
     version = _VERSION.search(output)
     version_text = f"libGenie {version.group(1)}" if version else "no libGenie version printed"
@@ -266,6 +266,19 @@ def _genie_check(device: Device, layout) -> Check:  # noqa: ANN001
         f"{version_text}; {tail[0][:200]}",
         "Run `qwenchat run --debug` to see Genie's full output.",
     )
+
+
+def _stop(device: Device, pid: str, wait: float = 5.0) -> None:
+    """Kill the check's genie-t2t-run and wait until it is gone (it holds the DSP)."""
+    import time
+
+    device.shell(f"kill {pid}")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not device.shell(f"kill -0 {pid} 2>/dev/null").ok:
+            return
+        time.sleep(0.1)
+    device.shell(f"kill -9 {pid}")
 
 
 def report_json(report: DoctorReport) -> str:
