@@ -1,0 +1,151 @@
+"""Bench pieces without a phone: length parsing and clamping, exact-length prompts with the
+real Qwen2 tokenizer, statistics, verdicts, and the store's bench tables (a real SQLite file)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qwenchat.bench.report import margin_pct, verdict
+from qwenchat.bench.stats import percentile, summarize
+from qwenchat.bench.sweep import parse_lengths, plan_lengths
+from qwenchat.errors import UsageError
+
+
+def test_ranges_lists_and_steps():
+    assert parse_lengths("128..4096") == [128, 256, 512, 1024, 2048, 4096]
+    assert parse_lengths("100..1000") == [100, 200, 400, 800, 1000]
+    assert parse_lengths("128,1000,3000") == [128, 1000, 3000]
+    assert parse_lengths("128..4096:512") == list(range(128, 4097, 512))
+    assert parse_lengths("256, 128..256") == [128, 256]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("4096..128", "runs backwards"), ("0", "at least 1"), ("abc", "not a whole number"),
+     ("", "empty"), ("128,,256", "empty item"), ("-5", "not a whole number"),
+     ("128..4096:0", "at least 1")],
+)
+def test_bad_lengths(spec, message):
+    with pytest.raises(UsageError, match=message):
+        parse_lengths(spec)
+
+
+def test_clamping_keeps_room_for_generated_tokens():
+    planned = plan_lengths([128, 4000, 4096], context_size=4096, gen_len=128, min_tokens=20)
+    assert [(p.requested, p.tokens) for p in planned] == [(128, 128), (4000, 3968)]
+    assert planned[1].clamped and "asked 4000" in planned[1].label
+    with pytest.raises(UsageError, match="beyond"):
+        plan_lengths([5000], context_size=4096, gen_len=16, min_tokens=20)
+    with pytest.raises(UsageError, match="no room"):
+        plan_lengths([128], context_size=4096, gen_len=4090, min_tokens=20)
+
+
+@pytest.fixture(scope="module")
+def maker():
+    from qwenchat.bench.prompts import PromptMaker
+    from qwenchat.chat.tokens import default_counter
+
+    return PromptMaker(default_counter(), adds_bos=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(min_value=20, max_value=4096), seed=st.integers(0, 2**31))
+def test_prompts_have_exactly_the_asked_token_count(maker, n, seed):
+    prompt = maker.make(n, seed)
+    assert len(maker.counter.encode(prompt.text)) == n == prompt.tokens
+    assert prompt.text.startswith("<|im_start|>system\n")
+    assert prompt.text.endswith("<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_prompts_differ_per_seed_and_repeat_per_seed(maker):
+    texts = {maker.make(512, seed).text for seed in range(6)}
+    assert len(texts) == 6
+    assert maker.make(512, 3).text == maker.make(512, 3).text
+
+
+def test_bos_counts_as_a_prompt_token():
+    from qwenchat.bench.prompts import PromptMaker
+    from qwenchat.chat.tokens import default_counter
+
+    with_bos = PromptMaker(default_counter(), adds_bos=True)
+    prompt = with_bos.make(300, 1)
+    assert len(with_bos.counter.encode(prompt.text)) == 299
+
+
+def test_summary_matches_statistics():
+    values = [5.0, 1.0, 4.0, 2.0, 3.0, 10.0]
+    s = summarize(values)
+    assert s.median == statistics.median(values) and s.stddev == statistics.stdev(values)
+    assert (s.min, s.max, s.n) == (1.0, 10.0, 6)
+    assert s.p10 == pytest.approx(1.5) and s.p90 == pytest.approx(7.5)
+    assert summarize([]) is None and summarize([7.0]).stddev == 0.0
+    assert percentile([1, 2, 3, 4, 5], 50) == 3
+
+
+def test_verdicts_and_margins():
+    ratio = 100 / 170.593
+    assert verdict(ratio, higher_is_faster=False) == "faster"
+    assert margin_pct(ratio, higher_is_faster=False) == pytest.approx((1 - ratio) * 100)
+    assert verdict(1.14, higher_is_faster=False) == "within"
+    assert verdict(1.2, higher_is_faster=False) == "slower"
+    assert verdict(20 / 13.65, higher_is_faster=True) == "faster"
+    assert verdict(10 / 13.65, higher_is_faster=True) == "slower"
+
+
+def test_trial_seeds_are_stable_and_distinct():
+    from qwenchat.bench.runner import schedule, trial_seed
+    from qwenchat.bench.sweep import PlannedLength
+
+    seeds = {trial_seed(1, n, r) for n in (128, 256) for r in range(-1, 5)}
+    assert len(seeds) == 12 and trial_seed(1, 128, 0) == trial_seed(1, 128, 0)
+    slots = schedule([PlannedLength(128, 128)], warmup=2, repetitions=3)
+    assert [s.rep for s in slots] == [-2, -1, 0, 1, 2] and slots[0].warmup
+
+
+def test_storage_round_trip_and_unfinished_runs(tmp_path):
+    from qwenchat.bench.storage import BenchStorage, StoredTrial
+    from qwenchat.store import open_store
+
+    with open_store(tmp_path / "q.db") as store:
+        storage = BenchStorage(store)
+        run_id = storage.create_run({"lengths": [], "seed": 1}, {"simulated": True}, None)
+        trial = StoredTrial(128, 128, 0, False, True, "max-tokens", None, {"genie": {}},
+                            {"zones": {}}, None, {"battery_level": 50}, None)
+        storage.add_trial(run_id, trial)
+        assert storage.run_ids(unfinished=True) == [run_id]
+        storage.set_status(run_id, "done")
+        assert storage.run_ids(unfinished=True) == []
+    with open_store(tmp_path / "q.db") as store:  # reopened: on disk
+        run = BenchStorage(store).load_run(run_id)
+    assert run.status == "done" and run.finished_at and run.trials == [trial]
+
+
+def test_thermal_and_power_parsing():
+    from qwenchat.bench.thermal import CooldownPolicy, parse_power, parse_zones
+
+    zones = parse_zones(
+        "/sys/class/thermal/thermal_zone0|cpu|41500\n/sys/class/thermal/thermal_zone1|pa|\n"
+        "/sys/class/thermal/thermal_zone2|cpu|39000\n/sys/class/thermal/thermal_zone3|old|45\n"
+    )
+    assert zones == {"cpu": 41.5, "pa": None, "cpu#2": 39.0, "old": 45.0}
+    sep = "__qwenchat_thermal__"
+    assert parse_power(f"{sep}\n55\n{sep}\nDischarging\n{sep}\n1\n").as_json() == {
+        "battery_level": 55, "charging": False, "power_save": True,
+    }
+    assert parse_power(f"{sep}\n{sep}\n{sep}\nnull\n").battery_level is None
+    assert CooldownPolicy.parse("auto").mode == "auto"
+    assert CooldownPolicy.parse("0").mode == "off" and CooldownPolicy.parse("30").seconds == 30
+    with pytest.raises(UsageError):
+        CooldownPolicy.parse("-3")
+
+
+def test_published_expectation_per_length():
+    from qwenchat.published import published_figures
+
+    pub = published_figures()
+    assert pub.expected_ttft_ms(3968) == pytest.approx(math.ceil(3968 / 128) * 170.593)
