@@ -181,9 +181,11 @@ def push_assets(
     dev = _CountingDevice(device)
     own_cache = cache is None
     cache = cache or HashCache()
+    # Host hashing runs while the phone is asked what it holds and, on a first push, while
+    # the first files are already on the wire: their hashes are only needed to verify them.
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwenchat-host-hash")
     try:
-        progress.status("hashing the bundle on the host (cached after the first time)")
-        wanted = host_manifest(plan, cache)
+        wanted_future = hasher.submit(host_manifest, plan, cache)
         progress.status("reading the phone's work dir")
         state = read_phone_state(dev, layout, [f.remote for f in plan.files])
 
@@ -191,13 +193,18 @@ def push_assets(
         phone_known = state.manifest.files if state.manifest else {}
         to_send: list[str] = []
         to_hash: list[str] = []  # present with the right size: the phone's hash decides
+        wanted: BundleManifest | None = None
         for f in plan.files:
-            want = wanted.files[f.remote]
-            have = phone_known.get(f.remote)
             remote_size = state.sizes.get(f.remote)
             if remote_size != f.size:
-                to_send.append(f.remote)
-            elif verify or have is None:
+                to_send.append(f.remote)  # no hash needed to know it must go
+                continue
+            if wanted is None:
+                progress.status("hashing the bundle on the host (cached after the first time)")
+                wanted = wanted_future.result()
+            want = wanted.files[f.remote]
+            have = phone_known.get(f.remote)
+            if verify or have is None:
                 to_hash.append(f.remote)  # unknown (e.g. an interrupted run): hash decides
             elif have != want:
                 to_send.append(f.remote)  # the manifest vouches it is an older version
@@ -207,6 +214,7 @@ def push_assets(
             progress.status(f"checking {len(to_hash)} file(s) on the phone with SHA-256")
             got = sha256_on_phone(dev, layout, to_hash, sum(by_remote[r].size for r in to_hash))
             phone_hashed += len(to_hash)
+            assert wanted is not None  # to_hash is only filled after the hashes are known
             for r in to_hash:
                 if got.get(r) != wanted.files[r].sha256:
                     to_send.append(r)
@@ -215,10 +223,10 @@ def push_assets(
         order = [f for f in plan.files if f.remote in set(to_send)]
 
         send_started = time.perf_counter()
-        if order or state.manifest is None or _manifest_stale(state.manifest, wanted):
+        if order or state.manifest is None or _manifest_stale(state.manifest, wanted_future):
             _check_space(order, state, layout)
-            phone_hashed += _send(dev, layout, order, wanted, state, progress, overlap)
-            _write_manifest(dev, layout, wanted)
+            phone_hashed += _send(dev, layout, order, wanted_future, state, progress, overlap)
+            _write_manifest(dev, layout, wanted_future.result())
         send_seconds = time.perf_counter() - send_started
         progress.end()
         return PushReport(
@@ -239,12 +247,13 @@ def push_assets(
             shell_calls=dev.shell_calls,
         )
     finally:
+        hasher.shutdown(wait=True, cancel_futures=True)
         if own_cache:
             cache.close()
 
 
-def _manifest_stale(have: BundleManifest, want: BundleManifest) -> bool:
-    return have.files != want.files
+def _manifest_stale(have: BundleManifest, want: Future[BundleManifest]) -> bool:
+    return have.files != want.result().files
 
 
 def _check_space(order: list[BundleFile], state: PhoneState, layout: PhoneLayout) -> None:
@@ -262,7 +271,7 @@ def _send(
     dev: Any,
     layout: PhoneLayout,
     order: list[BundleFile],
-    wanted: BundleManifest,
+    wanted: Future[BundleManifest],
     state: PhoneState,
     progress: PushProgress,
     overlap: bool,
@@ -339,11 +348,11 @@ def _push_one(dev: Any, work: str, f: BundleFile, progress: PushProgress) -> Non
         progress.advance(f.size)
 
 
-def _verify_and_place(dev: Any, work: str, f: BundleFile, wanted: BundleManifest) -> bool:
+def _verify_and_place(dev: Any, work: str, f: BundleFile, wanted: Future[BundleManifest]) -> bool:
     """Hash the .partial on the phone; rename it into place when it matches, else delete it."""
     partial = f.remote + PARTIAL_SUFFIX
     got = sha256_on_phone(dev, PhoneLayout(work.rstrip("/")), [partial], f.size)
-    if got.get(partial) != wanted.files[f.remote].sha256:
+    if got.get(partial) != wanted.result().files[f.remote].sha256:
         dev.shell(f"rm -f {quote(work + partial)}")
         return False
     _check(dev, f"mv -f {quote(work + partial)} {quote(work + f.remote)}", f"renaming {f.remote}")
