@@ -4,7 +4,6 @@ genie-t2t-run, the real Qwen2 tokenizer and a real SQLite store, driven through 
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 
@@ -148,6 +147,31 @@ def test_table_says_simulated_and_names_sources(phone, capsys):
     assert "genie profiler" in out and "host clock" in out
     assert "not a measurement" in out  # the published upper bound, explained
     assert "[1/1] 128 tok rep 1" in err
+    run_id = err.split("bench run ")[1].split()[0]
+    code, out, _ = cli(capsys, "bench", "--show", run_id, "-o", "jsonl")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["type"] for r in rows] == ["trial", "length"]
+    assert rows[0]["result"]["genie"]["prompt_tokens"] == 128 and rows[1]["length"] == 128
+
+
+def test_a_prompt_token_count_genie_disagrees_with_is_an_error(phone, capsys, monkeypatch):
+    from qwenchat.bench import prompts
+
+    original = prompts.PromptMaker.make
+
+    def one_token_too_many(self, n_tokens, seed):
+        made = original(self, n_tokens, seed)
+        cut = made.text.rindex("<|im_end|>")  # the end of the user turn
+        text = made.text[:cut] + " Extra" + made.text[cut:]
+        return prompts.BenchPrompt(text, made.tokens, seed)
+
+    monkeypatch.setattr(prompts.PromptMaker, "make", one_token_too_many)
+    emu, _ = phone()
+    code, out, err = bench(capsys, emu, "-p", "128", *FAST, "--json")
+    report = json.loads(out)
+    (failure,) = report["failures"]
+    assert "Genie counted 129 prompt tokens, the bench asked for 128" in failure["reason"]
+    assert report["lengths"][0]["ttft_ms"] is None  # not a data point
 
 
 def test_largest_length_is_clamped_and_labelled(phone, capsys):

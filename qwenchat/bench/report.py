@@ -319,6 +319,15 @@ def write_table(report: BenchReport, out: IO[str], *, width: int | None = None) 
         if length.ttft_vs_published and "extrapolated" in length.ttft_vs_published.label:
             console.print(f"[dim]{length.length} tokens compared with the "
                           f"{length.ttft_vs_published.label}[/]")
+    waits = [t["cooldown"] for t in report.trials if t.get("cooldown")]
+    if waits:
+        total = sum(w.get("waited_s") or 0.0 for w in waits)
+        bounded = sum(1 for w in waits if not w.get("reached", True))
+        console.print(
+            f"Cool-down (host clock): {total:.1f} s waited before {len(waits)} trial(s)"
+            + (f", {bounded} stopped at the wait bound while still warm" if bounded else "")
+            + "."
+        )
     for note in report.notes:
         console.print(f"[dim]· {note}[/]")
     if report.failures:

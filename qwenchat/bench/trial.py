@@ -44,6 +44,10 @@ class HostFigures:
     first_token_ms: float | None
     total_ms: float
     overhead_ms: float | None  # total minus Genie's own create + query + free durations
+    # time.monotonic() when the command was sent and when the stream ended: comparable with
+    # the profile's timestamps only when phone and host share a clock (the emulator).
+    sent_monotonic: float = 0.0
+    ended_monotonic: float = 0.0
 
 
 @dataclass
@@ -132,6 +136,7 @@ class TrialRunner:
         ended = aborted = overflow = False
         first: float | None = None
         t0 = time.perf_counter()
+        sent = time.monotonic()
         stream = self.device.stream_shell(command)
         with stream:
             for chunk in stream:
@@ -159,11 +164,14 @@ class TrialRunner:
                 elif isinstance(event, ev.OtherLine):
                     other.append(event.text)
         t_end = time.perf_counter()
+        stream_end = time.monotonic()
         result.exit_code = stream.exit_code
         result.host = HostFigures(
             first_token_ms=None if first is None else (first - t0) * 1000.0,
             total_ms=(t_end - t0) * 1000.0,
             overhead_ms=None,
+            sent_monotonic=sent,
+            ended_monotonic=stream_end,
         )
         stderr = stream.stderr.decode("utf-8", errors="replace") if stream.stderr else ""
         if overflow:
