@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 
@@ -179,3 +181,57 @@ def test_through_google_adb_server_with_overlapped_hashing(server_device, emulat
     phone_matches_plan(emulator, plan)
     again = push_assets(server_device, plan, PhoneLayout(WORK))
     assert again.files_sent == 0 and again.phone_files_hashed == 0
+
+
+def test_ctrl_c_mid_file_stops_cleanly_and_the_next_run_resumes(emulator, plan, adb_key):
+    from qwenchat.device.direct import DirectDevice
+
+    class CtrlC(PushProgress):
+        def __init__(self) -> None:
+            self.file = ""
+
+        def file_started(self, remote: str, size: int) -> None:
+            self.file = remote
+
+        def advance(self, nbytes: int) -> None:
+            if self.file == plan.files[1].remote:
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, mid-file
+
+    layout = PhoneLayout(WORK)
+    dev = DirectDevice.connect_tcp(emulator.host, emulator.port, auth_timeout=5)
+    with pytest.raises(PushInterruptedError) as info:
+        push_assets(dev, plan, layout, progress=CtrlC())
+    dev.close()
+    assert info.value.exit_code == 130
+    assert info.value.message.startswith(f"interrupted while sending {plan.files[1].remote}")
+    assert info.value.message.endswith("run again to resume")
+    assert not on_phone(emulator, f"{WORK}/{plan.files[1].remote}").exists()
+    assert not on_phone(emulator, f"{WORK}/manifest.json").exists()
+
+    dev = DirectDevice.connect_tcp(emulator.host, emulator.port, auth_timeout=5)
+    try:
+        report = push_assets(dev, plan, layout)
+    finally:
+        dev.close()
+    assert report.sent == [f.remote for f in plan.files[1:]]
+    phone_matches_plan(emulator, plan)
+
+
+def test_files_of_an_older_bundle_are_removed(device, emulator, plan, synthetic_bundle, tmp_path):
+    layout = PhoneLayout(WORK)
+    push_assets(device, plan, layout)
+    other = tmp_path / "other-export"
+    other.mkdir()
+    for n in (1, 2):
+        (other / f"qwen_part_{n}_of_2.bin").write_bytes(bytes([n]) * 4096)
+    (other / "tokenizer.json").symlink_to(synthetic_bundle.tokenizer)
+    new_plan = plan_bundle(other, synthetic_bundle.qairt, "SM8750")
+    report = push_assets(device, new_plan, layout)
+    assert sorted(report.sent) == [
+        "bundle/genie_config.json",
+        "bundle/qwen_part_1_of_2.bin",
+        "bundle/qwen_part_2_of_2.bin",
+    ]
+    bundle = on_phone(emulator, f"{WORK}/bundle")
+    assert not list(bundle.glob("weight_sharing_model_*"))
+    phone_matches_plan(emulator, new_plan)

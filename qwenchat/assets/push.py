@@ -221,11 +221,15 @@ def push_assets(
                     if verify and phone_known.get(r) == wanted.files[r]:
                         repaired.append(r)  # the manifest vouched for it, yet it differs
         order = [f for f in plan.files if f.remote in set(to_send)]
+        # Files an older bundle left (e.g. ctx-bins of another export): GBs of dead weight.
+        stale = [r for r in phone_known if r not in by_remote and _safe_relative(r)]
 
         send_started = time.perf_counter()
         if order or state.manifest is None or _manifest_stale(state.manifest, wanted_future):
-            _check_space(order, state, layout)
-            phone_hashed += _send(dev, layout, order, wanted_future, state, progress, overlap)
+            _check_space(order, state, layout, stale)
+            phone_hashed += _send(
+                dev, layout, order, wanted_future, state, progress, overlap, stale
+            )
             _write_manifest(dev, layout, wanted_future.result())
         send_seconds = time.perf_counter() - send_started
         progress.end()
@@ -256,11 +260,22 @@ def _manifest_stale(have: BundleManifest, want: Future[BundleManifest]) -> bool:
     return have.files != want.result().files
 
 
-def _check_space(order: list[BundleFile], state: PhoneState, layout: PhoneLayout) -> None:
+def _safe_relative(name: str) -> bool:
+    """A manifest name we may delete: plainly inside the work dir (the phone's manifest is
+    data from the phone, not trusted to name paths elsewhere)."""
+    norm = posixpath.normpath(name)
+    return norm == name and not name.startswith(("/", "../")) and name not in (".", "..")
+
+
+def _check_space(
+    order: list[BundleFile], state: PhoneState, layout: PhoneLayout, stale: list[str]
+) -> None:
     if state.free_bytes is None:
         return  # df unreadable: the push itself will fail cleanly on a full disk
     need = _peak_need(order, state)
     free = state.free_bytes + sum(state.partial_sizes.values())  # leftovers are removed first
+    if state.manifest is not None:
+        free += sum(state.manifest.files[r].size for r in stale)
     if need > free:
         raise DeviceStorageError(
             f"needs {format_bytes(need)}, phone has {format_bytes(free)} free in {layout.work_dir}"
@@ -275,17 +290,20 @@ def _send(
     state: PhoneState,
     progress: PushProgress,
     overlap: bool,
+    stale: list[str],
 ) -> int:
     """Send ``order``; returns how many files were hashed on the phone."""
     work = layout.work_dir.rstrip("/") + "/"
     replacing = [f.remote for f in order if state.manifest and f.remote in state.manifest.files]
+    drop = set(replacing) | set(stale)
     cleanup = [quote(work + r + PARTIAL_SUFFIX) for r in state.partial_sizes]
-    if replacing and state.manifest is not None:
-        # Keep the manifest truthful while files it vouches for are being replaced.
-        kept = {k: v for k, v in state.manifest.files.items() if k not in set(replacing)}
+    cleanup += [quote(work + r) for r in stale]
+    if drop and state.manifest is not None:
+        # Keep the manifest truthful while files it vouches for are replaced or removed.
+        kept = {k: v for k, v in state.manifest.files.items() if k not in drop}
         _put_manifest(dev, layout, BundleManifest(files=kept))
     if cleanup:
-        _check(dev, f"rm -f {' '.join(cleanup)}", "removing unfinished files of an earlier push")
+        _check(dev, f"rm -f {' '.join(cleanup)}", "removing leftovers of an earlier push")
     if not order:
         return 0
 
@@ -294,10 +312,12 @@ def _send(
     pool = ThreadPoolExecutor(max_workers=1) if overlap else None
     pending: list[tuple[BundleFile, Future[bool] | bool]] = []
     current: BundleFile | None = None
+    ctrl_c = _CtrlC(dev, progress)
     try:
+        ctrl_c.install()
         for f in order:
             current = f
-            _push_one(dev, work, f, progress)
+            _push_one(dev, work, f, ctrl_c)
             if pool is not None:
                 pending.append((f, pool.submit(_verify_and_place, dev, work, f, wanted)))
             else:
@@ -311,7 +331,7 @@ def _send(
                 if ok:
                     break
                 progress.status(f"{f.remote} arrived damaged: sending it again")
-                _push_one(dev, work, f, progress)
+                _push_one(dev, work, f, ctrl_c)
                 ok = _verify_and_place(dev, work, f, wanted)
                 hashed += 1
             if not ok:
@@ -319,22 +339,69 @@ def _send(
                     f"{f.remote} arrived damaged on the phone twice (SHA-256 differs)",
                     "Check the cable/connection and run again; `--verify` re-checks everything.",
                 )
-    except KeyboardInterrupt:
-        raise PushInterruptedError(
-            f"interrupted while sending {current.remote if current else 'the bundle'}; "
-            "run again to resume"
-        ) from None
-    except DeviceError as exc:
-        if isinstance(exc, DeviceCommandError | PushInterruptedError):
-            raise
-        raise PushInterruptedError(
-            f"connection lost while sending {current.remote if current else 'the bundle'} "
-            f"({exc.message}); run again to resume"
-        ) from exc
+    except (KeyboardInterrupt, Exception) as exc:
+        where = current.remote if current else "the bundle"
+        if ctrl_c.pressed or isinstance(exc, KeyboardInterrupt):
+            stopped = PushInterruptedError(
+                f"interrupted while sending {where}; run again to resume"
+            )
+            stopped.exit_code = 130  # the shell's code for Ctrl-C
+            raise stopped from None
+        if isinstance(exc, DeviceError) and not isinstance(
+            exc, DeviceCommandError | PushInterruptedError
+        ):
+            raise PushInterruptedError(
+                f"connection lost while sending {where} ({exc.message}); run again to resume"
+            ) from exc
+        raise
     finally:
+        ctrl_c.restore()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return hashed
+
+
+class _CtrlC(PushProgress):
+    """Ctrl-C that works inside adb-shell's push.
+
+    adb-shell calls the progress callback inside a bare ``except: pass``, so a
+    KeyboardInterrupt raised there is swallowed and the push would run to the end of a
+    multi-GB file. While sending, SIGINT sets a flag; the next progress call closes the
+    connection, the push fails at once, and the error is reported as the interruption.
+    """
+
+    def __init__(self, dev: Any, progress: PushProgress) -> None:
+        self.dev = dev
+        self.progress = progress
+        self.pressed = False
+        self._old: Any = None
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def restore(self) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def file_started(self, remote: str, size: int) -> None:
+        self.progress.file_started(remote, size)
+
+    def advance(self, nbytes: int) -> None:
+        if self.pressed:
+            self.dev.close()  # raising here would be swallowed (see the class doc)
+            raise KeyboardInterrupt
+        self.progress.advance(nbytes)
 
 
 def _push_one(dev: Any, work: str, f: BundleFile, progress: PushProgress) -> None:
