@@ -46,12 +46,16 @@ def push_assets_cmd(
         str | None,
         typer.Option("--soc", help="Chip to write configs for (default: what the phone says)."),
     ] = None,
-    context_size: Annotated[int | None, typer.Option("--context-size")] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens")] = None,
-    temp: Annotated[float | None, typer.Option("--temp")] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k")] = None,
-    top_p: Annotated[float | None, typer.Option("--top-p")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    context_size: Annotated[
+        int | None, typer.Option("--context-size", help="genie_config context size (tokens).")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="genie_config max-num-tokens.")
+    ] = None,
+    temp: Annotated[float | None, typer.Option("--temp", help="Sampler temperature.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Sampler top-k.")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Sampler top-p.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed.")] = None,
     verify: Annotated[
         bool,
         typer.Option("--verify", help="Re-hash every file on the phone and repair what differs."),
@@ -64,7 +68,15 @@ def push_assets_cmd(
     transport: Transport = "auto",
     json_output: Json = False,
 ) -> int:
-    """Send the bundle, the configs and the QAIRT runtime to the phone; skip what it holds."""
+    """Send the bundle, the configs and the QAIRT runtime to the phone; skip what it holds.
+
+    Context binaries are found by name (weight_sharing_model_N_of_M.serialized.bin,
+    NAME_part_N_of_M.bin, partN_of_M.bin) or taken from the bundle's own genie_config.json.
+    A part that is empty, smaller than half the median part, or of another size than the
+    bundle's manifest.json records is refused as truncated. Every file lands as
+    NAME.partial, is checked with sha256sum on the phone, then renamed; the phone's
+    manifest.json is written last. Ctrl-C is safe: run again to resume.
+    """
     import json
     import posixpath
 
