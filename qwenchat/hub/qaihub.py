@@ -1,0 +1,128 @@
+"""The real ``HubClient``: qai_hub with the user's token from its usual config.
+
+The token is read by qai_hub itself (``~/.qai_hub/client.ini`` or ``$QAIHUB_CLIENT_INI``)
+and handed straight to its ``Client``; qwenchat never prints, logs or stores it, and scrubs
+it from any message that comes back from the library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+from qwenchat.errors import HubError
+from qwenchat.hub.transport import HubJob, _require
+
+CONFIGURE_HINT = (
+    "Get your API token from https://workbench.aihub.qualcomm.com/account/ and run "
+    "`qai-hub configure --api_token YOUR_TOKEN` (it writes ~/.qai_hub/client.ini)."
+)
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    if secret:
+        text = text.replace(secret, "***")
+    return " ".join(text.split())
+
+
+class QaiHubClient:
+    def __init__(self) -> None:
+        self._api_utils = _require("qai_hub.api_utils")
+        self._hub_client = _require("qai_hub.client")
+        rest = _require("qai_hub.public_rest_api")
+        path = self._api_utils.get_config_path(expanduser=True)
+        try:
+            config = self._api_utils.load_default_api_config()
+        except FileNotFoundError:
+            raise HubError(
+                f"no AI Hub API token configured ({path} not found)", CONFIGURE_HINT
+            ) from None
+        except (rest.APIException, KeyError, ValueError):
+            raise HubError(
+                f"no AI Hub API token in {path} (the [api] section lacks fields)", CONFIGURE_HINT
+            ) from None
+        if not config.api_token.strip():
+            raise HubError(f"the AI Hub API token in {path} is empty", CONFIGURE_HINT)
+        config.verbose = False  # no progress bars or "Loading config" lines from the library
+        self._token = config.api_token
+        self._client = self._hub_client.Client(config=config)
+
+    # qai_hub turns HTTP failures into its own exceptions, with the status often dropped
+    # ("raise UserError(...) from None"); classify by type and message.
+    def _translate(self, exc: Exception, what: str) -> HubError:
+        hc = self._hub_client
+        message = _scrub(str(exc), self._token)
+        lower = message.lower()
+        if isinstance(exc, hc.RateLimitedError) or "too many requests" in lower:
+            return HubError(
+                f"AI Hub rate limit reached while {what}", "Wait a few minutes and try again."
+            )
+        if "authenticate" in lower or "api token" in lower:
+            return HubError(
+                f"AI Hub refused the API token (401) while {what}",
+                "The token is wrong or expired. " + CONFIGURE_HINT,
+            )
+        if "permission" in lower or "403" in lower or "forbidden" in lower:
+            return HubError(
+                f"AI Hub denied access (403) while {what}",
+                "Use the account that owns the job, or ask its owner to share it.",
+            )
+        if "could not connect" in lower or "timeout" in lower or "unavailable" in lower:
+            return HubError(
+                f"cannot reach Qualcomm AI Hub while {what}",
+                "Check the network connection (and any proxy), then try again.",
+            )
+        if "could not be found" in lower:
+            return HubError(
+                f"AI Hub has no job {what.split()[-1]} visible to this account",
+                "Check the job ID (it starts with 'j', as in the job's URL /jobs/<ID>).",
+            )
+        first = message.split(". ")[0][:200]
+        return HubError(f"AI Hub failed while {what}: {first}")
+
+    def _call(self, what: str, func, *args, **kwargs):  # noqa: ANN001, ANN202
+        import requests
+
+        try:
+            # qai_hub prints progress and "Downloaded model to" lines; keep stdout ours.
+            with contextlib.redirect_stdout(io.StringIO()):
+                return func(*args, **kwargs)
+        except HubError:
+            raise
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
+            raise HubError(
+                f"cannot reach Qualcomm AI Hub while {what}",
+                "Check the network connection (and any proxy), then try again.",
+            ) from None
+        except (self._hub_client.Error, _require("qai_hub.public_rest_api").APIException) as e:
+            raise self._translate(e, what) from None
+
+    def get_job(self, job_id: str) -> HubJob:
+        job = self._call(f"looking up job {job_id}", self._client.get_job, job_id)
+        status = self._call(f"reading the status of job {job_id}", job.get_status)
+        kind = type(job).__name__.removesuffix("Job").lower() or "job"
+        return HubJob(
+            job_id=job.job_id,
+            kind=kind,
+            state=status.code,
+            name=getattr(job, "name", "") or "",
+            failure_reason=_scrub(status.message or "", self._token),
+        )
+
+    def download_target_model(self, job_id: str, dest: Path) -> Path:
+        job = self._call(f"looking up job {job_id}", self._client.get_job, job_id)
+        getter = getattr(job, "get_target_model", None)
+        if getter is None:
+            raise HubError(
+                f"job {job_id} is a {type(job).__name__}, which makes no target model",
+                "Pass the ID of a compile or link job.",
+            )
+        model = self._call(f"reading job {job_id}", getter)
+        if model is None:
+            raise HubError(f"job {job_id} produced no target model")
+        dest.mkdir(parents=True, exist_ok=True)
+        out = self._call(
+            f"downloading the model of job {job_id}", model.download, str(dest / model.model_id)
+        )
+        return Path(out)

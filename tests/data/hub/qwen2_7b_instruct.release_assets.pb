@@ -1,0 +1,2 @@
+
+0.65.0qwen2_7b_instructÒqualcomm-snapdragon-8-elite"®https://qaihub-public-assets.s3.us-west-2.amazonaws.com/qai-hub-models/models/qwen2_7b_instruct/releases/v0.65.0/qwen2_7b_instruct-genie-w4a16-qualcomm_snapdragon_8_elite.zipÒqualcomm-snapdragon-8-gen-3"®https://qaihub-public-assets.s3.us-west-2.amazonaws.com/qai-hub-models/models/qwen2_7b_instruct/releases/v0.65.0/qwen2_7b_instruct-genie-w4a16-qualcomm_snapdragon_8_gen_3.zip
