@@ -286,8 +286,10 @@ def test_auto_cooldown_waits_for_the_phone_to_cool(phone, capsys, tmp_path):
     scale the phone cools in host fractions of a second, and auto cool-down waits for it."""
     profile = _profile(tmp_path, prefill_chunk_ms=3000, decode_tok_s=20, init_ms=100,
                        jitter_pct=0)
-    emu, _ = phone(time_scale=0.004, genie_profile=profile)
-    code, out, err = bench(capsys, emu, "-p", "512", "-r", "3", "--warmup", "0",
+    # Scale 0.02: the phone cools with tau 0.9 s of host time, slow enough that the heat of a
+    # trial (~10 °C on the NPU zones) is still there when the bench reads it afterwards.
+    emu, _ = phone(time_scale=0.02, genie_profile=profile)
+    code, out, err = bench(capsys, emu, "-p", "1024", "-r", "3", "--warmup", "0",
                            "--gen-len", "2", "--cooldown", "auto", "--json")
     assert code == 0, err
     report = json.loads(out)
@@ -304,7 +306,7 @@ def test_auto_cooldown_waits_for_the_phone_to_cool(phone, capsys, tmp_path):
 def test_max_temp_stop_stops_and_keeps_the_run(phone, capsys, tmp_path):
     profile = _profile(tmp_path, prefill_chunk_ms=3000, decode_tok_s=20, init_ms=100,
                        jitter_pct=0)
-    emu, _ = phone(time_scale=0.004, genie_profile=profile)
+    emu, _ = phone(time_scale=0.02, genie_profile=profile)
     code, out, err = bench(capsys, emu, "-p", "1024", "-r", "3", "--warmup", "0",
                            "--gen-len", "2", "--cooldown", "0", "--max-temp", "33",
                            "--max-temp-action", "stop", "--json")
