@@ -114,7 +114,9 @@ def push_assets_cmd(
         try:
             report = push_assets(device, plan, layout, verify=verify, progress=progress)
         except KeyboardInterrupt:
-            raise PushInterruptedError("interrupted; run again to resume") from None
+            stopped = PushInterruptedError("interrupted; run again to resume")
+            stopped.exit_code = 130
+            raise stopped from None
         finally:
             if progress is not None:
                 progress.end()
