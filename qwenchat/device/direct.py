@@ -19,6 +19,11 @@ from the end of the output, and report stderr merged into stdout.
 Timeouts: adb-shell's own read timeout (10 s) would fire while a 7B model loads, so our
 streams set the transport timeout per read from the caller's ``first_byte_timeout`` (None =
 wait as long as it takes) and disable adb-shell's total read timeout.
+
+Concurrency: several streams may be open at once on one connection (a chat stream and a
+``kill``), but drive them from ONE thread. adb-shell holds its transport lock while it waits
+for a packet, so a thread blocked on a silent stream starves another thread's sync push
+(push-assets verifies each file after sending it on this transport for that reason).
 """
 
 from __future__ import annotations

@@ -165,9 +165,14 @@ def open_device(
             endpoint = parse_endpoint(serial)
             return _open(DeviceSummary(endpoint.address, "direct", "tcp", "device"))
         if not matching:
-            matching = _match_serialno(serial, [c for c in candidates if c.usable], _open)
-            if isinstance(matching, Device):
-                return matching
+            found = _match_serialno(serial, [c for c in candidates if c.usable], auth_timeout)
+            if isinstance(found, Device):
+                return found
+            if found:  # phones whose serial we could not read: they did not let us in
+                raise DeviceUnauthorizedError(
+                    f"no authorized phone {serial!r}; not authorized: "
+                    + ", ".join(c.serial for c in found)
+                )
         if not matching:
             raise NoDeviceError(
                 f"no phone {serial!r} found"
@@ -189,12 +194,20 @@ def open_device(
 
 
 def _match_serialno(
-    serial: str, candidates: list[DeviceSummary], opener: Callable[[DeviceSummary], Device]
+    serial: str, candidates: list[DeviceSummary], auth_timeout: float
 ) -> Device | list[DeviceSummary]:
-    """Open candidates until one calls itself ``serial`` (ro.serialno); the others closed."""
+    """Open candidates until one calls itself ``serial`` (ro.serialno); the others closed.
+
+    Returns the device, or the candidates that refused us (unauthorized: serial unknown).
+    Probing waits only briefly for authorization: the user named another phone.
+    """
+    refused: list[DeviceSummary] = []
     for candidate in candidates:
         try:
-            device = opener(candidate)
+            device = open_summary(candidate, auth_timeout=min(auth_timeout, 3.0))
+        except DeviceUnauthorizedError:
+            refused.append(candidate)
+            continue
         except DeviceError:
             continue
         try:
@@ -203,7 +216,7 @@ def _match_serialno(
         except DeviceError:
             pass
         device.close()
-    return []
+    return refused
 
 
 def _no_device_hint(transport: str) -> str:
