@@ -10,8 +10,10 @@ Protocol, so an interrupted push never leaves a file that looks complete:
 3. Free space is checked against the peak the push will need.
 4. If files the manifest vouches for are about to be replaced, the manifest is rewritten
    without them first: it never claims a file that is not what it says.
-5. Each file goes to ``<name>.partial``, is hashed on the phone (``sha256sum``) while the
-   next file is being sent, and is renamed into place only when the hash matches.
+5. Each file goes to ``<name>.partial``, is hashed on the phone (``sha256sum``) and is
+   renamed into place only when the hash matches. Through Google's adb server that check
+   overlaps the sending of the next file; adb-shell (direct) cannot run a shell while a
+   sync push is in flight on its connection, so there it follows each file.
 6. The full manifest is written last (itself via a ``.partial`` + ``mv``).
 """
 
