@@ -63,6 +63,11 @@ class QaiHubClient:
                 f"AI Hub refused the API token (401) while {what}",
                 "The token is wrong or expired. " + CONFIGURE_HINT,
             )
+        if "could not be found" in lower:
+            return HubError(
+                f"AI Hub has no job {what.split()[-1]} visible to this account",
+                "Check the job ID (it starts with 'j', as in the job's URL /jobs/<ID>).",
+            )
         if "permission" in lower or "403" in lower or "forbidden" in lower:
             return HubError(
                 f"AI Hub denied access (403) while {what}",
@@ -72,11 +77,6 @@ class QaiHubClient:
             return HubError(
                 f"cannot reach Qualcomm AI Hub while {what}",
                 "Check the network connection (and any proxy), then try again.",
-            )
-        if "could not be found" in lower:
-            return HubError(
-                f"AI Hub has no job {what.split()[-1]} visible to this account",
-                "Check the job ID (it starts with 'j', as in the job's URL /jobs/<ID>).",
             )
         first = message.split(". ")[0][:200]
         return HubError(f"AI Hub failed while {what}: {first}")

@@ -21,7 +21,11 @@ from pathlib import Path
 from packaging.version import Version
 from qai_hub_models_cli.common import STORE_URL
 from qai_hub_models_cli.fetch import _asset_url
-from qai_hub_models_cli.proto.manifest_pb2 import ManifestModelEntry, ModelManifestUrls, ReleaseManifest
+from qai_hub_models_cli.proto.manifest_pb2 import (
+    ManifestModelEntry,
+    ModelManifestUrls,
+    ReleaseManifest,
+)
 from qai_hub_models_cli.proto.platform_pb2 import ChipsetInfo, PlatformInfo, RuntimeInfo
 from qai_hub_models_cli.proto.release_assets_pb2 import ModelReleaseAssets
 from qai_hub_models_cli.proto.shared.precision_pb2 import Precision
@@ -54,46 +58,100 @@ def main() -> None:
         version=VERSION,
         platform_url=f"{REL}/platform.pb",
         models=[
-            ManifestModelEntry(id="mobilenet_v2", display_name="MobileNet-v2",
-                               manifest_urls=ModelManifestUrls(release_assets=f"{MODELS}/mobilenet_v2/releases/v{VERSION}/release_assets.pb")),
-            ManifestModelEntry(id="qwen2_7b_instruct", display_name="Qwen2-7B-Instruct",
-                               manifest_urls=ModelManifestUrls(release_assets=qwen_assets_url)),
+            ManifestModelEntry(
+                id="mobilenet_v2",
+                display_name="MobileNet-v2",
+                manifest_urls=ModelManifestUrls(
+                    release_assets=f"{MODELS}/mobilenet_v2/releases/v{VERSION}/release_assets.pb"
+                ),
+            ),
+            ManifestModelEntry(
+                id="qwen2_7b_instruct",
+                display_name="Qwen2-7B-Instruct",
+                manifest_urls=ModelManifestUrls(release_assets=qwen_assets_url),
+            ),
         ],
     )
     platform = PlatformInfo(
         chipsets=[
-            ChipsetInfo(name="qualcomm-snapdragon-8-elite", marketing_name="Snapdragon® 8 Elite Mobile",
-                        aliases=["snapdragon 8 elite", "sm8750"], htp_version=79, soc_model=69,
-                        supports_weight_sharing=True),
-            ChipsetInfo(name="qualcomm-snapdragon-8-gen-3", marketing_name="Snapdragon® 8 Gen 3 Mobile",
-                        aliases=["snapdragon 8 gen 3", "sm8650"], htp_version=75, soc_model=57,
-                        supports_weight_sharing=True),
-            ChipsetInfo(name="qualcomm-snapdragon-8-gen-2", marketing_name="Snapdragon® 8 Gen 2 Mobile",
-                        aliases=["snapdragon 8 gen 2", "sm8550"], htp_version=73, soc_model=43,
-                        supports_weight_sharing=True),
+            ChipsetInfo(
+                name="qualcomm-snapdragon-8-elite",
+                marketing_name="Snapdragon® 8 Elite Mobile",
+                aliases=["snapdragon 8 elite", "sm8750"],
+                htp_version=79,
+                soc_model=69,
+                supports_weight_sharing=True,
+            ),
+            ChipsetInfo(
+                name="qualcomm-snapdragon-8-gen-3",
+                marketing_name="Snapdragon® 8 Gen 3 Mobile",
+                aliases=["snapdragon 8 gen 3", "sm8650"],
+                htp_version=75,
+                soc_model=57,
+                supports_weight_sharing=True,
+            ),
+            ChipsetInfo(
+                name="qualcomm-snapdragon-8-gen-2",
+                marketing_name="Snapdragon® 8 Gen 2 Mobile",
+                aliases=["snapdragon 8 gen 2", "sm8550"],
+                htp_version=73,
+                soc_model=43,
+                supports_weight_sharing=True,
+            ),
         ],
         runtimes=[
             RuntimeInfo(runtime=Runtime.RUNTIME_GENIE, is_aot_compiled=True, display_name="Genie"),
-            RuntimeInfo(runtime=Runtime.RUNTIME_TFLITE, is_aot_compiled=False, display_name="TensorFlow Lite"),
+            RuntimeInfo(
+                runtime=Runtime.RUNTIME_TFLITE,
+                is_aot_compiled=False,
+                display_name="TensorFlow Lite",
+            ),
         ],
     )
     assets = ModelReleaseAssets(aihm_version=VERSION, model_id="qwen2_7b_instruct")
     for chip in ("qualcomm-snapdragon-8-elite", "qualcomm-snapdragon-8-gen-3"):
         url, filename = _asset_url("qwen2_7b_instruct", "genie", "w4a16", Version(VERSION), chip)
-        assets.assets.add(precision=Precision.PRECISION_W4A16, runtime=Runtime.RUNTIME_GENIE,
-                          chipset=chip, download_url=url)
+        assets.assets.add(
+            precision=Precision.PRECISION_W4A16,
+            runtime=Runtime.RUNTIME_GENIE,
+            chipset=chip,
+            download_url=url,
+        )
         data = zip_bytes(filename.removesuffix(".zip"))
         md5 = hashlib.md5(data).hexdigest()
         if chip.endswith("8-elite"):  # single-part upload: ETag = MD5, full-object SHA-256
-            headers = {"etag": f'"{md5}"', "x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
-                       "x-amz-checksum-type": "FULL_OBJECT"}
+            headers = {
+                "etag": f'"{md5}"',
+                "x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+                "x-amz-checksum-type": "FULL_OBJECT",
+            }
         else:  # multipart upload: composite ETag, no whole-file hash published
             headers = {"etag": f'"{md5}-2"'}
-        add(url, filename, data, {"content-type": "application/zip", "accept-ranges": "bytes", **headers})
+        add(
+            url,
+            filename,
+            data,
+            {"content-type": "application/zip", "accept-ranges": "bytes", **headers},
+        )
 
-    add(f"{REL}/manifest.pb", "manifest.pb", manifest.SerializeToString(), {"content-type": "binary/octet-stream"})
-    add(f"{REL}/platform.pb", "platform.pb", platform.SerializeToString(), {"content-type": "binary/octet-stream"})
-    add(qwen_assets_url, "qwen2_7b_instruct.release_assets.pb", assets.SerializeToString(), {"content-type": "binary/octet-stream"})
+    add(
+        f"{REL}/manifest.pb",
+        "manifest.pb",
+        manifest.SerializeToString(),
+        {"content-type": "binary/octet-stream"},
+    )
+    add(
+        f"{REL}/platform.pb",
+        "platform.pb",
+        platform.SerializeToString(),
+        {"content-type": "binary/octet-stream"},
+    )
+    add(
+        qwen_assets_url,
+        "qwen2_7b_instruct.release_assets.pb",
+        assets.SerializeToString(),
+        {"content-type": "binary/octet-stream"},
+    )
     (HERE / "responses.json").write_text(json.dumps(responses, indent=2, sort_keys=True) + "\n")
 
 
