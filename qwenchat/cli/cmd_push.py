@@ -26,9 +26,23 @@ def _say(message: str) -> None:
 
 def push_assets_cmd(
     bundle: Annotated[
-        Path,
+        Path | None,
         typer.Option("--bundle", help="Folder with the context binaries (an AI Hub export)."),
-    ],
+    ] = None,
+    hub: Annotated[
+        bool,
+        typer.Option("--hub", help="Fetch the published asset for the chip from AI Hub first."),
+    ] = False,
+    hub_job: Annotated[
+        str | None,
+        typer.Option("--hub-job", help="Fetch your own AI Hub job's model first (implies --hub)."),
+    ] = None,
+    chipset: Annotated[
+        str | None,
+        typer.Option(
+            "--chipset", help="With --hub: the AI Hub chipset (default: --soc or the phone's)."
+        ),
+    ] = None,
     qairt: Annotated[
         Path | None,
         typer.Option(
@@ -89,6 +103,19 @@ def push_assets_cmd(
     if not device_dir.startswith("/"):
         raise UsageError(f"--device-dir must be an absolute path on the phone: {device_dir}")
     layout = PhoneLayout(posixpath.normpath(device_dir))
+    if hub or hub_job:  # AI Hub download (qwenchat.hub), then push that bundle as it is
+        from qwenchat.cli.cmd_fetch import fetch_bundle
+
+        bundle = fetch_bundle(
+            chipset=chipset or soc,
+            hub_job=hub_job,
+            serial=serial,
+            connect=connect,
+            transport=transport,
+            quiet=json_output,
+        )
+    if bundle is None:
+        raise UsageError("give --bundle FOLDER, or --hub / --hub-job to fetch one from AI Hub")
     if qairt is None and os.environ.get("QAIRT_HOME"):
         qairt = Path(os.environ["QAIRT_HOME"])
     overrides = dict(
