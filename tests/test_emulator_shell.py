@@ -428,7 +428,8 @@ def test_background_genie_dollar_bang_is_real_pid(genie):
     rc, out, _ = sh(genie, f"cd /data/local/tmp; {GENIE} --pid --sleep 30 > log 2>&1 & echo $!")
     pid = int(out)
     try:
-        wait_until(lambda: b"pid:" in (genie.config.fs_root / "data/local/tmp/log").read_bytes())
+        wait_until(lambda: b"pid:" in (genie.config.fs_root / "data/local/tmp/log").read_bytes()
+                   and (genie.config.fs_root / "data/local/tmp/log").read_bytes().endswith(b"\n"))
         log = (genie.config.fs_root / "data/local/tmp/log").read_text()
         assert log == f"genie-t2t-run pid: {pid}\n"
         assert genie.processes.get(pid).name == "genie-t2t-run"

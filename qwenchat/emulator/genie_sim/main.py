@@ -171,9 +171,12 @@ def _run(args: cli.Args, config, env: Env, t_start: float) -> int:
     )
     heat = Heat(config)
     dcfg, tokenizer = _create_dialog(args, config, env)
-    sleep_until(t_start + pacer.init_s())
+    init_s = pacer.init_s()
+    sleep_until(t_start + init_s)
     create = Span(t_start, time.monotonic())
-    heat.busy((create.stop - create.start) * INIT_HEAT_SHARE)
+    # Heat from the scheduled load time, not the measured one: when the host is busy, Python's
+    # start-up can overrun a short scaled init, and that is not work the phone did.
+    heat.busy(init_s * INIT_HEAT_SHARE)
 
     state = DialogState(0, [], dcfg.identity)
     if args.restore:
