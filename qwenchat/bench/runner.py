@@ -133,6 +133,7 @@ def prepare(device: Any, work_dir: str | None = None) -> BenchSetup:
     from qwenchat import __version__
     from qwenchat.assets.layout import DEFAULT_WORK_DIR, PhoneLayout
     from qwenchat.bench.prompts import PromptMaker
+    from qwenchat.bench.roofline import ctx_bins_bytes
     from qwenchat.bench.trial import TrialRunner
     from qwenchat.chat.runner import GenieRunner
     from qwenchat.chat.tokens import TokenCounter
@@ -161,6 +162,8 @@ def prepare(device: Any, work_dir: str | None = None) -> BenchSetup:
         "config_hash": _sha256(config.render().encode()),
         "bundle_manifest_hash": None if manifest is None else _sha256(manifest),
         "context_size": config.context_size,
+        # Bytes of context binaries: what decode reads per token (bench/roofline.py).
+        "ctx_bins_bytes": ctx_bins_bytes(manifest, config.ctx_bins),
         "bos_token": config.bos_token,
         "libgenie_version": None,  # filled from the first trial's banner
         "work_dir": layout.work_dir,
