@@ -204,3 +204,27 @@ def test_many_quick_sync_requests_never_hang(device):
     device.push_bytes(b"x", f"{TMP}/s.txt")
     for _ in range(1500):
         assert device.stat(f"{TMP}/s.txt").size == 1
+
+
+def test_other_threads_work_while_a_stream_waits_in_silence(device):
+    """A chat cancel thread must reach the phone while the main thread waits on a loading
+    model: adb-shell held its transport lock in recv and starved it."""
+    import threading
+
+    done = threading.Event()
+    out: list[bytes] = []
+
+    def wait_for_slow_command() -> None:
+        with device.stream_shell("sleep 2; echo late", first_byte_timeout=None) as stream:
+            out.append(b"".join(stream))
+        done.set()
+
+    waiter = threading.Thread(target=wait_for_slow_command)
+    waiter.start()
+    time.sleep(0.2)  # the waiter is now blocked on its silent stream
+    assert device.shell("echo meanwhile", timeout=5).text == "meanwhile\n"
+    device.push_bytes(os.urandom(1 << 20), f"{TMP}/meanwhile.bin")
+    assert device.stat(f"{TMP}/meanwhile.bin").size == 1 << 20
+    assert not done.is_set()  # all of that happened while the stream was still silent
+    waiter.join(10)
+    assert out == [b"late\n"]

@@ -20,10 +20,10 @@ Timeouts: adb-shell's own read timeout (10 s) would fire while a 7B model loads,
 streams set the transport timeout per read from the caller's ``first_byte_timeout`` (None =
 wait as long as it takes) and disable adb-shell's total read timeout.
 
-Concurrency: several streams may be open at once on one connection (a chat stream and a
-``kill``), but drive them from ONE thread. adb-shell holds its transport lock while it waits
-for a packet, so a thread blocked on a silent stream starves another thread's sync push
-(push-assets verifies each file after sending it on this transport for that reason).
+Concurrency: several streams may be open at once on one connection and used from several
+threads (a chat stream in one, a ``kill`` from a cancel thread): over TCP our packet reader
+waits for bytes outside adb-shell's transport lock (``_TolerantIOManager``). Over USB
+adb-shell's own reader is used, which holds the lock while waiting: use one thread there.
 """
 
 from __future__ import annotations
@@ -73,21 +73,28 @@ WaitCallback = Callable[[str], None]
 
 
 class _TolerantIOManager(_AdbIOManager):
-    """adb-shell's packet reader, minus one fragility: a WRTE that arrives before the OKAY
-    for our own WRTE (a reply overtaking the ack) is kept for later instead of dropped.
+    """adb-shell's packet reader with two fixes, same packets and store.
 
-    adb-shell's ``read`` silently discards packets of the awaited stream that it does not
-    expect, so a sync STAT/DONE reply sent just before the OKAY was lost and the command hung
-    (seen against the emulated phone, ~1 in 300 stats). Google's adb accepts either order.
+    1. A WRTE that arrives before the OKAY for our own WRTE (a reply overtaking the ack) is
+       kept for later. adb-shell's ``read`` silently drops packets of the awaited stream it
+       does not expect, so a sync reply sent just before its OKAY was lost and the command
+       hung (seen against the emulated phone, ~1 in 300 stats). Google's adb accepts both.
+    2. Waiting for bytes happens OUTSIDE the transport lock (in short slices, checking the
+       packet store in between). adb-shell holds the lock while blocked in recv, so a thread
+       waiting on a silent stream (a model loading) starved every other thread: a ``kill``
+       from a cancel thread could not even send its OPEN. Needs ``wait_readable`` (our TCP
+       transport); other transports get adb-shell's behaviour.
     """
+
+    SLICE = 0.05  # how often a waiting thread looks at packets another thread stored
 
     def read(self, expected_cmds, adb_info, allow_zeros=False):  # noqa: ANN001, ANN201
         if constants.OKAY not in expected_cmds or constants.WRTE in expected_cmds:
-            return super().read(expected_cmds, adb_info, allow_zeros)
-        early: list[tuple[int, int, bytes, bytes]] = []
+            return self._read(expected_cmds, adb_info, allow_zeros)
+        early: list[tuple] = []
         try:
             while True:
-                packet = super().read([*expected_cmds, constants.WRTE], adb_info, allow_zeros)
+                packet = self._read([*expected_cmds, constants.WRTE], adb_info, allow_zeros)
                 if packet[0] != constants.WRTE:
                     return packet
                 early.append(packet)
@@ -95,6 +102,54 @@ class _TolerantIOManager(_AdbIOManager):
             with self._store_lock:  # in arrival order, where the next read looks first
                 for cmd, arg0, arg1, data in early:
                     self._packet_store.put(arg0, arg1, cmd, data)
+
+    def _from_store(self, expected_cmds, adb_info, allow_zeros):  # noqa: ANN001, ANN202
+        store = self._packet_store
+        find = store.find_allow_zeros if allow_zeros else store.find
+        with self._store_lock:
+            key = find(adb_info.remote_id, adb_info.local_id)
+            while key:
+                cmd, arg0, arg1, data = store.get(key[0], key[1])
+                if cmd in expected_cmds:
+                    return cmd, arg0, arg1, data
+                key = find(adb_info.remote_id, adb_info.local_id)
+        return None
+
+    def _read(self, expected_cmds, adb_info, allow_zeros):  # noqa: ANN001, ANN202
+        wait_readable = getattr(self._transport, "wait_readable", None)
+        if wait_readable is None:
+            return super().read(expected_cmds, adb_info, allow_zeros)
+        started = time.monotonic()
+        limits = [t for t in (adb_info.transport_timeout_s, adb_info.read_timeout_s) if t]
+        deadline = started + min(limits) if limits and min(limits) != math.inf else None
+        while True:
+            found = self._from_store(expected_cmds, adb_info, allow_zeros)
+            if found:
+                return found
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise exceptions.TcpTimeoutException(
+                    f"no answer within {time.monotonic() - started:.1f} s"
+                )
+            step = self.SLICE if remaining is None else min(self.SLICE, remaining)
+            if not wait_readable(step):
+                continue
+            with self._transport_lock:
+                found = self._from_store(expected_cmds, adb_info, allow_zeros)
+                if found:
+                    return found
+                if not wait_readable(0):  # another thread took those bytes
+                    continue
+                cmd, arg0, arg1, data = self._read_packet_from_device(adb_info)
+                if not adb_info.args_match(arg0, arg1, allow_zeros):
+                    with self._store_lock:
+                        self._packet_store.put(arg0, arg1, cmd, data)
+                    continue
+                if cmd == constants.CLSE:
+                    with self._store_lock:
+                        self._packet_store.clear(arg0, arg1)
+                if cmd in expected_cmds:
+                    return cmd, arg0, arg1, data
 
 
 class DirectDevice(Device):

@@ -17,6 +17,7 @@ has gone by and keeps its payload, for TCP and USB alike.
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -147,6 +148,12 @@ class TcpTransport(BannerSniffer, BaseTransport):
         self._quickack()
         self._sniffed(data)
         return data
+
+    def wait_readable(self, timeout: float | None) -> bool:
+        """Whether bytes (or EOF) are waiting, after up to ``timeout`` s (None: forever)."""
+        sock = self._require()
+        readable, _, _ = select.select([sock], [], [], timeout)
+        return bool(readable)
 
     def bulk_write(self, data: bytes, transport_timeout_s: float | None) -> int:
         sock = self._require()
