@@ -189,3 +189,52 @@ def _hottest(reading: dict | None) -> Any:
         return ""
     value = reading.get("hottest_c")
     return "" if value is None else value
+
+
+REPORT_FORMATS = ("table", "json", "jsonl", "md", "csv")
+
+
+def parse_format(text: str, allowed: tuple[str, ...] = REPORT_FORMATS) -> str:
+    from qwenchat.errors import UsageError
+
+    fmt = text.strip().lower()
+    fmt = {"markdown": "md"}.get(fmt, fmt)
+    if fmt not in allowed:
+        raise UsageError(f"-o {text!r} is not an output format", hint=f"Use {', '.join(allowed)}.")
+    return fmt
+
+
+def write_report(
+    run: Any, fmt: str, out: IO[str], *, chart: bool = True, width: int | None = None
+) -> Any:
+    """Render a ``StoredRun`` in ``fmt``; table mode adds the roofline line and, unless
+    ``chart`` is False, the terminal chart. Returns the ``BenchReport``."""
+    from qwenchat.bench.report import build_report, write_json, write_jsonl, write_table
+
+    report = build_report(run)
+    if fmt == "table":
+        from rich.console import Console
+        from rich.markup import escape
+
+        from qwenchat.bench.roofline import roofline
+
+        write_table(report, out, width=width)
+        Console(file=out, width=width or 160, highlight=False, soft_wrap=False).print(
+            escape(roofline(report).line())
+        )
+        if chart:
+            from qwenchat.bench.termchart import write_chart
+
+            out.write("\n")
+            write_chart(report, out, console_width=width)
+    elif fmt == "json":
+        write_json(report, out)
+    elif fmt == "jsonl":
+        write_jsonl(report, out)
+    elif fmt == "md":
+        write_markdown(report, out, created_at=run.created_at)
+    elif fmt == "csv":
+        write_csv(report, out)
+    else:  # pragma: no cover - parse_format guards this
+        raise ValueError(fmt)
+    return report

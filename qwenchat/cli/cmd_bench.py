@@ -48,8 +48,14 @@ def bench(
     cooldown_max_wait: Annotated[
         float, typer.Option("--cooldown-max-wait", help="Longest wait between trials (s).")
     ] = 300.0,
-    output: Annotated[str, typer.Option("-o", "--output", help="table, json or jsonl.")] = "table",
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="table, json, jsonl, md or csv.")
+    ] = "table",
     json_output: Annotated[bool, typer.Option("--json", help="Same as -o json.")] = False,
+    plot: Annotated[
+        str | None,
+        typer.Option("--plot", help="Also write a plot: FILE.png or FILE.svg (needs matplotlib)."),
+    ] = None,
     run_id: Annotated[
         str | None,
         typer.Argument(help="With --resume: the run to finish (default: the latest one)."),
@@ -68,18 +74,22 @@ def bench(
     ] = None,
 ) -> int:
     """Measure TTFT and tokens/s across prompt lengths and compare with Qualcomm's figures."""
+    from qwenchat.bench.formats import parse_format
     from qwenchat.errors import UsageError
 
-    fmt = "json" if json_output else output.strip().lower()
-    if fmt not in ("table", "json", "jsonl"):
-        raise UsageError(f"-o {output!r} is not an output format", hint="Use table, json or jsonl.")
+    fmt = "json" if json_output else parse_format(output)
+    if plot is not None:
+        from qwenchat.bench.plot import FORMATS
+
+        if not plot.lower().endswith(FORMATS):  # say so before an hour of trials
+            raise UsageError(f"--plot {plot}: name the file .png or .svg")
 
     from qwenchat.bench.storage import BenchStorage
     from qwenchat.store import open_store
 
     if show is not None:
         with open_store() as store:
-            return _print_report(BenchStorage(store), show, fmt)
+            return _print_report(BenchStorage(store), show, fmt, plot)
 
     from qwenchat.bench.runner import BenchOptions, BenchStopped, new_run, resume_run
     from qwenchat.bench.sweep import parse_lengths
@@ -122,21 +132,26 @@ def bench(
                 )
         except BenchStopped as stopped:
             progress.close()
-            _print_report(storage, stopped.run_id, fmt)
+            _print_report(storage, stopped.run_id, fmt, plot)
             raise
         progress.close()
-        return _print_report(storage, run_id, fmt)
+        return _print_report(storage, run_id, fmt, plot)
 
 
-def _print_report(storage, run_id: str, fmt: str) -> int:  # noqa: ANN001
-    from qwenchat.bench.report import build_report, write_json, write_jsonl, write_table
+def _print_report(storage, run_id: str, fmt: str, plot: str | None = None) -> int:  # noqa: ANN001
+    from qwenchat.bench.formats import write_report
     from qwenchat.errors import UsageError
 
     stored = storage.load_run(run_id)
     if stored is None:
         raise UsageError(f"no bench run {run_id!r} in the store")
-    report = build_report(stored)
-    {"table": write_table, "json": write_json, "jsonl": write_jsonl}[fmt](report, sys.stdout)
+    # table mode: report.py's table, the roofline line and the terminal chart under it
+    report = write_report(stored, fmt, sys.stdout)
+    if plot is not None:
+        from qwenchat.bench.plot import write_plot
+
+        write_plot(report, plot, created_at=stored.created_at)
+        print(f"plot written to {plot}", file=sys.stderr)
     return 0
 
 

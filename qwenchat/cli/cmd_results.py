@@ -1,0 +1,203 @@
+"""`qwenchat results`: look back at stored bench runs, show them in any format, compare two,
+export one."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+results_app = typer.Typer(
+    help="Stored bench runs: list, show, compare two, export.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(results_app, name="results")
+
+
+Output = Annotated[
+    str, typer.Option("-o", "--output", help="table, md, csv, json or jsonl.")
+]
+
+
+def _open():  # noqa: ANN202 - (store context manager, BenchStorage class)
+    from qwenchat.bench.storage import BenchStorage  # registers the bench migrations
+    from qwenchat.store import open_store
+
+    return open_store(), BenchStorage
+
+
+def resolve_run_id(storage, ref: str) -> str:  # noqa: ANN001 - BenchStorage
+    """A full id, a unique prefix of one, or ``last`` (the newest run)."""
+    from qwenchat.errors import UsageError
+
+    ids = storage.run_ids()
+    if not ids:
+        raise UsageError("no bench runs in the store", hint="Run one: `qwenchat bench`.")
+    ref = ref.strip()
+    if ref == "last":
+        return ids[0]
+    if ref in ids:
+        return ref
+    matches = [i for i in ids if i.startswith(ref)] if ref else []
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UsageError(f"no bench run {ref!r} in the store",
+                         hint="See the ids with `qwenchat results list`.")
+    raise UsageError(
+        f"{ref!r} matches {len(matches)} bench runs ({', '.join(matches[:3])}...)",
+        hint="Give more of the id.",
+    )
+
+
+@results_app.command("list")
+def list_runs(
+    limit: Annotated[int, typer.Option("-n", "--limit", help="How many to list.")] = 20,
+    json_output: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+) -> int:
+    """The stored runs, newest first: id, date, device, SoC, simulated, lengths, status."""
+    import json
+
+    from qwenchat.bench.formats import run_date
+
+    store, BenchStorage = _open()
+    with store:
+        storage = BenchStorage(store)
+        rows = []
+        for run_id in storage.run_ids()[:limit]:
+            run = storage.load_run(run_id)
+            dev = run.context.get("device") or {}
+            rows.append({
+                "id": run.id, "date": run_date(run.created_at), "device": dev.get("model"),
+                "soc": dev.get("soc"), "simulated": bool(run.context.get("simulated")),
+                "lengths": [p["tokens"] for p in run.plan.get("lengths", [])],
+                "status": run.status,
+                "trials": sum(1 for t in run.trials if not t.warmup),
+                "failed": sum(1 for t in run.trials if not t.ok),
+            })
+    if json_output:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not rows:
+        console.print("no bench runs yet: `qwenchat bench` makes one")
+        return 0
+    table = Table()
+    for head in ("id", "date", "device", "SoC", "simulated", "lengths", "trials", "status"):
+        table.add_column(head)
+    for r in rows:
+        table.add_row(
+            r["id"], r["date"], str(r["device"] or "?"), str(r["soc"] or "?"),
+            "[yellow]SIMULATED[/]" if r["simulated"] else "real",
+            ",".join(str(n) for n in r["lengths"]),
+            f"{r['trials']}" + (f" [red]({r['failed']} failed)[/]" if r["failed"] else ""),
+            r["status"],
+        )
+    console.print(table)
+    return 0
+
+
+@results_app.command("show")
+def show(
+    run: Annotated[str, typer.Argument(help="Run id, unique prefix, or 'last'.")] = "last",
+    output: Output = "table",
+    chart: Annotated[bool, typer.Option("--chart/--no-chart", help="Chart under the table.")] = True,
+    plot: Annotated[
+        str | None, typer.Option("--plot", help="Also write a plot: FILE.png or FILE.svg.")
+    ] = None,
+) -> int:
+    """One stored run's report, in any format (-o table|md|csv|json|jsonl)."""
+    from qwenchat.bench.formats import parse_format, write_report
+
+    fmt = parse_format(output)
+    store, BenchStorage = _open()
+    with store:
+        storage = BenchStorage(store)
+        stored = storage.load_run(resolve_run_id(storage, run))
+    report = write_report(stored, fmt, sys.stdout, chart=chart)
+    if plot:
+        _plot(report, plot, stored.created_at)
+    return 0
+
+
+def _plot(report, path: str, created_at: float) -> None:  # noqa: ANN001 - BenchReport
+    from rich.console import Console
+
+    from qwenchat.bench.plot import write_plot
+
+    write_plot(report, path, created_at=created_at)
+    Console(stderr=True, highlight=False).print(f"[dim]plot written to {path}[/]")
+
+
+@results_app.command("compare")
+def compare(
+    a: Annotated[str, typer.Argument(help="Run A (the baseline): id, prefix or 'last'.")],
+    b: Annotated[str, typer.Argument(help="Run B (compared with A).")],
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="table, md, csv or json.")
+    ] = "table",
+) -> int:
+    """B against A per prompt length: differences of medians and whether they exceed the
+    runs' own spread (p10–p90 half-widths)."""
+    from qwenchat.bench import compare as cmp
+    from qwenchat.bench.formats import parse_format
+    from qwenchat.bench.report import build_report
+
+    fmt = parse_format(output, ("table", "md", "csv", "json"))
+    store, BenchStorage = _open()
+    with store:
+        storage = BenchStorage(store)
+        run_a = storage.load_run(resolve_run_id(storage, a))
+        run_b = storage.load_run(resolve_run_id(storage, b))
+    result = cmp.compare_reports(
+        build_report(run_a), build_report(run_b),
+        a_created=run_a.created_at, b_created=run_b.created_at,
+    )
+    if fmt == "table":
+        cmp.write_comparison_table(result, sys.stdout)
+        for warning in result.warnings:  # also on stderr, where pipes don't hide it
+            typer.secho(f"warning: {warning}", err=True, fg="yellow")
+    else:
+        {"md": cmp.write_comparison_markdown, "csv": cmp.write_comparison_csv,
+         "json": cmp.write_comparison_json}[fmt](result, sys.stdout)
+    return 0
+
+
+@results_app.command("export")
+def export(
+    run: Annotated[str, typer.Argument(help="Run id, unique prefix, or 'last'.")] = "last",
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="json (everything) or csv (one row per trial).")
+    ] = "json",
+    file: Annotated[
+        str | None, typer.Option("--file", "-f", help="Write here instead of stdout.")
+    ] = None,
+) -> int:
+    """Export a run: JSON with every sample and the whole context, or CSV of the trials."""
+    from qwenchat.bench.formats import parse_format, write_trials_csv
+    from qwenchat.bench.report import build_report, write_json
+    from qwenchat.errors import UsageError
+
+    fmt = parse_format(output, ("json", "csv"))
+    store, BenchStorage = _open()
+    with store:
+        storage = BenchStorage(store)
+        stored = storage.load_run(resolve_run_id(storage, run))
+    report = build_report(stored)
+    writer = write_json if fmt == "json" else write_trials_csv
+    if file is None:
+        writer(report, sys.stdout)
+        return 0
+    try:
+        with open(file, "w", encoding="utf-8", newline="") as out:
+            writer(report, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {file}: {exc.strerror or exc}") from exc
+    typer.secho(f"run {stored.id} exported to {file}", err=True, dim=True)
+    return 0
