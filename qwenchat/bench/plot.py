@@ -118,6 +118,7 @@ def build_figure(data: PlotData) -> Any:
     ax_d.set_title("Decode rate", fontsize=10)
 
     line(ax_c, data.temperature, color="tab:red", marker=".")
+    ax_c.xaxis.get_major_locator().set_params(integer=True)  # trials are whole numbers
     ax_c.set_xlabel("trial (run order, warm-ups included)")
     ax_c.set_ylabel("hottest thermal zone (°C)")
     ax_c.set_title("Temperature across the run", fontsize=10)
