@@ -97,7 +97,8 @@ def _print_devices(rows: list[dict]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    # Never squeeze a phone's address or serial into an ellipsis: they are what -s takes.
+    console = Console(highlight=False, width=max(Console().width, 120))
     if not rows:
         console.print(
             "No phone found. [dim]Plug one in with USB debugging on, or "
@@ -106,7 +107,7 @@ def _print_devices(rows: list[dict]) -> None:
         return
     table = Table(title="Phones", title_justify="left")
     for column in ("address", "serial", "model", "SoC", "arch", "Android", "RAM", "free", "via"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("address", "serial"))
     any_simulated = False
     for row in rows:
         if row["state"] != "device" or "model" not in row:
@@ -125,7 +126,9 @@ def _print_devices(rows: list[dict]) -> None:
         model = escape(row["model"])
         if row["simulated"]:
             any_simulated = True
-            model = f"[bold yellow]{model}[/] [yellow]SIMULATED[/]"
+            model = f"[bold yellow]{model}[/]"
+            if "SIMULATED" not in row["model"]:
+                model += " [yellow]SIMULATED[/]"
         table.add_row(
             escape(row["address"]),
             escape(row["serial"]),

@@ -66,6 +66,7 @@ from qwenchat.errors import (
 )
 
 DEFAULT_AUTH_TIMEOUT = 30.0
+AUTH_ANNOUNCE_AFTER_S = 1.0  # a phone that trusts the key answers well within this
 HANDSHAKE_TIMEOUT = 10.0  # CNXN/OPEN/OKAY exchanges: a live phone answers in milliseconds
 IO_TIMEOUT = 60.0  # silence tolerated inside a sync transfer
 
@@ -400,16 +401,28 @@ def _handshake(
     from qwenchat.device.keys import load_signer
 
     install_fast_checksum()  # idempotent; numpy imported on first connect, not at import
+    import threading
+
     waiting = False
+    announce: threading.Timer | None = None
 
     def _auth_callback(_device: object) -> None:
-        nonlocal waiting
+        # adb-shell calls this as soon as it offers our public key; a phone that already
+        # trusts it (or accepts at once) answers within milliseconds. Only say we are
+        # waiting for the dialog once the phone has really kept us waiting.
+        nonlocal waiting, announce
         waiting = True
         if on_wait is not None:
-            on_wait(
-                f'{name}: waiting up to {auth_timeout:g} s for you to accept "Allow USB '
-                'debugging?" on the phone'
+            announce = threading.Timer(
+                min(AUTH_ANNOUNCE_AFTER_S, auth_timeout / 2),
+                on_wait,
+                args=(
+                    f'{name}: waiting up to {auth_timeout:g} s for you to accept "Allow USB '
+                    'debugging?" on the phone',
+                ),
             )
+            announce.daemon = True
+            announce.start()
 
     try:
         adb.connect(
@@ -432,6 +445,9 @@ def _handshake(
                 "Is it an ADB endpoint? On a phone run `adb tcpip 5555` first.",
             ) from exc
         raise
+    finally:
+        if announce is not None:
+            announce.cancel()
 
 
 def require_usb() -> type:
