@@ -27,7 +27,7 @@ def report_error(message: str, hint: str | None = None) -> None:
 
 def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=argv, prog_name="qwenchat", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except QwenchatError as exc:
         if _debug():

@@ -1,0 +1,139 @@
+"""Regenerate (``--write``) or check (``--check``) the example output in README.md.
+
+Every example in the README is produced by running the command against the emulated phone,
+never typed by hand. Blocks live between ``<!-- example: NAME -->`` and ``<!-- /example -->``.
+``--check`` runs the same commands and compares them with the README after masking what
+legitimately changes between runs (numbers, the port, run ids, dates); the test suite uses
+it, so a README whose examples no longer match the tool fails the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+BLOCK = re.compile(r"(<!-- example: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /example -->)", re.S)
+
+
+def _run(args: list[str], env: dict[str, str], display: list[str] | None = None) -> str:
+    # One stream, as a terminal shows it: progress on stderr stays where it happened.
+    proc = subprocess.run(
+        [sys.executable, "-m", "qwenchat", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    shown = display if display is not None else args
+    text = f"$ qwenchat {shlex.join(shown)}\n{proc.stdout}"
+    if proc.returncode != 0:
+        raise SystemExit(f"readme example `qwenchat {shlex.join(args)}` failed:\n{text}")
+    return text.rstrip() + "\n"
+
+
+def generate() -> dict[str, str]:
+    """Run every example command; returns name -> console text."""
+    work = Path(tempfile.mkdtemp(prefix="qwenchat-readme-"))
+    env = dict(
+        os.environ,
+        QWENCHAT_HOME=str(work / "home"),
+        COLUMNS="100",
+        NO_COLOR="1",
+        TERM="dumb",
+        PYTHONUNBUFFERED="1",
+    )
+    root = work / "emulator"
+    assets = work / "assets"
+    out: dict[str, str] = {"help": _run(["--help"], env)}
+    out["emulator"] = _run(
+        ["emulator", "start", "--root", str(root), "--port", "0", "--accept-new-keys",
+         "--time-scale", "0.1", "--no-jitter"],
+        env,
+        display=["emulator", "start", "--port", "0", "--accept-new-keys", "--time-scale", "0.1",
+                 "--no-jitter"],
+    )
+    try:
+        status = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "qwenchat", "emulator", "status", "--root", str(root), "--json"],
+                env=env, text=True, capture_output=True, check=True,
+            ).stdout
+        )
+        address = status["address"]
+        subprocess.run(
+            [sys.executable, "-m", "qwenchat", "emulator", "make-bundle", str(assets), "--bin-size", "8"],
+            env=env, capture_output=True, check=True,
+        )
+        dev = ["--connect", address]
+        push = ["push-assets", *dev, "--bundle", str(assets / "bundle"), "--qairt", str(assets / "qairt")]
+        shown_push = ["push-assets", *dev, "--bundle", "bundle/", "--qairt", "qairt/"]
+        out["devices"] = _run(["devices", *dev], env)
+        out["push"] = _run(push, env, shown_push) + _run(push, env, shown_push)
+        out["bench"] = _run(
+            ["bench", *dev, "--prompt-len", "128..1024", "-r", "2", "--warmup", "1",
+             "--gen-len", "16", "--cooldown", "0"],
+            env,
+        )
+        out["run"] = _run(["run", *dev, "--max-tokens", "64", "What is the capital of France?"], env)
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "qwenchat", "emulator", "stop", "--root", str(root)],
+            env=env, capture_output=True,
+        )
+    # The temporary folder and port differ on every run: show stable names instead.
+    return {k: v.replace(str(work), "/tmp/qwenchat-demo") for k, v in out.items()}
+
+
+def mask(text: str) -> str:
+    """What may differ between two honest runs: numbers, ids, dates, table padding."""
+    text = re.sub(r"\d+", "#", text)
+    text = re.sub(r"[#.,:\-–]+", "#", text)
+    text = re.sub(r"[\s━─│┃┏┓┗┛┡┩┣┫╇╈┳┻┼├┤┌┐└┘╭╮╰╯]+", " ", text)
+    return text.strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true")
+    mode.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+
+    readme = README.read_text()
+    names = [m.group("name") for m in BLOCK.finditer(readme)]
+    fresh = generate()
+    missing = [n for n in names if n not in fresh]
+    if missing:
+        raise SystemExit(f"README names examples this script does not produce: {missing}")
+
+    if args.write:
+        def replace(m: re.Match) -> str:
+            return f"{m.group(1)}```console\n{fresh[m.group('name')]}```\n{m.group(4)}"
+
+        README.write_text(BLOCK.sub(replace, readme))
+        print(f"wrote {len(names)} examples into {README}")
+        return 0
+
+    stale = []
+    for m in BLOCK.finditer(readme):
+        body = m.group("body").removeprefix("```console\n").rsplit("```", 1)[0]
+        if mask(body) != mask(fresh[m.group("name")]):
+            stale.append(m.group("name"))
+    if stale:
+        print(f"README examples are stale: {', '.join(stale)} — run `make readme`")
+        return 1
+    print(f"README examples match the tool ({len(names)} checked)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
