@@ -155,11 +155,12 @@ def test_phone_accepting_the_key_connects(emulator_factory, adb_key):
 def test_nothing_listening_is_no_device_error():
     import socket
 
+    # Bound, not listening: refused, and no other test can take the port meanwhile.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(NoDeviceError, match="cannot reach"):
-        DirectDevice.connect_tcp("127.0.0.1", port)
+        with pytest.raises(NoDeviceError, match="cannot reach"):
+            DirectDevice.connect_tcp("127.0.0.1", port)
 
 
 def test_device_info_of_the_emulated_phone(device, emulator):

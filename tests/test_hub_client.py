@@ -114,13 +114,15 @@ def test_unknown_job_404(home, tmp_path, hub_server, monkeypatch):
 def test_hub_unreachable(home, tmp_path, monkeypatch):
     import socket
 
-    with socket.socket() as s:  # a port nobody listens on
+    # A port bound but not listening refuses connections, and stays ours for the whole test:
+    # a port closed again could be taken by another worker's recorded AI Hub server.
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setattr("qai_hub.util.session.MAX_RETRIES", 0, raising=False)
-    _write_ini(home, f"http://127.0.0.1:{port}")
-    with pytest.raises(HubError, match="cannot reach"):
-        fetch_job_model("jabc123", cache_dir=tmp_path / "cache")
+        monkeypatch.setattr("qai_hub.util.session.MAX_RETRIES", 0, raising=False)
+        _write_ini(home, f"http://127.0.0.1:{port}")
+        with pytest.raises(HubError, match="cannot reach"):
+            fetch_job_model("jabc123", cache_dir=tmp_path / "cache")
 
 
 def test_bad_job_id_never_reaches_a_path(tmp_path):
