@@ -32,6 +32,7 @@ from qwenchat.emulator.genie_sim.timing import (
 BANNER = "[SIMULATED] genie-t2t-run: qwenchat emulator (no model runs here)"
 HEAT_EVERY_S = 1.0  # host seconds between thermal updates during a long run
 INIT_HEAT_SHARE = 0.1  # loading weights keeps the NPU mostly idle
+_KEEP_ALIVE: list[object] = []
 
 
 def _out(data: bytes | str) -> None:
@@ -155,6 +156,9 @@ def _create_dialog(args: cli.Args, config, env: Env) -> tuple[DialogConfig, obje
             "Failed to create the dialog.",
         ) from None
     _log(args, "info", f"SIMULATED: {len(dcfg.ctx_bins)} context binaries for {arch} 'loaded'")
+    # Freeing a Qwen2 tokenizer takes ~0.1 s with the GIL held; kept alive here, it goes
+    # with the process at os._exit (see __main__), as the real binary's memory would.
+    _KEEP_ALIVE.append(tokenizer)
     return dcfg, tokenizer
 
 
