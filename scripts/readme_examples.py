@@ -95,7 +95,9 @@ def generate() -> dict[str, str]:
 
 def mask(text: str) -> str:
     """What may differ between two honest runs: numbers, ids, dates, table padding."""
+    text = re.sub(r"\b\d{8}-\d{6}-[0-9a-f]+\b", "RUN-ID", text)  # bench run ids
     text = re.sub(r"\d+", "#", text)
+    text = re.sub(r"#\s*(?:ms|s)\b", "# s", text)  # a duration may print as 907 ms or 1.0 s
     text = re.sub(r"[#.,:\-–]+", "#", text)
     text = re.sub(r"[\s━─│┃┏┓┗┛┡┩┣┫╇╈┳┻┼├┤┌┐└┘╭╮╰╯]+", " ", text)
     return text.strip()

@@ -33,3 +33,4 @@ def test_mask_keeps_words_and_drops_numbers():
         sys.path.pop(0)
     assert mask("TTFT 17.2 ms ┃ 1,024 tok") == mask("TTFT 171.9 ms ┃ 128 tok")
     assert mask("stop: eos") != mask("stop: max_tokens")
+    assert mask("run 20261123-115005-37a354 · load 907 ms") == mask("run 20261124-090001-bdf0a1 · load 1.0 s")

@@ -27,11 +27,10 @@ class Store:
 
 
 def open_store(path: Path | None = None) -> Store:
-    from qwenchat.paths import store_path
-    from qwenchat.store.migrations import apply_migrations
-
     # Feature modules register their migrations when imported.
     import qwenchat.store.features  # noqa: F401
+    from qwenchat.paths import store_path
+    from qwenchat.store.migrations import apply_migrations
 
     path = Path(path) if path is not None else store_path()
     try:
