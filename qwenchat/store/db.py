@@ -27,8 +27,7 @@ class Store:
 
 
 def open_store(path: Path | None = None) -> Store:
-    # Feature modules register their migrations when imported.
-    import qwenchat.store.features  # noqa: F401
+    import qwenchat.store.features  # noqa: F401  (feature modules register their migrations)
     from qwenchat.paths import store_path
     from qwenchat.store.migrations import apply_migrations
 
