@@ -67,7 +67,9 @@ def _print_list(rows) -> None:  # noqa: ANN001
     table.add_column("device")
     table.add_column("first message", ratio=1)
     for r in rows:
-        device = (r.device_model or "?") + (" (SIMULATED)" if r.simulated else "")
+        device = r.device_model or "?"
+        if r.simulated and "SIMULATED" not in device:
+            device += " (SIMULATED)"
         table.add_row(r.id, r.updated_at, str(r.messages), device, r.title or "")
     console.print(table)
 
