@@ -222,8 +222,12 @@ def test_results_list_export_and_bad_ids(bench_run, capsys, tmp_path):
 def test_compare_two_phones_verdict_beyond_spread(bench_run, capsys):
     """Phone B prefills in 100 ms/chunk, phone A in 200: TTFT faster beyond the spread;
     decode is the same profile on both: within the spread (or same)."""
-    a = bench_run("-p", "64,300", "-r", "3", prefill_chunk_ms=200, jitter=True)["run_id"]
-    b = bench_run("-p", "64,300", "-r", "3", prefill_chunk_ms=100, jitter=True)["run_id"]
+    # Scale 0.1 (20 vs 10 ms a chunk): at 0.01 a busy host's oversleeping, a few ms, is as
+    # large as the difference itself and widens the spread past it.
+    a = bench_run("-p", "64,300", "-r", "3", prefill_chunk_ms=200, jitter=True,
+                  time_scale=0.1)["run_id"]
+    b = bench_run("-p", "64,300", "-r", "3", prefill_chunk_ms=100, jitter=True,
+                  time_scale=0.1)["run_id"]
     code, out, err = cli(capsys, "results", "compare", a, b, "-o", "json")
     assert code == 0, err
     result = json.loads(out)
