@@ -48,8 +48,31 @@ def _wall(args: list[str], runs: int = 7) -> float:
     return statistics.median(samples)
 
 
+def _wall_of(code: list[str], runs: int = 7) -> float:
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, *code], capture_output=True, check=False)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
 def main() -> dict:
-    results = {}
+    # An installed package has its bytecode compiled; this environment may set
+    # PYTHONDONTWRITEBYTECODE, which would otherwise make every run compile qwenchat again.
+    import compileall
+    from pathlib import Path
+
+    import qwenchat
+
+    compileall.compile_dir(Path(qwenchat.__file__).parent, quiet=1)
+    python_s = _wall_of(["-c", "pass"])
+    typer_s = _wall_of(["-c", "import typer"])
+    print(
+        f"  baseline (same run): python -c pass {python_s * 1000:.1f} ms, "
+        f"import typer {typer_s * 1000:.1f} ms (host clock, median of 7)"
+    )
+    results: dict = {"python_ms": round(python_s * 1000, 1), "typer_ms": round(typer_s * 1000, 1)}
     for args in COMMANDS:
         label = "qwenchat " + " ".join(args)
         modules, import_s = _imports(args)
@@ -57,7 +80,8 @@ def main() -> dict:
         wall = _wall(args)
         ok = wall < TARGET_S and not heavy
         print(
-            f"  {label:24s} wall {wall * 1000:6.1f} ms (median of 7, host clock)  "
+            f"  {label:24s} wall {wall * 1000:6.1f} ms (median of 7, host clock; "
+            f"{(wall - typer_s) * 1000:+.0f} ms over importing typer)  "
             f"imports {import_s * 1000:6.1f} ms  heavy imports: {', '.join(heavy) or 'none'}  "
             f"target < {TARGET_S * 1000:.0f} ms: {'met' if ok else 'NOT MET'}"
         )
