@@ -7,11 +7,15 @@ bench) only ever see this interface.
 
 from __future__ import annotations
 
+import os
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from qwenchat.errors import UsageError
 
 ProgressCallback = Callable[[int], None]  # called with the bytes sent since the last call
 
@@ -19,6 +23,30 @@ ProgressCallback = Callable[[int], None]  # called with the bytes sent since the
 def quote(path: str) -> str:
     """Quote one word for the phone's POSIX shell (mksh/toybox on Android)."""
     return shlex.quote(str(path))
+
+
+def push_source(local: Path, mtime: int | None) -> tuple[Path, int]:
+    """The file to push and the mtime the phone should give it (the file's own unless set).
+
+    Folders are refused: ADB pushes files one by one (adb-shell's folder push does not recurse).
+    """
+    local = Path(local)
+    if local.is_dir():
+        raise UsageError(f"{local} is a folder: push files one by one")
+    return local, int(local.stat().st_mtime) if mtime is None else mtime
+
+
+@contextmanager
+def partial_file(local: Path) -> Iterator[Path]:
+    """A hidden ``.NAME.part`` beside ``local`` to pull into, renamed into place only when the
+    pull completed: an interrupted pull never leaves a file that looks whole."""
+    local = Path(local)
+    partial = local.with_name(f".{local.name}.part")
+    try:
+        yield partial
+        os.replace(partial, local)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
 import stat as stat_module
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +40,15 @@ from adb_shell import constants, exceptions
 from adb_shell.adb_device import AdbDevice, _AdbIOManager
 from adb_shell.adb_message import AdbMessage
 
-from qwenchat.device.base import Device, ProgressCallback, RemoteStat, ShellResult, ShellStream
+from qwenchat.device.base import (
+    Device,
+    ProgressCallback,
+    RemoteStat,
+    ShellResult,
+    ShellStream,
+    partial_file,
+    push_source,
+)
 from qwenchat.device.shellproto import (
     EventShellStream,
     v1_events,
@@ -62,7 +69,6 @@ from qwenchat.errors import (
     DeviceStorageError,
     DeviceUnauthorizedError,
     NoDeviceError,
-    UsageError,
 )
 
 DEFAULT_AUTH_TIMEOUT = 30.0
@@ -292,11 +298,7 @@ class DirectDevice(Device):
         mtime: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> None:
-        local = Path(local)
-        if local.is_dir():
-            raise UsageError(f"{local} is a folder: push files one by one")
-        if mtime is None:
-            mtime = int(local.stat().st_mtime)
+        local, mtime = push_source(local, mtime)
         callback = None
         if progress is not None:
 
@@ -326,16 +328,10 @@ class DirectDevice(Device):
             )
 
     def pull(self, remote: str, local: Path) -> None:
-        local = Path(local)
-        partial = local.with_name(f".{local.name}.part")
-        try:
-            with self._errors(f"pulling {remote}"):
-                self._adb.pull(
-                    remote, str(partial), transport_timeout_s=IO_TIMEOUT, read_timeout_s=IO_TIMEOUT
-                )
-            os.replace(partial, local)
-        finally:
-            partial.unlink(missing_ok=True)
+        with partial_file(local) as partial, self._errors(f"pulling {remote}"):
+            self._adb.pull(
+                remote, str(partial), transport_timeout_s=IO_TIMEOUT, read_timeout_s=IO_TIMEOUT
+            )
 
     def pull_bytes(self, remote: str) -> bytes:
         buffer = io.BytesIO()

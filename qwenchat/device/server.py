@@ -25,7 +25,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from qwenchat.device.base import Device, ProgressCallback, RemoteStat, ShellResult, ShellStream
+from qwenchat.device.base import (
+    Device,
+    ProgressCallback,
+    RemoteStat,
+    ShellResult,
+    ShellStream,
+    partial_file,
+    push_source,
+)
 from qwenchat.device.shellproto import (
     EventShellStream,
     v1_events,
@@ -38,7 +46,6 @@ from qwenchat.errors import (
     DeviceError,
     DeviceStorageError,
     NoDeviceError,
-    UsageError,
 )
 
 DEFAULT_SERVER_PORT = 5037
@@ -188,11 +195,7 @@ class ServerDevice(Device):
         mtime: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> None:
-        local = Path(local)
-        if local.is_dir():
-            raise UsageError(f"{local} is a folder: push files one by one")
-        if mtime is None:
-            mtime = int(local.stat().st_mtime)
+        local, mtime = push_source(local, mtime)
         with open(local, "rb") as source:
             self._send(source, remote, mode, mtime, progress)
 
@@ -246,15 +249,9 @@ class ServerDevice(Device):
             conn.close()
 
     def pull(self, remote: str, local: Path) -> None:
-        local = Path(local)
-        partial = local.with_name(f".{local.name}.part")
-        try:
-            with open(partial, "wb") as out:
-                for chunk in self._recv(remote):
-                    out.write(chunk)
-            os.replace(partial, local)
-        finally:
-            partial.unlink(missing_ok=True)
+        with partial_file(local) as partial, open(partial, "wb") as out:
+            for chunk in self._recv(remote):
+                out.write(chunk)
 
     def pull_bytes(self, remote: str) -> bytes:
         return b"".join(self._recv(remote))
