@@ -111,7 +111,7 @@ def test_doctor_on_a_phone_without_bundle(capsys, emulator):
     for passing in ("reachable", "authorized", "SoC supported", "work dir writable", "free space"):
         assert checks[passing]["ok"], checks[passing]
     assert not checks["bundle present"]["ok"]
-    assert "qwenchat push" in checks["bundle present"]["advice"]
+    assert "qwenchat push-assets" in checks["bundle present"]["advice"]
     assert (
         not checks["QAIRT runtime"]["ok"]
         and "libQnnHtpV79Skel.so" in checks["QAIRT runtime"]["detail"]

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qwenchat.genie.command import GenieInvocation
 
 DEFAULT_WORK_DIR = "/data/local/tmp/qwenchat"
 
@@ -61,3 +65,16 @@ class PhoneLayout:
     @property
     def config_path(self) -> str:
         return self._join("bundle", "genie_config.json")
+
+    def genie_invocation(self, **options: object) -> GenieInvocation:
+        """genie-t2t-run as pushed here: its binary, bundle, libraries and Skel from this
+        layout; ``options`` are the run's own (config, prompt_file, profile, save, restore, ...)."""
+        from qwenchat.genie.command import GenieInvocation
+
+        return GenieInvocation(
+            binary=self.genie_binary,
+            bundle_dir=self.bundle_dir,
+            lib_dir=self.lib_dir,
+            skel_dir=self.skel_dir,
+            **options,
+        )

@@ -146,7 +146,7 @@ def prepare(device: Any, work_dir: str | None = None) -> BenchSetup:
     if device.stat(layout.genie_binary) is None:
         raise BundleError(
             f"no genie-t2t-run on the phone ({layout.genie_binary} is missing)",
-            hint="Push the bundle with the QAIRT runtime: `qwenchat push`.",
+            hint="Push the bundle with the QAIRT runtime: `qwenchat push-assets`.",
         )
     counter = TokenCounter(genie.tokenizer_file())
     info = read_device_info(device, layout.work_dir)

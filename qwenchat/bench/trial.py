@@ -89,7 +89,6 @@ class TrialRunner:
         self._pid: int | None = None
 
     def run(self, prompt: str, *, length: int, gen_len: int, seed: int) -> TrialResult:
-        from qwenchat.genie.command import GenieInvocation
 
         tmp = self.layout.tmp_dir
         uid = uuid.uuid4().hex
@@ -100,11 +99,7 @@ class TrialRunner:
         config = self.base_config.with_overrides(max_num_tokens=gen_len, seed=seed)
         self.device.push_bytes(config.render().encode("utf-8"), config_file)
         self.device.push_bytes(prompt.encode("utf-8"), prompt_file)
-        invocation = GenieInvocation(
-            binary=self.layout.genie_binary,
-            bundle_dir=self.layout.bundle_dir,
-            lib_dir=self.layout.lib_dir,
-            skel_dir=self.layout.skel_dir,
+        invocation = self.layout.genie_invocation(
             config=config_file,
             prompt_file=prompt_file,
             profile=profile_file,

@@ -81,7 +81,7 @@ class GenieRunner:
             if self.device.stat(path) is None:
                 raise BundleError(
                     f"no Genie bundle on the phone ({path} is missing)",
-                    hint="Push it first: `qwenchat push` (or --device-dir for another work dir).",
+                    hint="Push it first: `qwenchat push-assets` (or --device-dir for another work dir).",
                 )
             text = self.device.pull_bytes(path).decode("utf-8")
             self._config = parse_genie_config(text, source=f"phone:{path}")
@@ -138,7 +138,7 @@ class GenieRunner:
         if self.device.stat(remote) is None:
             raise BundleError(
                 f"no tokenizer on the phone ({remote} is missing)",
-                hint="Push the bundle again: `qwenchat push`.",
+                hint="Push the bundle again: `qwenchat push-assets`.",
             )
         data = self.device.pull_bytes(remote)
         import hashlib
@@ -187,7 +187,6 @@ class GenieRunner:
         on_text: Callable[[str], None] | None = None,
     ) -> QueryOutcome:
         from qwenchat.chat.session import SamplerSettings
-        from qwenchat.genie.command import GenieInvocation
 
         self._cancelled.clear()
         started = time.monotonic()
@@ -210,11 +209,7 @@ class GenieRunner:
         if state and save and not restore:
             # genie-t2t-run --save wants an existing directory.
             self.device.shell(f"mkdir -p {quote(state)}", timeout=30)
-        invocation = GenieInvocation(
-            binary=self.layout.genie_binary,
-            bundle_dir=self.layout.bundle_dir,
-            lib_dir=self.layout.lib_dir,
-            skel_dir=self.layout.skel_dir,
+        invocation = self.layout.genie_invocation(
             config=config,
             prompt_file=prompt_file,
             profile=profile_file,

@@ -145,7 +145,7 @@ def _device_checks(device, work_dir, deep, report, add) -> None:  # noqa: ANN001
                 "bundle present",
                 False,
                 f"no {layout.manifest_path}",
-                "Push the model with `qwenchat push`.",
+                "Push the model with `qwenchat push-assets`.",
             )
         )
     else:
@@ -195,7 +195,7 @@ def _bundle_check(device: Device, layout, manifest, deep: bool) -> Check:  # noq
         shown = "; ".join(problems[:3]) + (
             f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
         )
-        return Check("bundle intact", False, shown, "Push again with `qwenchat push`.")
+        return Check("bundle intact", False, shown, "Push again with `qwenchat push-assets`.")
     return Check("bundle intact", True, what + (", SHA-256 verified" if deep else ", sizes match"))
 
 
@@ -209,14 +209,13 @@ def _qairt_check(device: Device, layout, arch: str | None) -> Check:  # noqa: AN
             "QAIRT runtime",
             False,
             "missing " + ", ".join(missing),
-            "Push the runtime with `qwenchat push` (it copies the QAIRT libraries for this arch).",
+            "Push the runtime with `qwenchat push-assets` (it copies the QAIRT libraries for this arch).",
         )
     return Check("QAIRT runtime", True, f"{len(wanted)} libraries for {arch or 'this phone'}")
 
 
 def _genie_check(device: Device, layout) -> Check:  # noqa: ANN001
     """Start genie-t2t-run on a one-word prompt; stop it once the dialog is up."""
-    from qwenchat.genie.command import GenieInvocation
     from qwenchat.genie.failures import diagnose
 
     if device.stat(layout.genie_binary) is None:
@@ -224,15 +223,11 @@ def _genie_check(device: Device, layout) -> Check:  # noqa: ANN001
             "genie-t2t-run starts",
             False,
             f"no {layout.genie_binary}",
-            "Push the runtime with `qwenchat push`.",
+            "Push the runtime with `qwenchat push-assets`.",
         )
     prompt = f"{layout.tmp_dir}/doctor-prompt.txt"
     device.push_bytes(b"Hello", prompt)
-    command = GenieInvocation(
-        binary=layout.genie_binary,
-        bundle_dir=layout.bundle_dir,
-        lib_dir=layout.lib_dir,
-        skel_dir=layout.skel_dir,
+    command = layout.genie_invocation(
         prompt_file=prompt,
         log="error",
         pid=True,
