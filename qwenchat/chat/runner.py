@@ -327,14 +327,18 @@ class GenieRunner:
             outcome.other_lines.append(f"unreadable profile: {exc}")
 
     # ----- stopping exactly our process
+    # These run while another thread may be reading the query's stream: they go through the
+    # device's side channel, never through the connection that stream is using.
     def _kill(self, pid: int) -> None:
         try:
-            self.device.shell(f"kill -INT {int(pid)}", timeout=10)
+            with self.device.side_channel() as dev:
+                dev.shell(f"kill -INT {int(pid)}", timeout=10)
         except Exception:
             pass  # _ensure_dead checks and escalates
 
     def _alive(self, pid: int) -> bool:
-        result = self.device.shell(f"pidof {GENIE_PROCESS}", timeout=10)
+        with self.device.side_channel() as dev:
+            result = dev.shell(f"pidof {GENIE_PROCESS}", timeout=10)
         return str(int(pid)) in result.text.split()
 
     def _ensure_dead(self, pid: int, wait_s: float = 3.0) -> None:
@@ -344,7 +348,8 @@ class GenieRunner:
             if not self._alive(pid):
                 return
             time.sleep(0.05)
-        self.device.shell(f"kill -9 {int(pid)}", timeout=10)
+        with self.device.side_channel() as dev:
+            dev.shell(f"kill -9 {int(pid)}", timeout=10)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if not self._alive(pid):

@@ -147,6 +147,13 @@ class Device(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @contextmanager
+    def side_channel(self) -> Iterator[Device]:
+        """A way to reach the phone while another thread is reading a stream of this one
+        (stopping a running process by pid). The default is this device itself; a transport
+        that cannot safely carry two threads' traffic at once gives a connection of its own."""
+        yield self
+
     def getprop(self, name: str) -> str:
         return self.shell(f"getprop {quote(name)}").text.strip()
 

@@ -170,6 +170,22 @@ class DirectDevice(Device):
         self.serial = serial  # HOST:PORT for TCP, the USB serial number for USB
         self.kind = kind  # "tcp" or "usb"
         self.banner: Banner = transport.banner or Banner()
+        self._key_path: Path | None = None
+
+    @contextlib.contextmanager
+    def side_channel(self) -> Iterator[Device]:
+        """Over TCP, a second ADB connection: adb-shell's one connection, read by two threads
+        at once, now and then left a command unanswered until its timeout (a chat Ctrl-C then
+        stalled). USB has one interface per phone, so it shares this connection."""
+        if self.kind != "tcp":
+            yield self
+            return
+        host, _, port = self.serial.rpartition(":")
+        other = DirectDevice.connect_tcp(host, int(port), auth_timeout=5, key_path=self._key_path)
+        try:
+            yield other
+        finally:
+            other.close()
 
     # ---------------------------------------------------------------- connecting
     @classmethod
@@ -199,7 +215,9 @@ class DirectDevice(Device):
                 "Check the address, that the phone is on the same network and that "
                 "`adb tcpip 5555` was run (or that the emulated phone is running).",
             ) from exc
-        return cls(adb, transport, address, "tcp")
+        device = cls(adb, transport, address, "tcp")
+        device._key_path = key_path
+        return device
 
     @classmethod
     def connect_usb(
