@@ -69,6 +69,12 @@ def _bad_file(path: str) -> str:
     return f"{'File ':>24}{path} doesn't exists or is in bad shape.\n"
 
 
+VALUE_OPTIONS = frozenset(
+    {"-c", "--config", "-s", "--save", "-r", "--restore", "-p", "--prompt", "--prompt_file",
+     "-tok", "--tokens_file", "--profile", "--log"}
+)
+
+
 def parse(
     argv: list[str],
     *,
@@ -86,50 +92,31 @@ def parse(
     invalid = False
     while i < len(argv):
         arg = argv[i]
-
-        def value() -> str | None:
-            nonlocal i
+        v = ""
+        if arg in VALUE_OPTIONS:  # every option that takes a value fails the same way without one
             i += 1
-            return argv[i] if i < len(argv) else None
-
+            if i >= len(argv):
+                invalid = True
+                break
+            v = argv[i]
         if arg in ("-h", "--help"):
             return ParseResult(None, 0, stdout=usage)
         if arg in ("-c", "--config"):
-            v = value()
-            if v is None:
-                invalid = True
-                break
             text = read_text(v)
             if text is None:
                 return ParseResult(None, 1, stdout=_bad_file(v))
             a.config_text = text
             a.options.add("--config")
         elif arg in ("-s", "--save"):
-            v = value()
-            if v is None:
-                invalid = True
-                break
             a.save = v
             a.options.add("--save")
         elif arg in ("-r", "--restore"):
-            v = value()
-            if v is None:
-                invalid = True
-                break
             a.restore = v
             a.options.add("--restore")
         elif arg in ("-p", "--prompt"):
-            v = value()
-            if v is None:
-                invalid = True
-                break
             a.prompt = v
             a.options.add("--prompt")
         elif arg == "--prompt_file":
-            v = value()
-            if v is None:
-                invalid = True
-                break
             text = read_text(v)
             if text is None:
                 return ParseResult(None, 1, stdout=_bad_file(v))
@@ -137,10 +124,6 @@ def parse(
             a.prompt = text.split("\0", 1)[0]
             a.options.add("--prompt_file")
         elif arg in ("-tok", "--tokens_file"):
-            v = value()
-            if v is None:
-                invalid = True
-                break
             text = read_text(v) or ""
             for word in text.split():
                 try:
@@ -149,10 +132,6 @@ def parse(
                     break  # `iss >> token` stops at the first non-number
             a.options.add("--prompt_file")  # sic: the real binary registers it so
         elif arg == "--profile":
-            v = value()
-            if v is None:
-                invalid = True
-                break
             if exists(v):
                 return ParseResult(
                     None,
@@ -162,10 +141,6 @@ def parse(
             a.profile = v
             a.options.add("--profile")
         elif arg == "--log":
-            v = value()
-            if v is None:
-                invalid = True
-                break
             if v not in LOG_LEVELS:
                 return ParseResult(
                     None,
