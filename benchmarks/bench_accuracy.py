@@ -29,7 +29,6 @@ TARGET_OVERHEAD_MS = 50.0
 
 def _run(time_scale: float, lengths: list[int], gen_len: int, reps: int, jitter: bool) -> dict:
     from qwenchat.assets.bundle import plan_bundle
-    from qwenchat.assets.layout import PhoneLayout
     from qwenchat.assets.push import push_assets
     from qwenchat.bench.report import build_report
     from qwenchat.bench.runner import BenchOptions, new_run
@@ -39,6 +38,7 @@ def _run(time_scale: float, lengths: list[int], gen_len: int, reps: int, jitter:
     from qwenchat.emulator.config import EmulatorConfig
     from qwenchat.emulator.genie_sim.timing import default_profile
     from qwenchat.emulator.server import EmulatorServer
+    from qwenchat.layout import PhoneLayout
     from qwenchat.store import open_store
 
     tmp = Path(tempfile.mkdtemp(prefix="qwenchat-bench-accuracy-"))

@@ -52,7 +52,6 @@ def _pty_sink():
 
 def main() -> dict:
     from qwenchat.assets.bundle import plan_bundle
-    from qwenchat.assets.layout import PhoneLayout
     from qwenchat.assets.push import push_assets
     from qwenchat.chat.render import ReplyStream
     from qwenchat.chat.session import SamplerSettings, full_prompt, open_chat_session
@@ -62,6 +61,7 @@ def main() -> dict:
     from qwenchat.emulator.server import EmulatorServer
     from qwenchat.genie.events import ReplyText
     from qwenchat.genie.stream import GenieStreamParser
+    from qwenchat.layout import PhoneLayout
 
     tmp = Path(tempfile.mkdtemp(prefix="qwenchat-bench-chat-"))
     os.environ.setdefault("QWENCHAT_HOME", str(tmp / "home"))

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from qwenchat.assets.layout import PhoneLayout
 from qwenchat.cli import app
 from qwenchat.cli.errors import run_app
+from qwenchat.layout import PhoneLayout
 
 TIME_SCALE = 0.01
 FAST = ["--gen-len", "4", "-r", "1", "--warmup", "0", "--cooldown", "0", "--seed", "7"]

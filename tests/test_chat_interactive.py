@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from qwenchat.assets.layout import PhoneLayout
+from qwenchat.layout import PhoneLayout
 
 PROMPT = b">>> "
 

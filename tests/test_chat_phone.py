@@ -7,7 +7,6 @@ import threading
 
 import pytest
 
-from qwenchat.assets.layout import PhoneLayout
 from qwenchat.chat.session import (
     ChatSession,
     PromptMode,
@@ -18,6 +17,7 @@ from qwenchat.chat.session import (
     open_chat_session,
 )
 from qwenchat.emulator.config import Faults
+from qwenchat.layout import PhoneLayout
 
 TIME_SCALE = 0.02
 

@@ -11,15 +11,14 @@ import pytest
 
 from qwenchat.errors import ConfigError
 from qwenchat.genie.config import (
-    SUPPORTED_SOCS,
     genie_configs_dir,
     htp_ext_config_for_soc,
     load_genie_config,
     load_htp_ext_config,
     parse_genie_config,
     qwen2_genie_config,
-    soc_info,
 )
+from qwenchat.soc import SUPPORTED_SOCS, soc_info
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -33,9 +33,9 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
 def bench_run(emulator_factory, adb_key, synthetic_bundle, capsys, tmp_path):
     """Factory: run `qwenchat bench` on a fresh emulated phone; returns the JSON report."""
     from qwenchat.assets.bundle import plan_bundle
-    from qwenchat.assets.layout import PhoneLayout
     from qwenchat.assets.push import push_assets
     from qwenchat.device.direct import DirectDevice
+    from qwenchat.layout import PhoneLayout
 
     opened = []
 

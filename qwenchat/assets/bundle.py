@@ -17,8 +17,8 @@ from qwenchat.assets.discover import (
     find_context_binaries,
     find_runtime_files,
 )
-from qwenchat.assets.layout import PhoneLayout
 from qwenchat.errors import BundleError, ConfigError
+from qwenchat.layout import PhoneLayout
 
 OVERRIDE_KEYS = ("context_size", "max_num_tokens", "temp", "top_k", "top_p", "seed")
 
@@ -88,7 +88,7 @@ def _bins_from_bundle_config(bundle_dir: Path, names: list[str]) -> list[Context
 
 
 def _soc_arch(soc: str) -> str:
-    from qwenchat.genie.config import soc_info
+    from qwenchat.soc import soc_info
 
     return str(soc_info(soc).dsp_arch)
 

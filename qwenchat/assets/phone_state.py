@@ -11,10 +11,11 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from qwenchat.assets.layout import PhoneLayout
 from qwenchat.assets.manifest import BundleManifest
-from qwenchat.device.base import Device, quote
+from qwenchat.device.base import Device
 from qwenchat.errors import BundleError, DeviceCommandError
+from qwenchat.layout import PhoneLayout
+from qwenchat.shellwords import quote
 
 PARTIAL_SUFFIX = ".partial"
 _MARK = "__qwenchat_push_{}__"

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from qwenchat.assets.bundle import BundleFile, BundlePlan
-from qwenchat.assets.layout import DEFAULT_WORK_DIR, PhoneLayout
 from qwenchat.assets.manifest import BundleManifest, FileEntry, HashCache
 from qwenchat.assets.phone_state import (
     PARTIAL_SUFFIX,
@@ -37,8 +36,10 @@ from qwenchat.assets.phone_state import (
     read_phone_state,
     sha256_on_phone,
 )
-from qwenchat.device.base import Device, quote
+from qwenchat.device.base import Device
 from qwenchat.errors import DeviceCommandError, DeviceError, DeviceStorageError
+from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
+from qwenchat.shellwords import quote
 
 RETRIES = 1  # a file whose hash differs on the phone is sent once more, then we give up
 

@@ -131,7 +131,6 @@ def _sha256(data: bytes) -> str:
 def prepare(device: Any, work_dir: str | None = None) -> BenchSetup:
     """Read the bundle config, tokenizer and identity from the phone (BundleError if absent)."""
     from qwenchat import __version__
-    from qwenchat.assets.layout import DEFAULT_WORK_DIR, PhoneLayout
     from qwenchat.bench.prompts import PromptMaker
     from qwenchat.bench.roofline import ctx_bins_bytes
     from qwenchat.bench.trial import TrialRunner
@@ -139,6 +138,7 @@ def prepare(device: Any, work_dir: str | None = None) -> BenchSetup:
     from qwenchat.chat.tokens import TokenCounter
     from qwenchat.device.info import read_device_info
     from qwenchat.errors import BundleError
+    from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
 
     layout = PhoneLayout(work_dir or DEFAULT_WORK_DIR)
     genie = GenieRunner(device, layout)

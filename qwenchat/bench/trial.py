@@ -18,8 +18,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from qwenchat.assets.layout import PhoneLayout
-from qwenchat.device.base import Device, quote
+from qwenchat.device.base import Device
+from qwenchat.layout import PhoneLayout
+from qwenchat.shellwords import quote
 
 
 @dataclass

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qwenchat.assets.layout import PhoneLayout
-from qwenchat.device.base import Device, quote
+from qwenchat.device.base import Device
 from qwenchat.errors import BundleError
+from qwenchat.layout import PhoneLayout
+from qwenchat.shellwords import quote
 
 if TYPE_CHECKING:
     from qwenchat.chat.session import SamplerSettings

@@ -683,11 +683,11 @@ def open_chat_session(
 ) -> ChatSession:
     """A session on an open device: reads the bundle config and tokenizer from the phone,
     the device identity (serial, model, simulated) and opens the chat tables."""
-    from qwenchat.assets.layout import DEFAULT_WORK_DIR, PhoneLayout
     from qwenchat.chat.runner import GenieRunner
     from qwenchat.chat.storage import ChatStorage
     from qwenchat.chat.tokens import TokenCounter
     from qwenchat.device.info import read_device_info
+    from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
 
     layout = PhoneLayout(work_dir or DEFAULT_WORK_DIR)
     runner = GenieRunner(device, layout)

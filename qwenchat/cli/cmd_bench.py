@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qwenchat.cli.options import Connect, Serial, Transport
+from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Serial, Transport
 
 
 def register(app: typer.Typer) -> None:
@@ -69,9 +69,7 @@ def bench(
     serial: Serial = None,
     connect: Connect = None,
     transport: Transport = "auto",
-    device_dir: Annotated[
-        str | None, typer.Option("--device-dir", help="qwenchat's work dir on the phone.")
-    ] = None,
+    device_dir: DeviceDir = DEFAULT_WORK_DIR,
 ) -> int:
     """Measure TTFT and tokens/s across prompt lengths and compare with Qualcomm's figures."""
     from qwenchat.bench.formats import parse_format

@@ -7,11 +7,8 @@ from typing import Annotated
 
 import typer
 
-from qwenchat.cli.options import Connect, Json, Serial, Transport
+from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Json, Serial, Transport
 
-DEFAULT_WORK_DIR = "/data/local/tmp/qwenchat"  # = qwenchat.assets.layout.DEFAULT_WORK_DIR
-
-DeviceDir = Annotated[str, typer.Option("--device-dir", help="qwenchat's work dir on the phone.")]
 AuthTimeout = Annotated[
     float,
     typer.Option(

@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-from qwenchat.cli.options import Connect, Json, Serial, Transport
-
-DEFAULT_WORK_DIR = "/data/local/tmp/qwenchat"  # = qwenchat.assets.layout.DEFAULT_WORK_DIR
+from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Json, Serial, Transport
 
 
 def register(app: typer.Typer) -> None:
@@ -74,9 +72,7 @@ def push_assets_cmd(
         bool,
         typer.Option("--verify", help="Re-hash every file on the phone and repair what differs."),
     ] = False,
-    device_dir: Annotated[
-        str, typer.Option("--device-dir", help="qwenchat's work dir on the phone.")
-    ] = DEFAULT_WORK_DIR,
+    device_dir: DeviceDir = DEFAULT_WORK_DIR,
     serial: Serial = None,
     connect: Connect = None,
     transport: Transport = "auto",
@@ -92,17 +88,14 @@ def push_assets_cmd(
     manifest.json is written last. Ctrl-C is safe: run again to resume.
     """
     import json
-    import posixpath
 
     from qwenchat.assets.bundle import plan_bundle
-    from qwenchat.assets.layout import PhoneLayout
     from qwenchat.assets.push import PushInterruptedError, detect_soc, push_assets
     from qwenchat.device.select import open_device
     from qwenchat.errors import UsageError
+    from qwenchat.layout import PhoneLayout
 
-    if not device_dir.startswith("/"):
-        raise UsageError(f"--device-dir must be an absolute path on the phone: {device_dir}")
-    layout = PhoneLayout(posixpath.normpath(device_dir))
+    layout = PhoneLayout(device_dir)
     if hub or hub_job:  # AI Hub download (qwenchat.hub), then push that bundle as it is
         from qwenchat.cli.cmd_fetch import fetch_bundle
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qwenchat.cli.options import Connect, Json, Serial, Transport
+from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Json, Serial, Transport
 
 
 def register(app: typer.Typer) -> None:
@@ -30,10 +30,7 @@ def run(
     serial: Serial = None,
     connect: Connect = None,
     transport: Transport = "auto",
-    device_dir: Annotated[
-        str | None,
-        typer.Option("--device-dir", help="qwenchat's work dir on the phone."),
-    ] = None,
+    device_dir: DeviceDir = DEFAULT_WORK_DIR,
     json_output: Json = False,
 ) -> int:
     """Chat with the model on the phone (interactive), or answer one question."""

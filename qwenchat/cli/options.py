@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from qwenchat.layout import DEFAULT_WORK_DIR
+
 Serial = Annotated[
     str | None,
     typer.Option(
@@ -29,3 +31,8 @@ Transport = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+DeviceDir = Annotated[
+    str,
+    typer.Option("--device-dir", help="qwenchat's work dir on the phone.", show_default=True),
+]
+__all__ = ["DEFAULT_WORK_DIR", "Connect", "DeviceDir", "Json", "Serial", "Transport"]

@@ -8,7 +8,6 @@ bench) only ever see this interface.
 from __future__ import annotations
 
 import os
-import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,13 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qwenchat.errors import UsageError
+from qwenchat.shellwords import quote
 
 ProgressCallback = Callable[[int], None]  # called with the bytes sent since the last call
-
-
-def quote(path: str) -> str:
-    """Quote one word for the phone's POSIX shell (mksh/toybox on Android)."""
-    return shlex.quote(str(path))
 
 
 def push_source(local: Path, mtime: int | None) -> tuple[Path, int]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import posixpath
 
-from qwenchat.device.base import Device, quote
+from qwenchat.device.base import Device
 from qwenchat.errors import DeviceCommandError, UsageError
+from qwenchat.shellwords import quote
 
 
 def _safe_work_dir(work_dir: str) -> str:
@@ -26,7 +27,7 @@ def _safe_work_dir(work_dir: str) -> str:
 
 
 def clean_targets(work_dir: str, *, bundle: bool = False, everything: bool = False) -> list[str]:
-    from qwenchat.assets.layout import PhoneLayout
+    from qwenchat.layout import PhoneLayout
 
     layout = PhoneLayout(_safe_work_dir(work_dir))
     if everything:

@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from qwenchat.device.base import Device, quote
+from qwenchat.device.base import Device
 from qwenchat.errors import DeviceError, DeviceUnauthorizedError, NoDeviceError, QwenchatError
+from qwenchat.shellwords import quote
 
 # Without a bundle the phone needs room for one (~5 GB of context binaries + runtime).
 BUNDLE_FREE_MB = 6000
@@ -90,8 +91,8 @@ def run_doctor(
 
 
 def _device_checks(device, work_dir, deep, report, add) -> None:  # noqa: ANN001
-    from qwenchat.assets.layout import PhoneLayout
     from qwenchat.device.info import read_device_info
+    from qwenchat.layout import PhoneLayout
 
     layout = PhoneLayout(work_dir)
     info = read_device_info(device, work_dir)

@@ -11,7 +11,8 @@ import posixpath
 import re
 from dataclasses import asdict, dataclass
 
-from qwenchat.device.base import Device, quote
+from qwenchat.device.base import Device
+from qwenchat.shellwords import quote
 
 _PROP_LINE = re.compile(r"^\[([^\]]+)\]: \[(.*)\]$")
 _SPLIT = "__qwenchat_section__"
@@ -103,7 +104,7 @@ def info_from_props(
     soc_name = arch = None
     if soc:
         from qwenchat.errors import ConfigError
-        from qwenchat.genie.config import soc_info
+        from qwenchat.soc import soc_info
 
         try:
             known = soc_info(soc)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qwenchat.device.base import quote
+from qwenchat.shellwords import quote
 
 # Where Android keeps the system's own DSP libraries; Genie's Skel dir comes first, then
 # these, as the tutorial's ADSP_LIBRARY_PATH does (the list is ";"-separated).

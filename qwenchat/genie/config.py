@@ -9,7 +9,6 @@ only the keys that were present (``exclude_unset``), so we never invent keys Gen
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qwenchat.errors import ConfigError
+from qwenchat.soc import soc_info
 
 _MODEL_CONFIG = ConfigDict(populate_by_name=True, extra="allow")
 
@@ -288,38 +288,6 @@ def parse_htp_ext_config(
 
 def load_htp_ext_config(path: Path) -> HtpBackendExtConfig:
     return parse_htp_ext_config(_read(path), source=str(path))
-
-
-# ----------------------------------------------------------------------------- SoC table
-
-
-@dataclass(frozen=True)
-class SocInfo:
-    soc: str  # what `getprop ro.soc.model` says, e.g. "SM8750"
-    name: str
-    soc_model: int  # htp_backend_ext_config.json "soc_model"
-    dsp_arch: str  # Hexagon arch the context binaries and the Skel are built for
-
-
-_SOCS = (
-    SocInfo("SM8550", "Snapdragon 8 Gen 2", 43, "v73"),
-    SocInfo("SM8650", "Snapdragon 8 Gen 3", 57, "v75"),
-    SocInfo("SM8750", "Snapdragon 8 Elite", 69, "v79"),
-    SocInfo("SC8380", "Snapdragon X Elite / X Plus", 60, "v73"),
-)
-_SOC_BY_ID = {info.soc: info for info in _SOCS}
-SUPPORTED_SOCS: tuple[str, ...] = tuple(_SOC_BY_ID)
-
-
-def soc_info(soc: str) -> SocInfo:
-    info = _SOC_BY_ID.get(soc.strip().upper())
-    if info is None:
-        supported = ", ".join(f"{i.soc} ({i.name})" for i in _SOCS)
-        raise ConfigError(
-            f"unsupported SoC {soc!r}: qwenchat knows {supported}",
-            hint="Context binaries are built for one Hexagon arch; use a phone with one of these chips.",
-        )
-    return info
 
 
 # --------------------------------------------------------------------- shipped configs

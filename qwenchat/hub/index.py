@@ -142,7 +142,7 @@ class ReleaseIndex:
 
     def resolve_chipset(self, chip: str) -> str:
         """A phone SoC id (SM8750), an AI Hub chipset id, name or alias -> canonical id."""
-        from qwenchat.genie.config import SUPPORTED_SOCS, soc_info
+        from qwenchat.soc import SUPPORTED_SOCS, soc_info
 
         if chip.strip().upper() in SUPPORTED_SOCS:
             # The phone says SM8750; AI Hub's chipset list carries the same Hexagon soc_model.

@@ -27,6 +27,18 @@ DEFAULT_WORK_DIR = "/data/local/tmp/qwenchat"
 class PhoneLayout:
     work_dir: str = DEFAULT_WORK_DIR
 
+    def __post_init__(self) -> None:
+        # Every path below is built from this one: a relative or odd work dir would put
+        # files wherever the phone's shell happens to be.
+        if not self.work_dir.startswith("/"):
+            from qwenchat.errors import UsageError
+
+            raise UsageError(
+                f"--device-dir must be an absolute path on the phone, not {self.work_dir!r}",
+                hint=f"e.g. --device-dir {DEFAULT_WORK_DIR}",
+            )
+        object.__setattr__(self, "work_dir", posixpath.normpath(self.work_dir))
+
     def _join(self, *parts: str) -> str:
         return posixpath.join(self.work_dir, *parts)
 
