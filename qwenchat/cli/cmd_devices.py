@@ -196,7 +196,7 @@ def doctor(
     json_output: Json = False,
 ) -> int:
     """Check a phone step by step: reachable, authorized, SoC, space, bundle, QAIRT, Genie."""
-    from qwenchat.device.doctor import report_json, run_doctor
+    from qwenchat.checks.doctor import report_json, run_doctor
 
     def opener():  # noqa: ANN202
         return _open(serial, connect, transport, auth_timeout)
@@ -247,7 +247,7 @@ def clean(
     auth_timeout: AuthTimeout = 30.0,
 ) -> int:
     """Remove dialog states and temporary files from the phone (--bundle: the model too)."""
-    from qwenchat.device.clean import clean_targets, remove_targets
+    from qwenchat.checks.clean import clean_targets, remove_targets
     from qwenchat.errors import UsageError
 
     targets = clean_targets(device_dir, bundle=bundle, everything=all_)
