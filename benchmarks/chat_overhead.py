@@ -75,14 +75,12 @@ def main() -> dict:
         plan = plan_bundle(bundle.bundle, bundle.qairt, "SM8750", tokenizer=bundle.tokenizer)
         push_assets(dev, plan, PhoneLayout(), overlap=False)
         session = open_chat_session(dev, settings=SamplerSettings(max_tokens=200))
-        runner = session.runner
+        engine = session.engine
 
         # --- live reply: arrival → on screen, and the chunks for the CPU replay
         out, close = _pty_sink()
         chunks: list[bytes] = []
-        from qwenchat.chat.runner import StreamTiming
-
-        runner.timing = StreamTiming()
+        engine.timing = []
         original = dev.stream_shell
 
         def recording_stream_shell(command, **kw):  # noqa: ANN001, ANN202
@@ -110,9 +108,9 @@ def main() -> dict:
         view = ReplyStream(out, markdown=False)
         result = session.send("Explain what an NPU does, in detail.", view.write)
         dev.stream_shell = original  # type: ignore[method-assign]
-        timing = runner.timing
-        runner.timing = None
-        lat_ms = sorted((b - a) * 1000 for a, b in zip(timing.arrivals, timing.shown, strict=True))
+        timing = engine.timing
+        engine.timing = None
+        lat_ms = sorted((shown - arrived) * 1000 for arrived, shown in timing)
         results["live_reply"] = {
             "tokens_generated_genie": result.figures.genie_generated_tokens,
             "chunks": len(lat_ms),

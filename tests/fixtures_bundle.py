@@ -1,7 +1,7 @@
 """The synthetic QAIRT SDK + Genie bundle (SIMULATED), made once per test session.
 
 Small binaries (1 MiB x 4, v79) so pushing them stays fast; the tokenizer is the real Qwen2
-tokenizer.json from ``qwenchat.chat.tokenizer_build``.
+tokenizer.json from ``qwenchat.models.tokenizer_build``.
 """
 
 from __future__ import annotations

@@ -71,18 +71,18 @@ def test_every_recorded_figure_is_what_the_simulated_genie_wrote(phone, capsys, 
 
     The profile files are read from the emulator's sandbox as the sim wrote them (the bench
     deletes its copies on the phone after pulling, so the test keeps them by wrapping rm)."""
-    from qwenchat.bench import trial as trial_mod
+    from qwenchat.runner.process import ProcessEngine
 
     emu, _ = phone()
     sandbox_profiles: list[dict] = []
-    original = trial_mod.TrialRunner._read_profile
+    original = ProcessEngine._read_profile
 
-    def keep(self, path, result, length, gen_len):
+    def keep(self, path, record):
         host = emu.config.fs_root / path.lstrip("/")
         sandbox_profiles.append(json.loads(host.read_text()))
-        return original(self, path, result, length, gen_len)
+        return original(self, path, record)
 
-    monkeypatch.setattr(trial_mod.TrialRunner, "_read_profile", keep)
+    monkeypatch.setattr(ProcessEngine, "_read_profile", keep)
     code, out, err = bench(capsys, emu, "-p", "64,300", "-r", "2", "--warmup", "1",
                            "--gen-len", "6", "--cooldown", "0", "--seed", "3", "--json")
     assert code == 0, err

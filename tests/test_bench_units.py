@@ -48,7 +48,7 @@ def test_clamping_keeps_room_for_generated_tokens():
 @pytest.fixture(scope="module")
 def maker():
     from qwenchat.bench.prompts import PromptMaker
-    from qwenchat.chat.tokens import default_counter
+    from qwenchat.models.tokens import default_counter
 
     return PromptMaker(default_counter(), adds_bos=False)
 
@@ -70,7 +70,7 @@ def test_prompts_differ_per_seed_and_repeat_per_seed(maker):
 
 def test_bos_counts_as_a_prompt_token():
     from qwenchat.bench.prompts import PromptMaker
-    from qwenchat.chat.tokens import default_counter
+    from qwenchat.models.tokens import default_counter
 
     with_bos = PromptMaker(default_counter(), adds_bos=True)
     prompt = with_bos.make(300, 1)

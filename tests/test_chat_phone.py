@@ -103,9 +103,9 @@ def test_multi_turn_sends_only_the_new_turn(phone, tmp_path):
         whole = session.counter.count(full_prompt(None, session.messages[:-1]))
         assert second.figures.genie_prompt_tokens < whole / 2
         # The state file lives on the phone under states/<session-id>.
-        assert dev.stat(session.state_path) is not None
+        assert dev.stat(session.engine.state_path(session.session_id)) is not None
         # Losing it makes the next turn rebuild transparently.
-        dev.shell(f"rm -rf {session.state_path}")
+        dev.shell(f"rm -rf {session.engine.state_path(session.session_id)}")
         third = session.send("Thanks")
         assert third.mode is PromptMode.REBUILD and third.ok
         # A new system prompt also rebuilds; sampler changes do not.

@@ -18,13 +18,13 @@ from qwenchat.chat.session import (
     split_turns,
     turns_to_drop,
 )
-from qwenchat.chat.template import render_followup
 from qwenchat.errors import UsageError
+from qwenchat.models.template import render_followup
 
 
 @pytest.fixture(scope="module")
 def counter():
-    from qwenchat.chat.tokens import default_counter
+    from qwenchat.models.tokens import default_counter
 
     return default_counter()
 

@@ -19,16 +19,12 @@ from qwenchat.store import open_store
 
 
 class _NoPhone:
-    """ChatSession needs a runner only to run turns; storage tests run none."""
-
-    ctx_size = 4096
-    bundle_max_tokens = 128
-    stop_sequences: list[str] = []
+    """ChatSession needs an engine only to run turns; storage tests run none."""
 
 
 def _session(storage: ChatStorage) -> ChatSession:
     return ChatSession(
-        runner=_NoPhone(),  # type: ignore[arg-type]
+        engine=_NoPhone(),  # type: ignore[arg-type]
         counter=None,  # type: ignore[arg-type]
         storage=storage,
         system="Be brief.",

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from qwenchat.chat.template import (
+from qwenchat.errors import ConfigError, UsageError
+from qwenchat.models.template import (
     Message,
     render_chat,
     render_continuation,
     render_followup,
 )
-from qwenchat.chat.tokenizer_build import ensure_qwen2_tokenizer
-from qwenchat.chat.tokens import TokenCounter
-from qwenchat.errors import ConfigError, UsageError
+from qwenchat.models.tokenizer_build import ensure_qwen2_tokenizer
+from qwenchat.models.tokens import TokenCounter
 
 IM_END_ID = 151645
 

@@ -116,7 +116,7 @@ def test_doctor_on_a_phone_without_bundle(capsys, emulator):
         not checks["QAIRT runtime"]["ok"]
         and "libQnnHtpV79Skel.so" in checks["QAIRT runtime"]["detail"]
     )
-    assert not checks["genie-t2t-run starts"]["ok"]
+    assert not checks["genie-t2t-run runs"]["ok"]
 
     code, out, _ = cli(capsys, "doctor", "--connect", emulator.address, "--transport", "direct")
     assert code == 1 and "✗" in out and "✓" in out and "bundle present" in out
@@ -173,7 +173,7 @@ def test_doctor_passes_on_a_prepared_phone_and_spots_a_damaged_file(
     assert code == 0, report
     checks = {c["name"]: c for c in report["checks"]}
     assert "SHA-256 verified" in checks["bundle intact"]["detail"]
-    assert checks["genie-t2t-run starts"]["detail"].startswith("libGenie ")
+    assert checks["genie-t2t-run runs"]["detail"].startswith("libGenie ")
     # No genie-t2t-run left running on the phone after the check.
     assert "genie-t2t-run" not in device.shell("ps -A").text
 
@@ -186,7 +186,7 @@ def test_doctor_passes_on_a_prepared_phone_and_spots_a_damaged_file(
     code, out, _ = cli(capsys, "doctor", "--connect", emulator.address, "--json")
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert checks["bundle intact"]["ok"]  # sizes match
-    assert code == 1 and not checks["genie-t2t-run starts"]["ok"]  # Genie refuses the file
+    assert code == 1 and not checks["genie-t2t-run runs"]["ok"]  # Genie refuses the file
     code, out, _ = cli(capsys, "doctor", "--connect", emulator.address, "--json", "--deep")
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert code == 1 and not checks["bundle intact"]["ok"]

@@ -10,9 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import shutil
+
 import pytest
 
 from qwenchat.genie.command import ANDROID_ADSP_DIRS, GenieInvocation
+
+# Android's shell is mksh; dash stands in for any other POSIX shell an SDK's device might have.
+SHELLS = [
+    pytest.param(name, marks=pytest.mark.skipif(shutil.which(name) is None, reason=f"no {name}"))
+    for name in ("mksh", "sh")
+]
 
 NASTY = 'it\'s a $(touch PWNED) `touch PWNED2`; rm -rf ~ & "x" \\ *'
 
@@ -47,19 +55,21 @@ def _invocation(tmp_path: Path, binary: Path, **kw) -> GenieInvocation:
     )
 
 
-def _run(cmd: str, cwd: Path) -> dict:
-    out = subprocess.run(["sh", "-c", cmd], cwd=cwd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+def _run(shell: str, cmd: str, cwd: Path) -> tuple[str, dict]:
+    out = subprocess.run([shell, "-c", cmd], cwd=cwd, capture_output=True, text=True, check=True)
+    first, _, rest = out.stdout.partition("\n")
+    return first, json.loads(rest)
 
 
-def test_shell_line_delivers_every_path_intact(tmp_path, fake_genie):
+@pytest.mark.parametrize("shell", SHELLS)
+def test_shell_line_delivers_every_path_intact(tmp_path, fake_genie, shell):
     inv = _invocation(
         tmp_path, fake_genie, save=f"/st/{NASTY}", restore=f"/st/r {NASTY}", log="info"
     )
-    got = _run(inv.shell_command(), tmp_path)
+    _, got = _run(shell, inv.shell_command(), tmp_path)
     assert got["argv"] == inv.argv()[1:]
     assert got["argv"][:2] == ["-c", "genie_config.json"]
-    assert got["argv"][-1] == "--pid"
+    assert "--pid" not in got["argv"]  # not on every SDK: the shell says the pid instead
     assert Path(got["cwd"]) == Path(inv.bundle_dir)
     assert got["ld"] == inv.lib_dir
     assert got["adsp"].split(";")[-3:] == list(ANDROID_ADSP_DIRS)
@@ -68,11 +78,15 @@ def test_shell_line_delivers_every_path_intact(tmp_path, fake_genie):
     assert not list(tmp_path.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
 
 
-def test_exec_replaces_the_shell_so_the_pid_is_genies(tmp_path, fake_genie):
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_pid_the_shell_prints_is_genies(tmp_path, fake_genie, shell):
     inv = _invocation(tmp_path, fake_genie)
-    proc = subprocess.Popen(["sh", "-c", inv.shell_command()], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([shell, "-c", inv.shell_command()], stdout=subprocess.PIPE, text=True)
     out, _ = proc.communicate(timeout=30)
-    assert json.loads(out)["pid"] == proc.pid
+    first, _, rest = out.partition("\n")
+    # exec: the shell became genie, so the pid it printed is the one a kill must reach.
+    assert first == f"qwenchat-genie-pid: {proc.pid}"
+    assert json.loads(rest)["pid"] == proc.pid
 
 
 def test_argv_order_and_optional_flags(tmp_path):
@@ -92,7 +106,7 @@ def test_argv_order_and_optional_flags(tmp_path):
         "/w/tmp/t.txt",
     ]
     assert inv.shell_command() == (
-        "cd /w/bundle && LD_LIBRARY_PATH=/w/lib "
+        'cd /w/bundle && echo "qwenchat-genie-pid: $$" && LD_LIBRARY_PATH=/w/lib '
         "ADSP_LIBRARY_PATH='/w/skel;/system/lib/rfsa/adsp;/system/vendor/lib/rfsa/adsp;/dsp' "
         "exec /w/bin/genie-t2t-run -c genie_config.json --tokens_file /w/tmp/t.txt"
     )

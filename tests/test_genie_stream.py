@@ -280,3 +280,12 @@ def test_arbitrary_bytes_never_crash_and_chunking_does_not_matter(data, cuts):
     )
     assert reply_text(events) == whole.text
     assert non_text(events) == non_text(whole.events)
+
+
+def test_the_shell_pid_line_before_genie_own_lines():
+    """Without --pid the shell prints its pid, then execs genie (genie/command.py)."""
+    chatml = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    data = b"qwenchat-genie-pid: 31337\n" + genie_stdout(chatml, "Yes.", pid=None)
+    run = parse_all(data, chatml)
+    assert run.pid == 31337 and run.text == "Yes." and run.ended
+    assert non_text(run.events)[0] == PidLine(31337, "shell")

@@ -17,15 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qwenchat.chat import tokenizer_build
-from qwenchat.chat.tokenizer_build import (
+from qwenchat.models import tokenizer_build
+from qwenchat.errors import ConfigError, QwenchatError
+from qwenchat.models.tokenizer_build import (
     PRETOKENIZE_REGEX,
     build_qwen2_tokenizer,
     ensure_qwen2_tokenizer,
     qwen_tiktoken_path,
 )
-from qwenchat.chat.tokens import TokenCounter, count_prompt_tokens
-from qwenchat.errors import ConfigError, QwenchatError
+from qwenchat.models.tokens import TokenCounter, count_prompt_tokens
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -169,7 +169,7 @@ def test_agrees_with_tiktoken_on_tricky_alphabet(counter, tiktoken_qwen, text):
 
 def test_agrees_with_tiktoken_on_source_code(counter, tiktoken_qwen):
     # This source names the special tokens: both sides must read them as single ids.
-    text = (REPO / "qwenchat" / "chat" / "tokenizer_build.py").read_text(encoding="utf-8")
+    text = (REPO / "qwenchat" / "models" / "tokenizer_build.py").read_text(encoding="utf-8")
     ids = counter.encode(text)
     assert ids == _oracle(tiktoken_qwen, text)
     assert 151644 in ids
@@ -258,7 +258,7 @@ _RACE = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    import qwenchat.chat.tokenizer_build as tb
+    import qwenchat.models.tokenizer_build as tb
 
     real = tb.build_qwen2_tokenizer
     def counted(out_dir):
@@ -305,7 +305,7 @@ def test_two_processes_build_once(tmp_path):
 def test_module_entry_writes_a_folder(tmp_path):
     out = tmp_path / "bundle"
     done = subprocess.run(
-        [sys.executable, "-m", "qwenchat.chat.tokenizer_build", str(out)],
+        [sys.executable, "-m", "qwenchat.models.tokenizer_build", str(out)],
         capture_output=True,
         text=True,
         timeout=240,
@@ -315,6 +315,26 @@ def test_module_entry_writes_a_folder(tmp_path):
     assert TokenCounter(out / "tokenizer.json").encode("12345") == [16, 17, 18, 19, 20]
     assert json.loads((out / "tokenizer_config.json").read_text())["eos_token"] == "<|im_end|>"
     usage = subprocess.run(
-        [sys.executable, "-m", "qwenchat.chat.tokenizer_build"], capture_output=True, text=True
+        [sys.executable, "-m", "qwenchat.models.tokenizer_build"], capture_output=True, text=True
     )
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+def test_the_cache_key_follows_the_content_of_every_build_input(tmp_path, monkeypatch):
+    """A changed vocabulary, template or build code must build anew: no number to bump."""
+    import qwenchat.models.tokenizer_build as tb
+
+    before = tb.build_key()
+    template = tmp_path / "t.jinja"
+    template.write_bytes(tb.TEMPLATE_PATH.read_bytes())
+    monkeypatch.setattr(tb, "TEMPLATE_PATH", template)
+    assert tb.build_key() == before  # same bytes elsewhere: same key
+    template.write_bytes(template.read_bytes() + b" ")
+    assert tb.build_key() != before
+    monkeypatch.undo()
+    vocab = tmp_path / "qwen.tiktoken"
+    vocab.write_bytes(tb.qwen_tiktoken_path().read_bytes() + b"\n")
+    monkeypatch.setattr(tb, "qwen_tiktoken_path", lambda: vocab)
+    changed_vocab = tb.build_key()
+    assert changed_vocab != before
+    assert tb.cached_tokenizer_dir().name == changed_vocab

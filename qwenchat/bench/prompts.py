@@ -40,7 +40,7 @@ class ChatFrame:
 
     @classmethod
     def qwen2(cls) -> ChatFrame:
-        from qwenchat.chat.template import Message, render_chat
+        from qwenchat.models.template import Message, render_chat
 
         text = render_chat([Message("user", _MARK)], add_generation_prompt=True)
         prefix, _, suffix = text.partition(_MARK)

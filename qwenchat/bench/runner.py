@@ -134,26 +134,19 @@ def prepare(device: Any, work_dir: str | None = None) -> BenchSetup:
     from qwenchat.bench.prompts import PromptMaker
     from qwenchat.bench.roofline import ctx_bins_bytes
     from qwenchat.bench.trial import TrialRunner
-    from qwenchat.chat.runner import GenieRunner
-    from qwenchat.chat.tokens import TokenCounter
     from qwenchat.device.info import read_device_info
-    from qwenchat.errors import BundleError
     from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
+    from qwenchat.models.tokens import TokenCounter
+    from qwenchat.runner import open_engine
 
     layout = PhoneLayout(work_dir or DEFAULT_WORK_DIR)
-    genie = GenieRunner(device, layout)
-    config = genie.config  # BundleError with a hint when nothing was pushed
-    if device.stat(layout.genie_binary) is None:
-        raise BundleError(
-            f"no genie-t2t-run on the phone ({layout.genie_binary} is missing)",
-            hint="Push the bundle with the QAIRT runtime: `qwenchat push-assets`.",
-        )
-    counter = TokenCounter(genie.tokenizer_file())
+    engine = open_engine(device, layout)
+    bundle = engine.bundle
+    config = bundle.config  # BundleError with a hint when nothing was pushed
+    bundle.require_binary()
+    counter = TokenCounter(bundle.tokenizer_file())
     info = read_device_info(device, layout.work_dir)
-    manifest = (
-        device.pull_bytes(layout.manifest_path)
-        if device.stat(layout.manifest_path) is not None else None
-    )
+    manifest = bundle.manifest_bytes
     context = {
         "tool": "qwenchat",
         "tool_version": __version__,
@@ -167,9 +160,10 @@ def prepare(device: Any, work_dir: str | None = None) -> BenchSetup:
         "bos_token": config.bos_token,
         "libgenie_version": None,  # filled from the first trial's banner
         "work_dir": layout.work_dir,
+        "engine": engine.name,
     }
     maker = PromptMaker(counter, adds_bos=config.bos_token != -1)
-    return BenchSetup(context, maker, TrialRunner(device, layout, config), config.context_size)
+    return BenchSetup(context, maker, TrialRunner(engine), config.context_size)
 
 
 @dataclass

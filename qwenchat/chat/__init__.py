@@ -2,5 +2,5 @@
 
 Kept import-light on purpose (the CLI imports this package): tokenizers and transformers
 are only imported inside the functions that need them. Import from the submodules:
-``qwenchat.chat.template``, ``qwenchat.chat.tokens``, ``qwenchat.chat.tokenizer_build``.
+``qwenchat.models.template``, ``qwenchat.models.tokens``, ``qwenchat.models.tokenizer_build``.
 """

@@ -11,7 +11,8 @@ A chat session owns the transcript and decides, turn by turn, what to send to Ge
   before any restored query, so continuing is a rebuild with that turn left open.
 
 The planning functions are pure (tokens in, plan out) so they are tested without a phone;
-``ChatSession`` composes them with the runner (the phone) and the store (SQLite).
+``ChatSession`` composes them with an engine of ``qwenchat.runner`` (the phone), the model's
+spec (template, end of turn) and the store (SQLite).
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qwenchat.errors import ContextOverflowError, GenieError, UsageError
+from qwenchat.runner.record import Outcome
+from qwenchat.runner.request import SamplerSettings
 
 if TYPE_CHECKING:
-    from qwenchat.chat.runner import GenieRunner, QueryOutcome
     from qwenchat.chat.storage import ChatStorage
+    from qwenchat.models.spec import ModelSpec
+    from qwenchat.runner.engine import Engine
+    from qwenchat.runner.record import QueryRecord
 
 DEFAULT_CTX_SIZE = 4096
 # Used when neither the user nor the bundle's genie_config.json sets max-num-tokens: without a
@@ -58,27 +63,6 @@ class PromptMode(StrEnum):
 # --------------------------------------------------------------------------- settings
 
 _SETTING_KEYS = ("temp", "top_k", "top_p", "seed", "max_tokens")
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """What the user changed; None keeps the bundle's genie_config.json value."""
-
-    temp: float | None = None
-    top_k: int | None = None
-    top_p: float | None = None
-    seed: int | None = None
-    max_tokens: int | None = None
-
-    @property
-    def is_default(self) -> bool:
-        return all(getattr(self, key) is None for key in _SETTING_KEYS)
-
-    def updated(self, **values: Any) -> SamplerSettings:
-        return replace(self, **values)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if value is not None}
 
 
 def validate_setting(key: str, raw: str | float | int) -> float | int:
@@ -133,7 +117,7 @@ class ChatMessage:
     db_id: int | None = None
 
     def template_message(self) -> Any:
-        from qwenchat.chat.template import Message
+        from qwenchat.models.template import Message
 
         return Message(role=self.role, content=self.content)
 
@@ -158,28 +142,42 @@ def decide_stop_reason(
 
 
 def template_messages(system: str | None, messages: list[ChatMessage]) -> list[Any]:
-    from qwenchat.chat.template import Message
+    from qwenchat.models.template import Message
 
     out = [Message(role="system", content=system)] if system is not None else []
     return out + [m.template_message() for m in messages]
 
 
-def full_prompt(system: str | None, messages: list[ChatMessage]) -> str:
-    from qwenchat.chat.template import render_chat
+def full_prompt(
+    system: str | None, messages: list[ChatMessage], model: ModelSpec | None = None
+) -> str:
+    from qwenchat.models.template import render_chat
 
-    return render_chat(template_messages(system, messages), add_generation_prompt=True)
-
-
-def continuation_prompt(system: str | None, messages: list[ChatMessage]) -> str:
-    from qwenchat.chat.template import render_continuation
-
-    return render_continuation(template_messages(system, messages))
+    return render_chat(
+        template_messages(system, messages), add_generation_prompt=True, model=model
+    )
 
 
-def followup_prompt(user_text: str) -> str:
-    from qwenchat.chat.template import render_followup
+def continuation_prompt(
+    system: str | None, messages: list[ChatMessage], model: ModelSpec | None = None
+) -> str:
+    from qwenchat.models.template import render_continuation
 
-    return render_followup(user_text)
+    return render_continuation(template_messages(system, messages), model=model)
+
+
+def followup_prompt(user_text: str, model: ModelSpec | None = None) -> str:
+    from qwenchat.models.template import render_followup
+
+    return render_followup(user_text, model=model)
+
+
+def _restore_prefix_tokens(model: ModelSpec | None) -> int:
+    if model is None:
+        from qwenchat.models.registry import get_model
+
+        model = get_model()
+    return model.chat.restore_prefix_tokens
 
 
 @dataclass
@@ -233,23 +231,32 @@ def plan_turn(
     counter: TokenCounting,
     max_tokens: int,
     ctx_size: int = DEFAULT_CTX_SIZE,
+    model: ModelSpec | None = None,
+    bos_tokens: int = 0,
 ) -> TurnPlan:
-    """Followup when the phone's state matches the history; otherwise a rebuild."""
-    if state.valid and state_on_phone and state.system == system:
-        prompt = followup_prompt(user_text)
-        # Genie pushes <|im_end|> itself before a restored query: one more token.
-        tokens = counter.count(prompt) + 1
+    """Followup when the phone's state matches the history; otherwise a rebuild.
+
+    ``bos_tokens``: what Genie prepends to every query's text itself (1 when the config's
+    bos-token is not -1).
+    """
+    followup_ok = model is None or model.chat.followup
+    if followup_ok and state.valid and state_on_phone and state.system == system:
+        prompt = followup_prompt(user_text, model)
+        # Genie pushes the end of the previous turn itself before a restored query.
+        tokens = counter.count(prompt) + _restore_prefix_tokens(model) + bos_tokens
         plan = TurnPlan(
             PromptMode.FOLLOWUP, prompt, tokens, state.tokens + tokens, max_tokens, ctx_size
         )
     else:
         messages = history + [ChatMessage("user", user_text)]
-        prompt = full_prompt(system, messages)
-        tokens = counter.count(prompt)
+        prompt = full_prompt(system, messages, model)
+        tokens = counter.count(prompt) + bos_tokens
         plan = TurnPlan(PromptMode.REBUILD, prompt, tokens, tokens, max_tokens, ctx_size)
     needed = plan.ctx_after_prompt + max_tokens
     if needed > ctx_size:
-        drop = turns_to_drop(system, history, user_text, counter, max_tokens, ctx_size)
+        drop = turns_to_drop(
+            system, history, user_text, counter, max_tokens, ctx_size, model, bos_tokens
+        )
         raise ContextBudgetError(needed, ctx_size, drop)
     return plan
 
@@ -272,14 +279,16 @@ def turns_to_drop(
     counter: TokenCounting,
     max_tokens: int,
     ctx_size: int = DEFAULT_CTX_SIZE,
+    model: ModelSpec | None = None,
+    bos_tokens: int = 0,
 ) -> int | None:
     """The fewest oldest turns to drop so a rebuilt prompt + max tokens fits; None if the
     new message alone does not fit."""
     turns = split_turns(history)
     for drop in range(1, len(turns) + 1):
         kept = [m for turn in turns[drop:] for m in turn]
-        prompt = full_prompt(system, kept + [ChatMessage("user", user_text)])
-        if counter.count(prompt) + max_tokens <= ctx_size:
+        prompt = full_prompt(system, kept + [ChatMessage("user", user_text)], model)
+        if counter.count(prompt) + bos_tokens + max_tokens <= ctx_size:
             return drop
     return None
 
@@ -362,8 +371,9 @@ class SessionInfo:
 class ChatSession:
     """The transcript, the state on the phone, and the turn-by-turn decisions."""
 
-    runner: GenieRunner
+    engine: Engine
     counter: TokenCounting
+    model: ModelSpec | None = None  # None: the default model
     storage: ChatStorage | None = None
     system: str | None = None
     settings: SamplerSettings = field(default_factory=SamplerSettings)
@@ -373,21 +383,25 @@ class ChatSession:
     state: PhoneState = field(default_factory=PhoneState)
     last: ReplyResult | None = None
     turns_done: int = 0
+    # False for a one-shot question: nothing is kept on the phone after the reply.
+    keep_state: bool = True
     _conversation_saved: bool = False
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     # ----- derived
     @property
     def ctx_size(self) -> int:
-        return self.runner.ctx_size or DEFAULT_CTX_SIZE
+        return self.engine.bundle.config.context_size or DEFAULT_CTX_SIZE
 
     @property
     def max_tokens(self) -> int:
-        return self.settings.max_tokens or self.runner.bundle_max_tokens or DEFAULT_MAX_TOKENS
+        bundle_max = self.engine.bundle.config.max_num_tokens
+        return self.settings.max_tokens or bundle_max or DEFAULT_MAX_TOKENS
 
     @property
-    def state_path(self) -> str:
-        return self.runner.state_path(self.session_id)
+    def bos_tokens(self) -> int:
+        """Tokens Genie prepends to every query (the config's bos-token, unless -1)."""
+        return 0 if self.engine.bundle.config.bos_token == -1 else 1
 
     # ----- changes the user makes
     def set_system(self, text: str | None) -> None:
@@ -405,7 +419,7 @@ class ChatSession:
 
     def clear(self) -> None:
         """A new conversation (new id, new state file); settings and system prompt stay."""
-        self.runner.forget_state(self.session_id)
+        self.engine.forget(self.session_id)
         self.session_id = _new_session_id()
         self.messages = []
         self.state = PhoneState()
@@ -453,14 +467,16 @@ class ChatSession:
     def cancel(self) -> None:
         """Stop the reply being generated (safe from another thread or a signal handler)."""
         self._cancel.set()
-        self.runner.cancel()
+        self.engine.cancel()
 
     def send(self, user_text: str, on_text: Callable[[str], None] | None = None) -> ReplyResult:
         """One user turn: plan, send, stream, record. Raises ContextBudgetError before
         anything is sent when the turn would not fit."""
         if not user_text.strip():
             raise UsageError("empty message")
-        state_on_phone = self.state.valid and self.runner.state_exists(self.session_id)
+        state_on_phone = (
+            self.keep_state and self.state.valid and self.engine.has_dialog(self.session_id)
+        )
         plan = plan_turn(
             system=self.system,
             history=self.messages,
@@ -470,6 +486,8 @@ class ChatSession:
             counter=self.counter,
             max_tokens=self.max_tokens,
             ctx_size=self.ctx_size,
+            model=self.model,
+            bos_tokens=self.bos_tokens,
         )
         user = ChatMessage("user", user_text)
         self.messages.append(user)
@@ -492,7 +510,7 @@ class ChatSession:
             needed = max(plan.ctx_after_prompt + plan.max_tokens, plan.ctx_size + 1)
             drop = turns_to_drop(
                 self.system, self.messages, user_text, self.counter, plan.max_tokens,
-                plan.ctx_size,
+                plan.ctx_size, self.model, self.bos_tokens,
             )
             raise ContextBudgetError(needed, plan.ctx_size, drop)
         return result
@@ -526,12 +544,12 @@ class ChatSession:
     # ----- internals
     def _rebuild_plan(self, *, continuation: bool) -> TurnPlan:
         if continuation:
-            prompt = continuation_prompt(self.system, self.messages)
+            prompt = continuation_prompt(self.system, self.messages, self.model)
             mode = PromptMode.CONTINUATION
         else:
-            prompt = full_prompt(self.system, self.messages)
+            prompt = full_prompt(self.system, self.messages, self.model)
             mode = PromptMode.REBUILD
-        tokens = self.counter.count(prompt)
+        tokens = self.counter.count(prompt) + self.bos_tokens
         needed = tokens + self.max_tokens
         if needed > self.ctx_size:
             history, last_user = self.messages[:-1], self.messages[-1]
@@ -540,7 +558,7 @@ class ChatSession:
             else:
                 drop = turns_to_drop(
                     self.system, history, last_user.content, self.counter, self.max_tokens,
-                    self.ctx_size,
+                    self.ctx_size, self.model, self.bos_tokens,
                 )
             raise ContextBudgetError(needed, self.ctx_size, drop)
         return TurnPlan(mode, prompt, tokens, tokens, self.max_tokens, self.ctx_size)
@@ -567,19 +585,19 @@ class ChatSession:
             if on_text is not None:
                 on_text(text)
 
-        started = time.monotonic()
-        outcome: QueryOutcome = self.runner.run(
-            plan.prompt,
-            session_id=self.session_id,
-            settings=self.settings,
-            max_tokens=plan.max_tokens,
-            restore=plan.restore,
-            on_text=_on_text,
+        from qwenchat.runner.request import QueryRequest
+
+        request = QueryRequest(
+            prompt=plan.prompt,
+            settings=self.settings.updated(max_tokens=plan.max_tokens),
+            dialog=self.session_id if self.keep_state else None,
+            follow_up=plan.restore,
         )
+        record = self.engine.query(request, _on_text)
         text = "".join(streamed)
         reply.content = prefix + text
-        figures = self._figures(plan, outcome, started)
-        stop, error, hint = self._stop_reason(outcome, text, figures)
+        figures = self._figures(plan, record)
+        stop, error, hint = self._stop_reason(record, text, figures)
         reply.stop_reason = stop.value
         if stop in (StopReason.CUT, StopReason.ERROR):
             # A killed or failed process saves no state: the transcript (with the cut
@@ -591,9 +609,8 @@ class ChatSession:
             self._store_message(reply)
         else:
             live.flush()
-        result = ReplyResult(
-            reply.content, stop, plan.mode, figures, error, hint, outcome.context_overflow
-        )
+        overflow = record.outcome is Outcome.CONTEXT_EXCEEDED
+        result = ReplyResult(reply.content, stop, plan.mode, figures, error, hint, overflow)
         if self.storage is not None and reply.db_id is not None:
             self.storage.record_reply(self.session_id, reply.db_id, result, self.settings)
         if stop is StopReason.ERROR and not text and new_message:
@@ -610,11 +627,11 @@ class ChatSession:
             if not keep_record and self.storage is not None and message.db_id is not None:
                 self.storage.mark_dropped([message.db_id])
 
-    def _figures(self, plan: TurnPlan, outcome: QueryOutcome, started: float) -> ReplyFigures:
-        p = outcome.profile
+    def _figures(self, plan: TurnPlan, record: QueryRecord) -> ReplyFigures:
+        p = record.profile
         figures = ReplyFigures(
-            host_first_token_s=outcome.host_first_token_s,
-            host_total_s=time.monotonic() - started,
+            host_first_token_s=record.host_first_token_s,
+            host_total_s=record.host_total_s,
             counted_prompt_tokens=plan.prompt_tokens,
             ctx_size=plan.ctx_size,
             simulated=self.info.simulated,
@@ -634,27 +651,30 @@ class ChatSession:
         generated = (
             p.num_generated_tokens
             if p is not None and p.num_generated_tokens is not None
-            else self.counter.count(outcome.text) if outcome.text else 0
+            else self.counter.count(record.text) if record.text else 0
         )
         figures.ctx_used = before + prompt_tokens + generated
         return figures
 
     def _stop_reason(
-        self, outcome: QueryOutcome, text: str, figures: ReplyFigures
+        self, record: QueryRecord, text: str, figures: ReplyFigures
     ) -> tuple[StopReason, str | None, str | None]:
-        if outcome.cancelled:
+        if record.outcome is Outcome.CUT:
             return StopReason.CUT, None, None
-        if outcome.context_overflow:
+        if record.outcome is Outcome.CONTEXT_EXCEEDED:
             self.state.valid = False
             return (
                 StopReason.ERROR,
                 "the conversation no longer fits the model's context",
                 "Drop the oldest turns or /clear.",
             )
-        if not outcome.ok:
-            return StopReason.ERROR, outcome.error or "genie-t2t-run failed", outcome.error_hint
+        if not record.ok:
+            return StopReason.ERROR, record.message or "genie-t2t-run failed", record.hint
         stop = decide_stop_reason(
-            text, figures.genie_generated_tokens, self.max_tokens, self.runner.stop_sequences
+            text,
+            figures.genie_generated_tokens,
+            self.max_tokens,
+            self.engine.bundle.config.stop_sequence,
         )
         return stop, None, None
 
@@ -680,18 +700,20 @@ def open_chat_session(
     system: str | None = None,
     settings: SamplerSettings | None = None,
     store: Any = None,
+    model: ModelSpec | None = None,
+    keep_state: bool = True,
 ) -> ChatSession:
     """A session on an open device: reads the bundle config and tokenizer from the phone,
     the device identity (serial, model, simulated) and opens the chat tables."""
-    from qwenchat.chat.runner import GenieRunner
     from qwenchat.chat.storage import ChatStorage
-    from qwenchat.chat.tokens import TokenCounter
     from qwenchat.device.info import read_device_info
     from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
+    from qwenchat.models.tokens import TokenCounter
+    from qwenchat.runner import open_engine
 
     layout = PhoneLayout(work_dir or DEFAULT_WORK_DIR)
-    runner = GenieRunner(device, layout)
-    counter = TokenCounter(runner.tokenizer_file())
+    engine = open_engine(device, layout)
+    counter = TokenCounter(engine.bundle.tokenizer_file())
     device_info = read_device_info(device, layout.work_dir)
     info = SessionInfo(
         serial=str(getattr(device_info, "serial", device.serial)),
@@ -701,8 +723,10 @@ def open_chat_session(
     )
     storage = ChatStorage(store) if store is not None else None
     session = ChatSession(
-        runner=runner,
+        engine=engine,
         counter=counter,
+        model=model,
+        keep_state=keep_state,
         storage=storage,
         system=system or None,
         settings=settings or SamplerSettings(),

@@ -8,7 +8,6 @@ genie-t2t-run says when started. Each check says what it saw and, when it fails,
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -21,8 +20,6 @@ BUNDLE_FREE_MB = 6000
 MIN_FREE_MB = 512  # dialog states and profiles, once the bundle is there
 GENIE_START_TIMEOUT = 180.0  # a 7B model load takes seconds; a stuck DSP much longer
 QAIRT_LIBS = ("libGenie.so", "libQnnHtp.so", "libQnnSystem.so")
-_VERSION = re.compile(r"Using libGenie\.so version (\S+)")
-_PID = re.compile(r"genie-t2t-run pid: (\d+)")
 
 
 @dataclass
@@ -215,66 +212,50 @@ def _qairt_check(device: Device, layout, arch: str | None) -> Check:  # noqa: AN
     return Check("QAIRT runtime", True, f"{len(wanted)} libraries for {arch or 'this phone'}")
 
 
-def _genie_check(device: Device, layout) -> Check:  # noqa: ANN001
-    """Start genie-t2t-run on a one-word prompt; stop it once the dialog is up."""
-    from qwenchat.genie.failures import diagnose
+PROBE_PROMPT = "Hello"
+PROBE_TOKENS = 4  # enough to see tokens stream; the model load dominates anyway
 
+
+def genie_probe(device: Device, layout):  # noqa: ANN001, ANN201 - PhoneLayout -> QueryRecord
+    """One short query through the runner, as chat would run it (its record holds the whole
+    stdout, stderr, profile and exit code)."""
+    from qwenchat.runner import open_engine
+    from qwenchat.runner.request import QueryRequest, SamplerSettings, WaitBounds
+
+    engine = open_engine(device, layout)
+    request = QueryRequest(
+        PROBE_PROMPT,
+        SamplerSettings(max_tokens=PROBE_TOKENS),
+        bounds=WaitBounds(first_token=GENIE_START_TIMEOUT, stall=GENIE_START_TIMEOUT),
+    )
+    return engine.query(request)
+
+
+def _genie_check(device: Device, layout) -> Check:  # noqa: ANN001
+    """Run genie-t2t-run on a one-word prompt for a few tokens."""
+    from qwenchat.errors import BundleError
+
+    name = "genie-t2t-run runs"
     if device.stat(layout.genie_binary) is None:
-        return Check(
-            "genie-t2t-run starts",
-            False,
-            f"no {layout.genie_binary}",
-            "Push the runtime with `qwenchat push-assets`.",
-        )
-    prompt = f"{layout.tmp_dir}/doctor-prompt.txt"
-    device.push_bytes(b"Hello", prompt)
-    command = layout.genie_invocation(
-        prompt_file=prompt,
-        log="error",
-        pid=True,
-    ).shell_command()
-    text = ""
-    pid = None
-    started = False
-    stream = device.stream_shell(command, first_byte_timeout=GENIE_START_TIMEOUT)
-    with stream:
-        for chunk in stream:
-            text += chunk.decode("utf-8", errors="replace")
-            if pid is None and (match := _PID.search(text)):
-                pid = match.group(1)
-            if "[BEGIN]:" in text or "[PROMPT]:" in text:
-                started = True  # the dialog exists: the model loaded and a query began
-                break
-    if started and pid is not None:
-        _stop(device, pid)
-    output = text + stream.stderr.decode("utf-8", errors="replace")
-    version = _VERSION.search(output)
-    version_text = f"libGenie {version.group(1)}" if version else "no libGenie version printed"
-    if started:
-        return Check("genie-t2t-run starts", True, version_text)
-    failure = diagnose(output)
-    if failure is not None:
-        return Check("genie-t2t-run starts", False, failure.message[:200], failure.hint)
-    tail = output.strip().splitlines()[-1:] or [f"exit code {stream.exit_code}"]
+        return Check(name, False, f"no {layout.genie_binary}", "Push the runtime with `qwenchat push-assets`.")
+    try:
+        record = genie_probe(device, layout)
+    except BundleError as exc:
+        return Check(name, False, exc.message, exc.hint or "")
+    version = record.libgenie_version
+    version_text = f"libGenie {version}" if version else "no libGenie version printed"
+    if record.ok:
+        if record.profile is not None and record.profile.init_ms is not None:
+            version_text += f", model load {record.profile.init_ms / 1000:.1f} s (genie)"
+        return Check(name, True, version_text)
+    if record.failure is not None:
+        return Check(name, False, record.failure.message[:200], record.failure.hint)
     return Check(
-        "genie-t2t-run starts",
+        name,
         False,
-        f"{version_text}; {tail[0][:200]}",
+        f"{version_text}; {(record.message or record.outcome.value)[:200]}",
         "Run `qwenchat run --debug` to see Genie's full output.",
     )
-
-
-def _stop(device: Device, pid: str, wait: float = 5.0) -> None:
-    """Kill the check's genie-t2t-run and wait until it is gone (it holds the DSP)."""
-    import time
-
-    device.shell(f"kill {pid}")
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if not device.shell(f"kill -0 {pid} 2>/dev/null").ok:
-            return
-        time.sleep(0.1)
-    device.shell(f"kill -9 {pid}")
 
 
 def report_json(report: DoctorReport) -> str:

@@ -122,7 +122,7 @@ def _write_ctx_bin(path: Path, size: int, arch: str, part: int, parts: int) -> N
 
 
 def _default_tokenizer() -> Path:
-    from qwenchat.chat.tokenizer_build import ensure_qwen2_tokenizer
+    from qwenchat.models.tokenizer_build import ensure_qwen2_tokenizer
 
     return Path(ensure_qwen2_tokenizer())
 
@@ -159,7 +159,7 @@ def make_bundle(
 
     ``bin_size_mb`` is the size of EACH context binary (MiB), so the bundle holds
     ``parts * bin_size_mb`` MiB of binaries. ``tokenizer`` defaults to the real Qwen2
-    tokenizer.json built by ``qwenchat.chat.tokenizer_build``. Existing files are replaced.
+    tokenizer.json built by ``qwenchat.models.tokenizer_build``. Existing files are replaced.
     """
     if parts < 1:
         raise ValueError("parts must be >= 1")

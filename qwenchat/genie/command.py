@@ -2,6 +2,11 @@
 
 Only file paths go on the command line: the prompt travels as a file (``--prompt_file``
 or ``--tokens_file``), so user text never meets a shell. Every path is quoted.
+
+The host learns the process id from the shell, not from Genie: the line prints ``$$`` and then
+``exec``s genie-t2t-run, which keeps that pid. ``--pid`` is in the genie-t2t-run source we
+read, but when it was added is unknown, Qualcomm's own harness never passes it, and an SDK
+without it fails every run ("Unknown option"); every SDK's shell has ``$$``.
 """
 
 from __future__ import annotations
@@ -9,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qwenchat.shellwords import quote
+
+# The first stdout line of every run: "<marker> <pid>" (genie/stream.py turns it into PidLine).
+SHELL_PID_MARKER = "qwenchat-genie-pid:"
 
 # Where Android keeps the system's own DSP libraries; Genie's Skel dir comes first, then
 # these, as the tutorial's ADSP_LIBRARY_PATH does (the list is ";"-separated).
@@ -27,7 +35,7 @@ class GenieInvocation:
     profile: str | None = None  # must not exist yet: genie-t2t-run refuses to overwrite
     save: str | None = None
     restore: str | None = None
-    pid: bool = True  # first stdout line is the pid, so a host can stop exactly this run
+    pid: bool = False  # Genie's own --pid line: not on every SDK (the shell prints it instead)
     log: str | None = None  # error | warn | info | verbose
 
     def __post_init__(self) -> None:
@@ -61,14 +69,15 @@ class GenieInvocation:
         return args
 
     def shell_command(self) -> str:
-        """One line for ``adb shell``: cd to the bundle, set the library paths, exec.
+        """One line for ``adb shell``: cd to the bundle, print the shell's pid, set the
+        library paths, exec.
 
-        ``exec`` makes genie-t2t-run replace the shell, so the pid it prints is the
-        process that a ``kill`` must reach.
+        ``exec`` makes genie-t2t-run replace the shell, so the pid printed is the process
+        that a ``kill`` must reach.
         """
         env = (
             f"LD_LIBRARY_PATH={quote(self.lib_dir)} "
             f"ADSP_LIBRARY_PATH={quote(self.adsp_library_path)}"
         )
         words = " ".join(quote(arg) for arg in self.argv())
-        return f"cd {quote(self.bundle_dir)} && {env} exec {words}"
+        return f'cd {quote(self.bundle_dir)} && echo "{SHELL_PID_MARKER} $$" && {env} exec {words}'

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PidLine:
-    """``genie-t2t-run pid: N``, the very first line with ``--pid``: lets a host kill it."""
+    """The process id a host stops the run by: printed by the shell before it execs Genie
+    (``source="shell"``), or Genie's own ``genie-t2t-run pid: N`` with ``--pid``."""
 
     pid: int
+    source: str = "genie"  # "genie" | "shell"
 
 
 @dataclass(frozen=True)

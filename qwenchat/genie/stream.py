@@ -2,7 +2,8 @@
 
 The format (QAIRT 2.40 ``genie-t2t-run`` source)::
 
-    genie-t2t-run pid: 1234              (with --pid)
+    qwenchat-genie-pid: 1234             (printed by the shell before it execs Genie)
+    genie-t2t-run pid: 1234              (Genie's own, with --pid)
     Using libGenie.so version 1.x.y
                                          (blank)
     [PROMPT]: <prompt, verbatim>\\n       (or "[PROMPT TOKENS]: 1 2 3 \\n" with -tok)
@@ -94,7 +95,9 @@ _OVERFLOW_RE = re.compile(
     r"|Context Size was exceeded\.?"
     r"|Context Size was exhausted\.?"
 )
-_PID_RE = re.compile(r"^genie-t2t-run pid:\s*(\d+)\s*$")
+# Genie's own --pid line, or the line the shell prints before it execs Genie (command.py).
+_PID_RE = re.compile(r"^(?:genie-t2t-run pid:|qwenchat-genie-pid:)\s*(\d+)\s*$")
+SHELL_PID_MARKER = "qwenchat-genie-pid:"  # = genie.command.SHELL_PID_MARKER
 _BANNER_RE = re.compile(r"^Using libGenie\.so version\s+(\S+)\s*$")
 _KPI_INIT_RE = re.compile(r"Init Time:\s*(\d+)\s*us")
 _KPI_PROMPT_RE = re.compile(
@@ -240,7 +243,8 @@ class GenieStreamParser:
             self._state = _AFTER
             return
         if (m := _PID_RE.match(text)) is not None:
-            out.append(PidLine(int(m.group(1))))
+            source = "shell" if text.startswith(SHELL_PID_MARKER) else "genie"
+            out.append(PidLine(int(m.group(1)), source))
         elif (m := _BANNER_RE.match(text)) is not None:
             out.append(Banner(m.group(1)))
         elif is_context_overflow(text) is not None:

@@ -7,7 +7,6 @@ import stat
 import zlib
 from pathlib import Path
 
-from qwenchat.chat.tokenizer_build import ensure_qwen2_tokenizer
 from qwenchat.emulator.bundle import (
     GENIE_VERSION,
     SIM_MARKER,
@@ -15,6 +14,7 @@ from qwenchat.emulator.bundle import (
     make_bundle,
     parse_ctx_bin_header,
 )
+from qwenchat.models.tokenizer_build import ensure_qwen2_tokenizer
 
 
 def sha(path: Path) -> str:

@@ -29,7 +29,7 @@ def _load(path: Path):
     except OSError as exc:
         raise ConfigError(
             f"Tokenizer file {path} cannot be read: {exc.strerror or exc}",
-            "Build it with `python -m qwenchat.chat.tokenizer_build DIR`.",
+            "Build it with `python -m qwenchat.models.tokenizer_build DIR`.",
         ) from exc
     key = (str(resolved), st.st_mtime_ns, st.st_size)
     with _cache_lock:
@@ -40,7 +40,7 @@ def _load(path: Path):
             except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
                 raise ConfigError(
                     f"{path} is not a valid tokenizer.json: {exc}",
-                    "Rebuild it with `python -m qwenchat.chat.tokenizer_build DIR`.",
+                    "Rebuild it with `python -m qwenchat.models.tokenizer_build DIR`.",
                 ) from exc
             _cache[key] = tokenizer
     return tokenizer
@@ -76,7 +76,7 @@ class TokenCounter:
 
 def default_counter() -> TokenCounter:
     """A counter on the cached Qwen2 tokenizer (built on first use)."""
-    from qwenchat.chat.tokenizer_build import ensure_qwen2_tokenizer
+    from qwenchat.models.tokenizer_build import ensure_qwen2_tokenizer
 
     return TokenCounter(ensure_qwen2_tokenizer())
 

@@ -1,11 +1,12 @@
-"""Qwen2-7B-Instruct's chat template (ChatML), rendered by transformers itself.
+"""A model's chat template, rendered by transformers itself.
 
 Genie takes plain text and tokenizes it on the phone, so the prompt must be exactly the text
-Qwen2's own Hugging Face template gives. We render with transformers'
+the model's own Hugging Face template gives. We render with transformers'
 ``render_jinja_template`` -- the function ``apply_chat_template`` calls -- on the template
-from a tokenizer folder's ``tokenizer_config.json`` (or the built-in verbatim copy), so we
-never re-implement the template and never pay ~1 s to load a 151k-token tokenizer just to
-render text (tests check the result equals ``apply_chat_template``).
+from a tokenizer folder's ``tokenizer_config.json`` (or the model's built-in verbatim copy in
+``templates/``, named by its ``ModelSpec``), so we never re-implement a template and never
+pay ~1 s to load a tokenizer just to render text (tests check the result equals
+``apply_chat_template``).
 """
 
 from __future__ import annotations
@@ -15,23 +16,23 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qwenchat.errors import ConfigError, UsageError
 
+if TYPE_CHECKING:
+    from qwenchat.models.spec import ChatFormat, ModelSpec
+
 ROLES = ("system", "user", "assistant")
-IM_START = "<|im_start|>"
-IM_END = "<|im_end|>"
-ENDOFTEXT = "<|endoftext|>"
+TEMPLATES_DIR = Path(__file__).parent / "templates"
 
-BUILTIN_TEMPLATE_PATH = Path(__file__).with_name("qwen2_chat_template.jinja")
 
-# What apply_chat_template hands the template besides the messages (its special_tokens_map),
-# for Qwen2-7B-Instruct. Qwen2's template reads none of them; other templates may.
-_BUILTIN_SPECIAL_TOKENS = {
-    "eos_token": IM_END,
-    "pad_token": ENDOFTEXT,
-    "additional_special_tokens": [IM_START, IM_END],
-}
+def _chat_format(model: ModelSpec | None) -> ChatFormat:
+    if model is None:
+        from qwenchat.models.registry import get_model
+
+        model = get_model()
+    return model.chat
 
 
 @dataclass(frozen=True)
@@ -110,12 +111,11 @@ def _pick_named_template(value: object, origin: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _load_template(tokenizer_dir: str | None, stamp: tuple) -> ChatTemplate:
-    builtin_tokens = tuple(
-        (k, tuple(v) if isinstance(v, list) else v) for k, v in _BUILTIN_SPECIAL_TOKENS.items()
-    )
+def _load_template(fmt: ChatFormat, tokenizer_dir: str | None, stamp: tuple) -> ChatTemplate:
     builtin = ChatTemplate(
-        BUILTIN_TEMPLATE_PATH.read_text(encoding="utf-8"), builtin_tokens, "qwenchat's built-in copy"
+        (TEMPLATES_DIR / fmt.template).read_text(encoding="utf-8"),
+        fmt.special_tokens,
+        f"qwenchat's built-in copy ({fmt.template})",
     )
     if tokenizer_dir is None:
         return builtin
@@ -128,7 +128,7 @@ def _load_template(tokenizer_dir: str | None, stamp: tuple) -> ChatTemplate:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(
                 f"{config_path} is not valid JSON: {exc}",
-                "Rebuild it with `python -m qwenchat.chat.tokenizer_build DIR`.",
+                "Rebuild it with `python -m qwenchat.models.tokenizer_build DIR`.",
             ) from exc
         if not isinstance(config, dict):
             raise ConfigError(f"{config_path} is not a JSON object.")
@@ -151,13 +151,17 @@ def _stamp(path: Path) -> tuple:
     return (st.st_mtime_ns, st.st_size)
 
 
-def chat_template(tokenizer_dir: Path | None = None) -> ChatTemplate:
-    """The template for ``tokenizer_dir`` (cached; reloaded when its files change)."""
+def chat_template(
+    tokenizer_dir: Path | None = None, *, model: ModelSpec | None = None
+) -> ChatTemplate:
+    """The template for ``model`` (the default model when None), or the one in
+    ``tokenizer_dir`` when that folder has one (cached; reloaded when its files change)."""
+    fmt = _chat_format(model)
     if tokenizer_dir is None:
-        return _load_template(None, ())
+        return _load_template(fmt, None, ())
     folder = Path(tokenizer_dir).resolve()
     stamp = (_stamp(folder / "tokenizer_config.json"), _stamp(folder / "chat_template.jinja"))
-    return _load_template(str(folder), stamp)
+    return _load_template(fmt, str(folder), stamp)
 
 
 def render_chat(
@@ -165,34 +169,49 @@ def render_chat(
     *,
     add_generation_prompt: bool = True,
     tokenizer_dir: Path | None = None,
+    model: ModelSpec | None = None,
 ) -> str:
-    """The whole conversation as Qwen2-7B-Instruct's template writes it."""
-    return chat_template(tokenizer_dir).render(messages, add_generation_prompt=add_generation_prompt)
+    """The whole conversation as the model's template writes it."""
+    template = chat_template(tokenizer_dir, model=model)
+    return template.render(messages, add_generation_prompt=add_generation_prompt)
 
 
-def render_followup(user_text: str, *, tokenizer_dir: Path | None = None) -> str:
+def render_followup(
+    user_text: str, *, tokenizer_dir: Path | None = None, model: ModelSpec | None = None
+) -> str:
     """A follow-up turn for a restored Genie dialog.
 
-    The restored state ends just after the assistant's reply; Genie pushes ``<|im_end|>``
-    itself before the new text. So the turn is whatever the full-history rendering has
-    after that ``<|im_end|>``: ``"\\n<|im_start|>user\\n{text}<|im_end|>\\n<|im_start|>assistant\\n"``.
-    It is cut from a real rendering so it always agrees with the template in use.
+    The restored state ends just after the assistant's reply; Genie pushes the end of turn
+    (Qwen2: ``<|im_end|>``) itself before the new text. So the turn is whatever the
+    full-history rendering has after that end of turn, for ChatML
+    ``"\\n<|im_start|>user\\n{text}<|im_end|>\\n<|im_start|>assistant\\n"``. It is cut from
+    a real rendering so it always agrees with the template in use.
     """
-    template = chat_template(tokenizer_dir)
-    earlier = [Message("system", "S"), Message("assistant", "A")]
+    fmt = _chat_format(model)
+    end = fmt.end_of_turn
+    template = chat_template(tokenizer_dir, model=model)
+    if not fmt.followup:
+        raise ConfigError(
+            f"The chat template from {template.origin} cannot continue a restored dialog.",
+            "Every turn of this model rebuilds the conversation.",
+        )
+    earlier = [Message("system", "S"), Message("user", "U"), Message("assistant", "A")]
     before = template.render(earlier, add_generation_prompt=False)
     full = template.render([*earlier, Message("user", user_text)], add_generation_prompt=True)
-    cut = before.rfind(IM_END)
-    if cut < 0 or not full.startswith(before[:cut + len(IM_END)]):
+    cut = before.rfind(end)
+    if cut < 0 or not full.startswith(before[:cut + len(end)]):
         raise ConfigError(
-            f"The chat template from {template.origin} does not end turns with {IM_END}.",
-            "Follow-up turns need a ChatML template such as Qwen2's.",
+            f"The chat template from {template.origin} does not end turns with {end}.",
+            "Follow-up turns need the end-of-turn text the model's spec names.",
         )
-    return full[cut + len(IM_END):]
+    return full[cut + len(end):]
 
 
 def render_continuation(
-    messages: Sequence[Message], *, tokenizer_dir: Path | None = None
+    messages: Sequence[Message],
+    *,
+    tokenizer_dir: Path | None = None,
+    model: ModelSpec | None = None,
 ) -> str:
     """The history with the last (assistant) message left open, to continue a reply that
     stopped at the token limit: no ``<|im_end|>`` after it, no new generation prompt."""
@@ -201,6 +220,6 @@ def render_continuation(
             "Only an assistant reply can be continued.",
             "The last message must be the assistant's (partial) reply.",
         )
-    return chat_template(tokenizer_dir).render(
+    return chat_template(tokenizer_dir, model=model).render(
         messages, add_generation_prompt=False, continue_final_message=True
     )

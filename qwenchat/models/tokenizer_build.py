@@ -12,8 +12,11 @@ converter's defaults are not Qwen2's, so the pieces around the model are set to 
 - decoder and post-processor ByteLevel, which add nothing (Qwen2 has no BOS);
 - ``<|endoftext|>`` 151643, ``<|im_start|>`` 151644, ``<|im_end|>`` 151645 as special tokens.
 
-The result is cached under ``cache_dir()/qwen2-tokenizer/<BUILD_VERSION>`` (a build takes a
-few seconds). Run ``python -m qwenchat.chat.tokenizer_build OUT_DIR`` to write one elsewhere.
+The result is cached under ``cache_dir()/qwen2-tokenizer/<key>`` (a build takes a few
+seconds), where the key hashes everything the build reads: the vocabulary file, this
+module's source, the chat template and the versions of tokenizers and transformers. A change
+to any of them builds anew; nobody has to remember to bump a number. Run
+``python -m qwenchat.models.tokenizer_build OUT_DIR`` to write one elsewhere.
 """
 
 from __future__ import annotations
@@ -31,9 +34,6 @@ from pathlib import Path
 
 from qwenchat.errors import ConfigError
 
-# Bump when anything below changes what is written: cached copies are keyed by it.
-BUILD_VERSION = "qwen2-v1"
-
 PRETOKENIZE_REGEX = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
     r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
@@ -46,7 +46,7 @@ IM_END = "<|im_end|>"
 SPECIAL_TOKENS: dict[str, int] = {ENDOFTEXT: 151643, IM_START: 151644, IM_END: 151645}
 VOCAB_SIZE = 151643
 
-TEMPLATE_PATH = Path(__file__).with_name("qwen2_chat_template.jinja")
+TEMPLATE_PATH = Path(__file__).parent / "templates" / "qwen2.jinja"
 
 _INSTALL_HINT = "Run `make install` (it installs tiktoken and dashscope's qwen.tiktoken)."
 
@@ -178,10 +178,24 @@ def _locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def build_key() -> str:
+    """A digest of every input of the build (see the module docstring)."""
+    import hashlib
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    for path in (qwen_tiktoken_path(), Path(__file__), TEMPLATE_PATH):
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    for package in ("tokenizers", "transformers"):
+        digest.update(f"{package}={version(package)}\0".encode())
+    return "qwen2-" + digest.hexdigest()[:16]
+
+
 def cached_tokenizer_dir() -> Path:
     from qwenchat.paths import cache_dir
 
-    return cache_dir() / "qwen2-tokenizer" / BUILD_VERSION
+    return cache_dir() / "qwen2-tokenizer" / build_key()
 
 
 def ensure_qwen2_tokenizer() -> Path:
@@ -192,12 +206,13 @@ def ensure_qwen2_tokenizer() -> Path:
         return target
     root = final.parent
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f".{BUILD_VERSION}.lock"):
+    key = final.name
+    with _locked(root / f".{key}.lock"):
         if target.is_file():
             return target
         # Build beside the final place, then rename the whole folder in one step: a
         # reader sees either no folder or a complete one.
-        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{BUILD_VERSION}-build-"))
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}-build-"))
         try:
             build_qwen2_tokenizer(staging)
             os.chmod(staging, 0o755)
@@ -212,7 +227,7 @@ def ensure_qwen2_tokenizer() -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] in ("-h", "--help"):
-        print("usage: python -m qwenchat.chat.tokenizer_build OUT_DIR", file=sys.stderr)
+        print("usage: python -m qwenchat.models.tokenizer_build OUT_DIR", file=sys.stderr)
         return 2
     try:
         path = build_qwen2_tokenizer(Path(args[0]))

@@ -1,0 +1,53 @@
+"""The interface every way of running Genie on the phone implements.
+
+Today one engine: ``ProcessEngine`` (one genie-t2t-run per query, dialog state carried
+between processes with --save/--restore). A long-lived dialog (genie-app fed a script) is
+the second engine behind the same four methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from qwenchat.runner.phone_bundle import PhoneBundle
+from qwenchat.runner.record import QueryRecord
+from qwenchat.runner.request import QueryRequest
+
+TextCallback = Callable[[str], None]
+
+
+class Engine(ABC):
+    name: str
+
+    def __init__(self, bundle: PhoneBundle) -> None:
+        self.bundle = bundle
+
+    @property
+    def device(self):  # noqa: ANN201 - Device
+        return self.bundle.device
+
+    @property
+    def layout(self):  # noqa: ANN201 - PhoneLayout
+        return self.bundle.layout
+
+    @abstractmethod
+    def query(self, request: QueryRequest, on_text: TextCallback | None = None) -> QueryRecord:
+        """Run one query and return what happened. Never raises for what Genie or the link
+        did (that is the record's outcome); KeyboardInterrupt stops the phone's process and
+        propagates."""
+
+    @abstractmethod
+    def cancel(self) -> None:
+        """Stop the running query; safe from any thread or a signal handler."""
+
+    @abstractmethod
+    def has_dialog(self, dialog: str) -> bool:
+        """Whether a follow-up on ``dialog`` can continue its context."""
+
+    @abstractmethod
+    def forget(self, dialog: str) -> None:
+        """Drop what the phone keeps for ``dialog`` (its state is large: the KV cache)."""
+
+    def close(self) -> None:  # noqa: B027 - most engines hold nothing between queries
+        """Release what the engine holds on the phone."""

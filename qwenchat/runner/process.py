@@ -1,0 +1,242 @@
+"""The per-query engine: one genie-t2t-run process per query, as Qualcomm's tools run it.
+
+The prompt travels only as a file (``push_bytes`` to ``<tmp>/prompt-<uuid>.txt``, then
+``--prompt_file``): user text never appears on a shell command line. The shell prints its
+pid and ``exec``s Genie, so a stop reaches exactly that process. ``--profile`` gives Genie's
+own figures; ``--save``/``--restore`` carry a chat's dialog state in ``<states>/<dialog>``.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import threading
+import time
+import uuid
+from typing import Any
+
+from qwenchat.errors import DeviceError, QwenchatError
+from qwenchat.genie import stream as ev
+from qwenchat.genie.command import GenieInvocation
+from qwenchat.runner.engine import Engine, TextCallback
+from qwenchat.runner.phone_bundle import PhoneBundle
+from qwenchat.runner.record import Outcome, QueryRecord, TimedEvent
+from qwenchat.runner.request import QueryRequest, SamplerSettings
+from qwenchat.runner.stop import stop_process
+from qwenchat.shellwords import quote
+
+
+def invocation(layout, **options: Any) -> GenieInvocation:  # noqa: ANN001 - PhoneLayout
+    """genie-t2t-run as pushed in ``layout``; ``options`` are the run's own."""
+    return GenieInvocation(
+        binary=layout.genie_binary,
+        bundle_dir=layout.bundle_dir,
+        lib_dir=layout.lib_dir,
+        skel_dir=layout.skel_dir,
+        **options,
+    )
+
+
+class ProcessEngine(Engine):
+    name = "process"
+
+    def __init__(self, bundle: PhoneBundle) -> None:
+        super().__init__(bundle)
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._cancelled = threading.Event()
+        self._running = threading.Event()
+        self._config_pushed: dict[str, str] = {}  # dialog -> rendered config on the phone
+        # Per-chunk (arrival, after on_text) host times, for the overhead benchmark.
+        self.timing: list[tuple[float, float]] | None = None
+
+    # ----- dialog state
+    def state_path(self, dialog: str) -> str:
+        return posixpath.join(self.layout.states_dir, dialog)
+
+    def has_dialog(self, dialog: str) -> bool:
+        return self.device.stat(self.state_path(dialog)) is not None
+
+    def forget(self, dialog: str) -> None:
+        paths = [self.state_path(dialog), self._dialog_config_path(dialog)]
+        self.device.shell("rm -rf " + " ".join(quote(p) for p in paths), timeout=30)
+        self._config_pushed.pop(dialog, None)
+
+    def _dialog_config_path(self, dialog: str) -> str:
+        return posixpath.join(self.layout.tmp_dir, f"session-{dialog}.json")
+
+    def render_config(self, settings: SamplerSettings) -> str | None:
+        """The query's genie_config.json text, or None when the bundle's own will do."""
+        cfg = self.bundle.config
+        only_length = settings.updated(max_tokens=None).is_default
+        if settings.is_default or (only_length and settings.max_tokens == cfg.max_num_tokens):
+            return None
+        cfg = cfg.with_overrides(
+            max_num_tokens=settings.max_tokens,
+            temp=settings.temp,
+            top_k=settings.top_k,
+            top_p=settings.top_p,
+            seed=settings.seed,
+        )
+        # Paths stay as the bundle wrote them (relative): genie-t2t-run runs with the bundle
+        # dir as its working dir, and a saved state stays valid for both configs.
+        data: dict[str, Any] = cfg.to_json_dict()
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+    # ----- one query
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            pid = self._pid
+        if pid is not None and self._running.is_set():
+            self._stop(pid)
+
+    def query(self, request: QueryRequest, on_text: TextCallback | None = None) -> QueryRecord:
+        self._cancelled.clear()
+        record = QueryRecord(engine=self.name, started_at=time.monotonic())
+        tmp = self.layout.tmp_dir
+        uid = uuid.uuid4().hex
+        prompt_file = posixpath.join(tmp, f"prompt-{uid}.txt")
+        profile_file = posixpath.join(tmp, f"profile-{uid}.json")
+        cleanup = [prompt_file, profile_file]
+        config = self.layout.config_path
+        try:
+            rendered = self.render_config(request.settings)
+            if rendered is not None:
+                if request.dialog is not None:
+                    config = self._dialog_config_path(request.dialog)
+                    if self._config_pushed.get(request.dialog) != rendered:
+                        self.device.push_bytes(rendered.encode("utf-8"), config)
+                        self._config_pushed[request.dialog] = rendered
+                else:
+                    config = posixpath.join(tmp, f"config-{uid}.json")
+                    cleanup.append(config)
+                    self.device.push_bytes(rendered.encode("utf-8"), config)
+            self.device.push_bytes(request.prompt.encode("utf-8"), prompt_file)
+            state = self.state_path(request.dialog) if request.dialog else None
+            if state is not None and not request.follow_up:
+                # genie-t2t-run --save wants an existing directory.
+                self.device.shell(f"mkdir -p {quote(state)}", timeout=30)
+            command = invocation(
+                self.layout,
+                config=config,
+                prompt_file=prompt_file,
+                profile=profile_file,
+                pid=True,  # TEMPORARY until the emulated phone execs like a real shell
+                save=state,
+                restore=state if request.follow_up else None,
+            ).shell_command()
+            self._stream(command, request, record, on_text)
+            if record.outcome is Outcome.FINISHED:
+                self._read_profile(profile_file, record)
+        except DeviceError as exc:
+            record.outcome = Outcome.DEVICE_LOST
+            record.error = exc.message
+        except BaseException:
+            # Ctrl-C outside a chat (bench) or SystemExit: the phone's process must not
+            # outlive us, and it is stopped the same way as a cancel.
+            with self._lock:
+                pid = self._pid
+            if pid is not None:
+                try:
+                    self._stop(pid)
+                except QwenchatError:
+                    pass
+            raise
+        finally:
+            if not record.ended_at:
+                record.ended_at = time.monotonic()
+            with self._lock:
+                self._pid = None
+            self._running.clear()
+            if record.outcome is not Outcome.DEVICE_LOST:
+                try:
+                    self.device.shell("rm -f " + " ".join(quote(p) for p in cleanup), timeout=30)
+                except QwenchatError:
+                    pass  # cleanup of tmp files must not hide the query's result
+        return record
+
+    def _stream(
+        self,
+        command: str,
+        request: QueryRequest,
+        record: QueryRecord,
+        on_text: TextCallback | None,
+    ) -> None:
+        parser = ev.GenieStreamParser(request.prompt)
+        timing = self.timing
+        self._running.set()
+
+        def handle(at: float, events: list[ev.StreamEvent]) -> None:
+            for event in events:
+                record.events.append(TimedEvent(at, event))
+                # Genie's own pid line (--pid) wins over the shell's: same process where
+                # the shell execs, the only right one where something forks in between.
+                if isinstance(event, ev.PidLine) and (record.pid is None or event.source == "genie"):
+                    with self._lock:
+                        self._pid = record.pid = event.pid
+                    if self._cancelled.is_set():  # the cancel came before the pid line
+                        self._stop(event.pid)
+                elif isinstance(event, ev.ReplyText) and event.text and on_text is not None:
+                    on_text(event.text)
+
+        record.sent_at = time.monotonic()
+        stream = self.device.stream_shell(
+            command,
+            first_byte_timeout=request.bounds.first_token,
+            idle_timeout=request.bounds.stall,
+        )
+        with stream:
+            for chunk in stream:
+                at = time.monotonic()
+                handle(at, parser.feed(chunk))
+                if timing is not None:
+                    timing.append((at, time.monotonic()))
+            handle(time.monotonic(), parser.finish())
+        record.ended_at = time.monotonic()
+        record.exit_code = stream.exit_code
+        record.stderr = stream.stderr.decode("utf-8", errors="replace") if stream.stderr else ""
+        record.outcome = self._outcome(record)
+
+    def _outcome(self, record: QueryRecord) -> Outcome:
+        from qwenchat.genie.failures import diagnose
+
+        if self._cancelled.is_set():
+            if record.pid is not None:
+                self._stop(record.pid)
+            return Outcome.CUT
+        if record.overflow_message is not None:
+            record.failure = diagnose(record.overflow_message)
+            return Outcome.CONTEXT_EXCEEDED
+        if record.exit_code in (0, None) and record.ended and not record.aborted:
+            return Outcome.FINISHED
+        text = "\n".join([*record.other_lines, record.stderr])
+        record.failure = diagnose(text)
+        if record.failure is None:
+            lines = [
+                line.strip() for line in text.splitlines()
+                if line.strip() and "[SIMULATED]" not in line
+            ]
+            code = record.exit_code
+            record.error = (
+                "genie-t2t-run stopped "
+                + (f"with exit code {code}" if code is not None else "unexpectedly")
+                + (f": {lines[-1]}" if lines else "")
+            )
+        return Outcome.FAILED
+
+    def _read_profile(self, path: str, record: QueryRecord) -> None:
+        from qwenchat.genie.profile import parse_profile
+
+        if self.device.stat(path) is None:
+            record.notes.append("genie-t2t-run exited without writing its --profile JSON")
+            return
+        raw = self.device.pull_bytes(path)
+        try:
+            record.profile = parse_profile(raw)
+            record.profile_json = json.loads(raw)
+        except (QwenchatError, ValueError) as exc:  # a missing figure must not lose the reply
+            record.notes.append(f"unreadable profile: {exc}")
+
+    def _stop(self, pid: int) -> None:
+        stop_process(self.device, pid)

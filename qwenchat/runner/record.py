@@ -1,0 +1,129 @@
+"""What one Genie query on the phone did: one typed record that chat, bench and doctor read.
+
+Engines fill it; features only interpret it (a reply and its stop reason, a trial's figures,
+doctor's verdict). Every stdout event carries the host time its chunk arrived, so host-side
+figures can be recomputed from the record alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from qwenchat.genie.events import (
+    Abort,
+    Banner,
+    ContextOverflow,
+    End,
+    Kpis,
+    OtherLine,
+    ReplyText,
+    StreamEvent,
+)
+from qwenchat.genie.failures import GenieFailure
+from qwenchat.genie.profile import GenieProfile
+
+
+class Outcome(StrEnum):
+    FINISHED = "finished"  # [END] and exit 0: Genie stopped on its own (EOS, limit, context)
+    CONTEXT_EXCEEDED = "context_exceeded"  # Genie refused: prompt + state beyond the context
+    CUT = "cut"  # we stopped it (Ctrl-C, a signal, cancel())
+    FAILED = "failed"  # a non-zero exit, no [END], an [ABORT]
+    TIMED_OUT = "timed_out"  # a wait bound ran out; the process was stopped
+    DEVICE_LOST = "device_lost"  # the link to the phone dropped mid-query
+
+
+@dataclass(frozen=True)
+class TimedEvent:
+    at: float  # host time.monotonic() when the chunk carrying this event arrived
+    event: StreamEvent
+
+
+@dataclass
+class QueryRecord:
+    engine: str  # "process" (one genie-t2t-run per query) or "session" (a live dialog)
+    started_at: float  # host monotonic: query() called (prompt and config pushes follow)
+    sent_at: float = 0.0  # host monotonic: the query reached the phone's Genie
+    ended_at: float = 0.0  # host monotonic: the output ended (or was given up)
+    events: list[TimedEvent] = field(default_factory=list)
+    outcome: Outcome = Outcome.FAILED
+    exit_code: int | None = None
+    stderr: str = ""
+    pid: int | None = None
+    profile: GenieProfile | None = None
+    profile_json: dict[str, Any] | None = None  # the raw document Genie wrote
+    failure: GenieFailure | None = None  # why it failed, in Genie's words, with advice
+    error: str | None = None  # one line for outcomes without a Genie failure (lost, stuck)
+    notes: list[str] = field(default_factory=list)  # host-side remarks (unreadable profile)
+
+    # ----- derived from the events
+    @property
+    def text(self) -> str:
+        return "".join(e.event.text for e in self.events if isinstance(e.event, ReplyText))
+
+    @property
+    def first_token_at(self) -> float | None:
+        for timed in self.events:
+            if isinstance(timed.event, ReplyText) and timed.event.text:
+                return timed.at
+        return None
+
+    @property
+    def ended(self) -> bool:
+        return any(isinstance(e.event, End) for e in self.events)
+
+    @property
+    def aborted(self) -> bool:
+        return any(isinstance(e.event, Abort) for e in self.events)
+
+    @property
+    def overflow_message(self) -> str | None:
+        for timed in self.events:
+            if isinstance(timed.event, ContextOverflow):
+                return timed.event.message
+        return None
+
+    @property
+    def libgenie_version(self) -> str | None:
+        for timed in self.events:
+            if isinstance(timed.event, Banner):
+                return timed.event.version
+        return None
+
+    @property
+    def kpis(self) -> Kpis | None:
+        for timed in self.events:
+            if isinstance(timed.event, Kpis):
+                return timed.event
+        return None
+
+    @property
+    def other_lines(self) -> list[str]:
+        return [e.event.text for e in self.events if isinstance(e.event, OtherLine)]
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.FINISHED
+
+    @property
+    def message(self) -> str | None:
+        """One line for a query that did not finish."""
+        if self.failure is not None:
+            return self.failure.message
+        return self.error
+
+    @property
+    def hint(self) -> str | None:
+        return self.failure.hint if self.failure is not None else None
+
+    # ----- host clock
+    @property
+    def host_first_token_s(self) -> float | None:
+        """From query() to the first reply text: what a user waits (pushes included)."""
+        first = self.first_token_at
+        return None if first is None else first - self.started_at
+
+    @property
+    def host_total_s(self) -> float:
+        return self.ended_at - self.started_at

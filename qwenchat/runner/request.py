@@ -1,0 +1,61 @@
+"""What a feature asks of the runner: one query, its sampling, its dialog and its bounds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+_SETTING_KEYS = ("temp", "top_k", "top_p", "seed", "max_tokens")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Sampling and length for a query; None keeps the bundle's genie_config.json value.
+
+    They live in the query's genie_config.json, not in the dialog's KV state: changing them
+    never forces a chat to rebuild its context.
+    """
+
+    temp: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    max_tokens: int | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return all(getattr(self, key) is None for key in _SETTING_KEYS)
+
+    def updated(self, **values: Any) -> SamplerSettings:
+        return replace(self, **values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class WaitBounds:
+    """How long the host waits on the phone before it calls a query stuck (seconds).
+
+    ``first_token``: from the command to the first byte of output (model load included);
+    ``stall``: the longest silence once output flows. None waits forever.
+    """
+
+    first_token: float | None = None
+    stall: float | None = None
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    prompt: str  # the exact text Genie tokenizes (travels as a file, never on a command line)
+    settings: SamplerSettings = field(default_factory=SamplerSettings)
+    # A chat's id: the dialog (KV state) is kept on the phone after the query so the next
+    # turn can continue it. None: a one-shot query that leaves nothing behind.
+    dialog: str | None = None
+    # Continue the dialog's context (a follow-up turn) instead of starting it fresh.
+    follow_up: bool = False
+    bounds: WaitBounds = field(default_factory=WaitBounds)
+
+    def __post_init__(self) -> None:
+        if self.follow_up and self.dialog is None:
+            raise ValueError("a follow-up query needs the dialog it continues")
