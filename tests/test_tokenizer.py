@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qwenchat.models import tokenizer_build
 from qwenchat.errors import ConfigError, QwenchatError
+from qwenchat.models import tokenizer_build
 from qwenchat.models.tokenizer_build import (
     PRETOKENIZE_REGEX,
     build_qwen2_tokenizer,
