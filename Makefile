@@ -33,6 +33,7 @@ bench: install adb
 
 lint: install
 	$(BIN)/ruff check qwenchat tests benchmarks scripts
+	$(BIN)/lint-imports
 
 readme: install
 	$(BIN)/python scripts/readme_examples.py --write

@@ -69,9 +69,9 @@ def _bundle(out: Path, total_mb: int):
 
 
 def _push_assets(device, plan, cache_path: Path):
-    from qwenchat.assets.manifest import HashCache
     from qwenchat.assets.push import push_assets
     from qwenchat.layout import PhoneLayout
+    from qwenchat.manifest import HashCache
 
     with HashCache(cache_path) as cache:
         t0 = time.perf_counter()

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from qwenchat.genie.command import GenieInvocation
+from qwenchat.errors import UsageError
 
 DEFAULT_WORK_DIR = "/data/local/tmp/qwenchat"
 
@@ -31,7 +29,6 @@ class PhoneLayout:
         # Every path below is built from this one: a relative or odd work dir would put
         # files wherever the phone's shell happens to be.
         if not self.work_dir.startswith("/"):
-            from qwenchat.errors import UsageError
 
             raise UsageError(
                 f"--device-dir must be an absolute path on the phone, not {self.work_dir!r}",
@@ -77,16 +74,3 @@ class PhoneLayout:
     @property
     def config_path(self) -> str:
         return self._join("bundle", "genie_config.json")
-
-    def genie_invocation(self, **options: object) -> GenieInvocation:
-        """genie-t2t-run as pushed here: its binary, bundle, libraries and Skel from this
-        layout; ``options`` are the run's own (config, prompt_file, profile, save, restore, ...)."""
-        from qwenchat.genie.command import GenieInvocation
-
-        return GenieInvocation(
-            binary=self.genie_binary,
-            bundle_dir=self.bundle_dir,
-            lib_dir=self.lib_dir,
-            skel_dir=self.skel_dir,
-            **options,
-        )

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from qwenchat.assets.manifest import BundleManifest, FileEntry, HashCache, sha256_file
 from qwenchat.errors import BundleError
+from qwenchat.manifest import BundleManifest, FileEntry, HashCache, sha256_file
 
 
 def test_sha256_file_matches_hashlib_across_buffer_boundaries(tmp_path):

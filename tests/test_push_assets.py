@@ -9,9 +9,9 @@ import signal
 import pytest
 
 from qwenchat.assets.bundle import plan_bundle
-from qwenchat.assets.manifest import BundleManifest, HashCache
 from qwenchat.assets.push import PushInterruptedError, PushProgress, prepare_phone, push_assets
 from qwenchat.layout import PhoneLayout
+from qwenchat.manifest import BundleManifest, HashCache
 
 WORK = "/data/local/tmp/qwenchat"
 

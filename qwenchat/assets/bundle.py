@@ -18,7 +18,10 @@ from qwenchat.assets.discover import (
     find_runtime_files,
 )
 from qwenchat.errors import BundleError, ConfigError
+from qwenchat.genie import config as genie_config
+from qwenchat.genie.config import parse_genie_config
 from qwenchat.layout import PhoneLayout
+from qwenchat.soc import soc_info
 
 OVERRIDE_KEYS = ("context_size", "max_num_tokens", "temp", "top_k", "top_p", "seed")
 
@@ -88,7 +91,6 @@ def _bins_from_bundle_config(bundle_dir: Path, names: list[str]) -> list[Context
 
 
 def _soc_arch(soc: str) -> str:
-    from qwenchat.soc import soc_info
 
     return str(soc_info(soc).dsp_arch)
 
@@ -110,7 +112,6 @@ def plan_bundle(
 
     ``overrides``: context_size, max_num_tokens, temp, top_k, top_p, seed (None = keep).
     """
-    from qwenchat.genie import config as genie_config
 
     unknown = set(overrides) - set(OVERRIDE_KEYS)
     if unknown:
@@ -161,7 +162,6 @@ def _with_ctx_bins(config: Any, names: list[str]) -> Any:
     """The config with ``ctx-bins`` set to the binaries found, validated again."""
     import json
 
-    from qwenchat.genie.config import parse_genie_config
 
     data = config.to_json_dict()
     try:

@@ -11,10 +11,10 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from qwenchat.assets.manifest import BundleManifest
 from qwenchat.device.base import Device
 from qwenchat.errors import BundleError, DeviceCommandError
 from qwenchat.layout import PhoneLayout
+from qwenchat.manifest import BundleManifest
 from qwenchat.shellwords import quote
 
 PARTIAL_SUFFIX = ".partial"

@@ -28,8 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qwenchat.assets.bundle import BundleFile, BundlePlan
-from qwenchat.assets.manifest import BundleManifest, FileEntry, HashCache
+from qwenchat.assets.bundle import BundleFile, BundlePlan, plan_bundle
 from qwenchat.assets.phone_state import (
     PARTIAL_SUFFIX,
     PhoneState,
@@ -37,8 +36,9 @@ from qwenchat.assets.phone_state import (
     sha256_on_phone,
 )
 from qwenchat.device.base import Device
-from qwenchat.errors import DeviceCommandError, DeviceError, DeviceStorageError
+from qwenchat.errors import ConfigError, DeviceCommandError, DeviceError, DeviceStorageError
 from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
+from qwenchat.manifest import BundleManifest, FileEntry, HashCache
 from qwenchat.shellwords import quote
 
 RETRIES = 1  # a file whose hash differs on the phone is sent once more, then we give up
@@ -442,7 +442,6 @@ def _write_manifest(dev: Any, layout: PhoneLayout, manifest: BundleManifest) -> 
 def detect_soc(device: Device) -> str:
     soc = device.getprop("ro.soc.model").strip()
     if not soc:
-        from qwenchat.errors import ConfigError
 
         raise ConfigError(
             "the phone does not report its chip (getprop ro.soc.model is empty)",
@@ -467,7 +466,6 @@ def prepare_phone(
 
     ``overrides``: context_size, max_num_tokens, temp, top_k, top_p, seed.
     """
-    from qwenchat.assets.bundle import plan_bundle
 
     if qairt_dir is None and os.environ.get("QAIRT_HOME"):
         qairt_dir = Path(os.environ["QAIRT_HOME"])

@@ -16,6 +16,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from qwenchat.bench.formats import run_date
+
 MIN_SAMPLES = 3
 SPREAD_RULE = (
     "A difference counts when |B − A| of the medians exceeds both runs' p10–p90 half-widths "
@@ -80,7 +82,6 @@ def _diff(metric: str, a: Any, b: Any, *, higher_is_faster: bool) -> MetricDiff 
 
 
 def _side(report: Any, created_at: float | None) -> dict[str, Any]:
-    from qwenchat.bench.formats import run_date
 
     ctx = report.context
     dev = ctx.get("device") or {}

@@ -13,8 +13,18 @@ import csv
 import time
 from typing import IO, Any
 
-from qwenchat.bench.report import BenchReport, Comparison
+from qwenchat.bench.report import (
+    BenchReport,
+    Comparison,
+    build_report,
+    write_json,
+    write_jsonl,
+    write_table,
+)
+from qwenchat.bench.roofline import roofline
 from qwenchat.bench.stats import Summary
+from qwenchat.bench.termchart import write_chart
+from qwenchat.errors import UsageError
 
 
 def run_date(created_at: float | None) -> str:
@@ -54,7 +64,6 @@ def _md_escape(text: str) -> str:
 
 
 def write_markdown(report: BenchReport, out: IO[str], *, created_at: float | None = None) -> None:
-    from qwenchat.bench.roofline import roofline
 
     ctx, pub, plan = report.context, report.published, report.plan
     dev = ctx.get("device") or {}
@@ -195,7 +204,6 @@ REPORT_FORMATS = ("table", "json", "jsonl", "md", "csv")
 
 
 def parse_format(text: str, allowed: tuple[str, ...] = REPORT_FORMATS) -> str:
-    from qwenchat.errors import UsageError
 
     fmt = text.strip().lower()
     fmt = {"markdown": "md"}.get(fmt, fmt)
@@ -209,21 +217,18 @@ def write_report(
 ) -> Any:
     """Render a ``StoredRun`` in ``fmt``; table mode adds the roofline line and, unless
     ``chart`` is False, the terminal chart. Returns the ``BenchReport``."""
-    from qwenchat.bench.report import build_report, write_json, write_jsonl, write_table
 
     report = build_report(run)
     if fmt == "table":
         from rich.console import Console
         from rich.markup import escape
 
-        from qwenchat.bench.roofline import roofline
 
         write_table(report, out, width=width)
         Console(file=out, width=width or 160, highlight=False, soft_wrap=False).print(
             escape(roofline(report).line())
         )
         if chart:
-            from qwenchat.bench.termchart import write_chart
 
             out.write("\n")
             write_chart(report, out, console_width=width)

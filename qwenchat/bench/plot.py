@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwenchat.bench.formats import headline
+from qwenchat.bench.roofline import roofline
+from qwenchat.errors import UsageError
+
 PLOT_HINT = "Install the plot extra: pip install 'qwenchat[plot]'"
 FORMATS = (".png", ".svg")
 
@@ -41,8 +45,6 @@ class PlotData:
 
 def plot_data(report: Any, *, created_at: float | None = None) -> PlotData:
     """Everything the plot shows, from a ``BenchReport``."""
-    from qwenchat.bench.formats import headline
-    from qwenchat.bench.roofline import roofline
 
     pub = report.published
     ttft = Series("ttft-measured", "measured median (Genie profiler)")
@@ -82,7 +84,6 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as exc:
-        from qwenchat.errors import UsageError
 
         raise UsageError("--plot needs matplotlib, which is not installed", hint=PLOT_HINT) from exc
     matplotlib.use("Agg")  # files only, never a window
@@ -137,7 +138,6 @@ def build_figure(data: PlotData) -> Any:
 
 def write_plot(report: Any, path: str | Path, *, created_at: float | None = None) -> PlotData:
     """Write the plot to ``path`` (.png or .svg); returns what was plotted."""
-    from qwenchat.errors import UsageError
 
     path = Path(path)
     if path.suffix.lower() not in FORMATS:

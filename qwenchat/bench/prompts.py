@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Protocol
 
 from qwenchat.errors import UsageError
+from qwenchat.models.template import Message, render_chat
 
 _MARK = "\u2063QWENCHAT_BODY\u2063"
 
@@ -40,7 +41,6 @@ class ChatFrame:
 
     @classmethod
     def qwen2(cls) -> ChatFrame:
-        from qwenchat.models.template import Message, render_chat
 
         text = render_chat([Message("user", _MARK)], add_generation_prompt=True)
         prefix, _, suffix = text.partition(_MARK)

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from qwenchat.bench.stats import Summary, summarize
 from qwenchat.bench.storage import StoredRun
+from qwenchat.published import published_figures
 
 TOLERANCE = 0.15  # within ±15% of the published figure counts as matching it
 
@@ -109,7 +110,6 @@ def _values(trials: list[Any], path: tuple[str, str]) -> list[float]:
 
 
 def build_report(run: StoredRun, model: str = "qwen2-7b-instruct") -> BenchReport:
-    from qwenchat.published import published_figures
 
     pub = published_figures(model)
     measured = [t for t in run.trials if not t.warmup]

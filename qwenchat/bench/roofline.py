@@ -17,6 +17,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from qwenchat.bench.stats import summarize
+from qwenchat.manifest import BundleManifest
+
 # Below this the bundle cannot hold a 7B model's weights (w4a16 7B is ~4.5-5 GB): it is the
 # emulator's synthetic bundle, and a share of the limit computed from it would be meaningless.
 PLAUSIBLE_BUNDLE_BYTES = 1_000_000_000
@@ -48,7 +51,6 @@ def ctx_bins_bytes(manifest: bytes | str | None, ctx_bins: list[str]) -> int | N
     """
     if manifest is None or not ctx_bins:
         return None
-    from qwenchat.assets.manifest import BundleManifest
 
     try:
         files = BundleManifest.from_json(manifest).files
@@ -90,7 +92,6 @@ class Roofline:
 
 def roofline(report: Any) -> Roofline:
     """The roofline of a ``BenchReport`` (built by ``report.build_report``)."""
-    from qwenchat.bench.stats import summarize
 
     ctx = report.context
     soc = ((ctx.get("device") or {}).get("soc") or "").upper() or None

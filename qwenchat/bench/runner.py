@@ -11,10 +11,24 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from qwenchat import __version__
+from qwenchat.bench.prompts import PromptMaker
+from qwenchat.bench.roofline import ctx_bins_bytes
 from qwenchat.bench.storage import BenchStorage, StoredRun, StoredTrial
-from qwenchat.bench.sweep import PlannedLength
-from qwenchat.bench.thermal import CooldownPolicy, CooldownResult
+from qwenchat.bench.sweep import PlannedLength, plan_lengths
+from qwenchat.bench.thermal import (
+    CooldownPolicy,
+    CooldownResult,
+    cool_down,
+    read_power,
+    read_thermal,
+)
+from qwenchat.bench.trial import TrialRunner
+from qwenchat.device.info import read_device_info
 from qwenchat.errors import QwenchatError, UsageError
+from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
+from qwenchat.models.tokens import TokenCounter
+from qwenchat.runner import open_engine
 
 QUALCOMM_PROTOCOL = {"warmup": 1, "repetitions": 25, "cooldown": "0", "gen_len": 128}
 
@@ -130,14 +144,6 @@ def _sha256(data: bytes) -> str:
 
 def prepare(device: Any, work_dir: str | None = None) -> BenchSetup:
     """Read the bundle config, tokenizer and identity from the phone (BundleError if absent)."""
-    from qwenchat import __version__
-    from qwenchat.bench.prompts import PromptMaker
-    from qwenchat.bench.roofline import ctx_bins_bytes
-    from qwenchat.bench.trial import TrialRunner
-    from qwenchat.device.info import read_device_info
-    from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
-    from qwenchat.models.tokens import TokenCounter
-    from qwenchat.runner import open_engine
 
     layout = PhoneLayout(work_dir or DEFAULT_WORK_DIR)
     engine = open_engine(device, layout)
@@ -188,7 +194,6 @@ class BenchRun:
         return data
 
     def start(self) -> str:
-        from qwenchat.bench.thermal import read_thermal
 
         self.baseline = read_thermal(self.device).as_json()
         self.run_id = self.storage.create_run(self.plan_json(), self.setup.context, self.baseline)
@@ -196,7 +201,6 @@ class BenchRun:
 
     def execute(self, done: set[tuple[int, int]] | None = None) -> str:
         """Run every slot not in ``done`` ((length, rep) pairs); returns the run id."""
-        from qwenchat.bench.thermal import cool_down, read_power, read_thermal
 
         assert self.run_id is not None
         done = done or set()
@@ -306,7 +310,6 @@ def new_run(
     on_progress: Callable[[ProgressEvent], None] | None = None,
     on_start: Callable[[str], None] | None = None,
 ) -> str:
-    from qwenchat.bench.sweep import plan_lengths
 
     setup = prepare(device, work_dir)
     lengths = plan_lengths(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from qwenchat.device.base import Device
+from qwenchat.errors import UsageError
 
 _SEP = "__qwenchat_thermal__"
 _ZONES_CMD = (
@@ -108,7 +109,6 @@ class CooldownPolicy:
 
     @classmethod
     def parse(cls, text: str, *, max_temp_c: float | None = None, max_wait_s: float = 300.0):
-        from qwenchat.errors import UsageError
 
         value = text.strip().lower()
         if value == "auto":

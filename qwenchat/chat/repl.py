@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from qwenchat.chat.render import ReplyStream, figures_line, print_figures
+from qwenchat.chat.session import ContextBudgetError, StopReason, parse_set_command
 from qwenchat.errors import QwenchatError, UsageError
+from qwenchat.paths import data_dir
 
 if TYPE_CHECKING:
     from qwenchat.chat.session import ChatSession, ReplyResult
@@ -71,7 +74,6 @@ class LineReader:
             import readline
         except ImportError:  # not on every platform; line editing is a nicety
             return
-        from qwenchat.paths import data_dir
 
         self._history = data_dir() / "chat_history"
         try:
@@ -179,7 +181,6 @@ class Repl:
             s.set_system(arg or None)
             self.say("system prompt set; the dialog state will be rebuilt on the next turn")
         elif name == "set":
-            from qwenchat.chat.session import parse_set_command
 
             if not arg:
                 self.say(f"settings: {s.settings.as_dict() or 'bundle defaults'}"
@@ -210,7 +211,6 @@ class Repl:
             self.reply(s.continue_reply, None)
 
     def stats(self) -> None:
-        from qwenchat.chat.render import figures_line
 
         s = self.session
         self.say(
@@ -222,8 +222,6 @@ class Repl:
             self.say("last reply: " + figures_line(s.last))
 
     def reply(self, action: Callable[..., ReplyResult], user_text: str | None) -> None:
-        from qwenchat.chat.render import ReplyStream, print_figures
-        from qwenchat.chat.session import ContextBudgetError, StopReason
 
         stream = ReplyStream(self.out)
         try:

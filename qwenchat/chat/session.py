@@ -26,9 +26,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from qwenchat.chat.storage import ChatStorage
+from qwenchat.device.info import read_device_info
 from qwenchat.errors import ContextOverflowError, GenieError, UsageError
+from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
+from qwenchat.models.registry import get_model
+from qwenchat.models.template import Message, render_chat, render_continuation, render_followup
+from qwenchat.models.tokens import TokenCounter
+from qwenchat.runner import open_engine
 from qwenchat.runner.record import Outcome
-from qwenchat.runner.request import SamplerSettings
+from qwenchat.runner.request import QueryRequest, SamplerSettings
 
 if TYPE_CHECKING:
     from qwenchat.chat.storage import ChatStorage
@@ -117,7 +124,6 @@ class ChatMessage:
     db_id: int | None = None
 
     def template_message(self) -> Any:
-        from qwenchat.models.template import Message
 
         return Message(role=self.role, content=self.content)
 
@@ -142,7 +148,6 @@ def decide_stop_reason(
 
 
 def template_messages(system: str | None, messages: list[ChatMessage]) -> list[Any]:
-    from qwenchat.models.template import Message
 
     out = [Message(role="system", content=system)] if system is not None else []
     return out + [m.template_message() for m in messages]
@@ -151,7 +156,6 @@ def template_messages(system: str | None, messages: list[ChatMessage]) -> list[A
 def full_prompt(
     system: str | None, messages: list[ChatMessage], model: ModelSpec | None = None
 ) -> str:
-    from qwenchat.models.template import render_chat
 
     return render_chat(
         template_messages(system, messages), add_generation_prompt=True, model=model
@@ -161,20 +165,17 @@ def full_prompt(
 def continuation_prompt(
     system: str | None, messages: list[ChatMessage], model: ModelSpec | None = None
 ) -> str:
-    from qwenchat.models.template import render_continuation
 
     return render_continuation(template_messages(system, messages), model=model)
 
 
 def followup_prompt(user_text: str, model: ModelSpec | None = None) -> str:
-    from qwenchat.models.template import render_followup
 
     return render_followup(user_text, model=model)
 
 
 def _restore_prefix_tokens(model: ModelSpec | None) -> int:
     if model is None:
-        from qwenchat.models.registry import get_model
 
         model = get_model()
     return model.chat.restore_prefix_tokens
@@ -585,7 +586,6 @@ class ChatSession:
             if on_text is not None:
                 on_text(text)
 
-        from qwenchat.runner.request import QueryRequest
 
         request = QueryRequest(
             prompt=plan.prompt,
@@ -705,11 +705,6 @@ def open_chat_session(
 ) -> ChatSession:
     """A session on an open device: reads the bundle config and tokenizer from the phone,
     the device identity (serial, model, simulated) and opens the chat tables."""
-    from qwenchat.chat.storage import ChatStorage
-    from qwenchat.device.info import read_device_info
-    from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
-    from qwenchat.models.tokens import TokenCounter
-    from qwenchat.runner import open_engine
 
     layout = PhoneLayout(work_dir or DEFAULT_WORK_DIR)
     engine = open_engine(device, layout)

@@ -11,6 +11,7 @@ import posixpath
 
 from qwenchat.device.base import Device
 from qwenchat.errors import DeviceCommandError, UsageError
+from qwenchat.layout import PhoneLayout
 from qwenchat.shellwords import quote
 
 
@@ -27,7 +28,6 @@ def _safe_work_dir(work_dir: str) -> str:
 
 
 def clean_targets(work_dir: str, *, bundle: bool = False, everything: bool = False) -> list[str]:
-    from qwenchat.layout import PhoneLayout
 
     layout = PhoneLayout(_safe_work_dir(work_dir))
     if everything:

@@ -12,7 +12,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from qwenchat.device.base import Device
-from qwenchat.errors import DeviceError, DeviceUnauthorizedError, NoDeviceError, QwenchatError
+from qwenchat.device.info import read_device_info
+from qwenchat.errors import (
+    BundleError,
+    DeviceError,
+    DeviceUnauthorizedError,
+    NoDeviceError,
+    QwenchatError,
+)
+from qwenchat.layout import PhoneLayout
+from qwenchat.manifest import BundleManifest
+from qwenchat.runner import open_engine
+from qwenchat.runner.request import QueryRequest, SamplerSettings, WaitBounds
 from qwenchat.shellwords import quote
 
 # Without a bundle the phone needs room for one (~5 GB of context binaries + runtime).
@@ -88,8 +99,6 @@ def run_doctor(
 
 
 def _device_checks(device, work_dir, deep, report, add) -> None:  # noqa: ANN001
-    from qwenchat.device.info import read_device_info
-    from qwenchat.layout import PhoneLayout
 
     layout = PhoneLayout(work_dir)
     info = read_device_info(device, work_dir)
@@ -155,7 +164,6 @@ def _device_checks(device, work_dir, deep, report, add) -> None:  # noqa: ANN001
 
 
 def _read_manifest(device: Device, path: str):  # noqa: ANN202 - BundleManifest | None
-    from qwenchat.assets.manifest import BundleManifest
 
     if device.stat(path) is None:
         return None
@@ -219,8 +227,6 @@ PROBE_TOKENS = 4  # enough to see tokens stream; the model load dominates anyway
 def genie_probe(device: Device, layout):  # noqa: ANN001, ANN201 - PhoneLayout -> QueryRecord
     """One short query through the runner, as chat would run it (its record holds the whole
     stdout, stderr, profile and exit code)."""
-    from qwenchat.runner import open_engine
-    from qwenchat.runner.request import QueryRequest, SamplerSettings, WaitBounds
 
     engine = open_engine(device, layout)
     request = QueryRequest(
@@ -233,7 +239,6 @@ def genie_probe(device: Device, layout):  # noqa: ANN001, ANN201 - PhoneLayout -
 
 def _genie_check(device: Device, layout) -> Check:  # noqa: ANN001
     """Run genie-t2t-run on a one-word prompt for a few tokens."""
-    from qwenchat.errors import BundleError
 
     name = "genie-t2t-run runs"
     if device.stat(layout.genie_binary) is None:

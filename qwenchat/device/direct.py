@@ -49,6 +49,7 @@ from qwenchat.device.base import (
     partial_file,
     push_source,
 )
+from qwenchat.device.keys import load_signer
 from qwenchat.device.shellproto import (
     EventShellStream,
     v1_events,
@@ -412,7 +413,6 @@ def _handshake(
     on_wait: WaitCallback | None,
     key_path: Path | None,
 ) -> None:
-    from qwenchat.device.keys import load_signer
 
     install_fast_checksum()  # idempotent; numpy imported on first connect, not at import
     import threading

@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from qwenchat.errors import UsageError
+from qwenchat.errors import ConfigError, UsageError
+from qwenchat.paths import data_dir
 
 DEFAULT_ADB_TCP_PORT = 5555
 
@@ -58,7 +59,6 @@ def looks_like_endpoint(text: str) -> bool:
 
 
 def _path() -> Path:
-    from qwenchat.paths import data_dir
 
     return data_dir() / "endpoints.json"
 
@@ -71,7 +71,6 @@ def load_endpoints() -> list[Endpoint]:
         data = json.loads(path.read_text())
         return [Endpoint(str(item["host"]), int(item["port"])) for item in data["endpoints"]]
     except (ValueError, KeyError, TypeError) as exc:
-        from qwenchat.errors import ConfigError
 
         raise ConfigError(
             f"{path} is not a valid endpoints file: {exc}",

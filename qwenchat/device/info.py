@@ -12,7 +12,9 @@ import re
 from dataclasses import asdict, dataclass
 
 from qwenchat.device.base import Device
+from qwenchat.errors import ConfigError
 from qwenchat.shellwords import quote
+from qwenchat.soc import soc_info
 
 _PROP_LINE = re.compile(r"^\[([^\]]+)\]: \[(.*)\]$")
 _SPLIT = "__qwenchat_section__"
@@ -103,8 +105,6 @@ def info_from_props(
     soc = props.get("ro.soc.model", "") or props.get("ro.board.platform", "")
     soc_name = arch = None
     if soc:
-        from qwenchat.errors import ConfigError
-        from qwenchat.soc import soc_info
 
         try:
             known = soc_info(soc)

@@ -14,6 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from qwenchat.device.base import Device
+from qwenchat.device.direct import DirectDevice
+from qwenchat.device.endpoints import load_endpoints, looks_like_endpoint, parse_endpoint
+from qwenchat.device.server import ServerDevice, server_devices
+from qwenchat.device.transport import usb_transport_class
 from qwenchat.errors import (
     DeviceError,
     DeviceUnauthorizedError,
@@ -21,6 +25,7 @@ from qwenchat.errors import (
     SeveralDevicesError,
     UsageError,
 )
+from qwenchat.errors import NoDeviceError as _E
 
 TRANSPORTS = ("auto", "server", "direct")
 DEFAULT_AUTH_TIMEOUT = 30.0
@@ -56,7 +61,6 @@ def _reachable(host: str, port: int, timeout: float = 0.5) -> bool:
 def _usb_serials() -> list[str] | None:
     """Serials of USB phones; None when USB support (libusb1) is not installed."""
     try:
-        from qwenchat.device.transport import usb_transport_class
 
         transport_cls = usb_transport_class()
     except ImportError:
@@ -69,8 +73,6 @@ def _usb_serials() -> list[str] | None:
 
 def list_devices(connect: str | None = None, transport: str = "auto") -> list[DeviceSummary]:
     """Every phone qwenchat could use, without opening any (cheap)."""
-    from qwenchat.device.endpoints import load_endpoints, parse_endpoint
-    from qwenchat.device.server import server_devices
 
     transport = _check_transport(transport)
     found: list[DeviceSummary] = []
@@ -107,14 +109,11 @@ def open_summary(
             raise DeviceUnauthorizedError(f"{summary.serial} has not authorized this computer")
         if summary.state != "device":
             raise DeviceError(f"the adb server reports {summary.serial} as {summary.state}")
-        from qwenchat.device.server import ServerDevice
 
         return ServerDevice(summary.serial)
-    from qwenchat.device.direct import DirectDevice
 
     if summary.kind == "usb":
         return DirectDevice.connect_usb(summary.serial, auth_timeout=auth_timeout, on_wait=on_wait)
-    from qwenchat.device.endpoints import parse_endpoint
 
     endpoint = parse_endpoint(summary.serial)
     return DirectDevice.connect_tcp(
@@ -135,8 +134,6 @@ def open_device(
 ) -> Device:
     """The one phone the user means, opened. Raises NoDeviceError, DeviceUnauthorizedError,
     SeveralDevicesError (listing them) or UsageError."""
-    from qwenchat.device.endpoints import looks_like_endpoint, parse_endpoint
-    from qwenchat.device.server import server_devices
 
     transport = _check_transport(transport)
     serial = serial or os.environ.get("ANDROID_SERIAL") or None
@@ -220,7 +217,6 @@ def _match_serialno(
 
 
 def _no_device_hint(transport: str) -> str:
-    from qwenchat.errors import NoDeviceError as _E
 
     hint = _E.default_hint or ""
     if transport != "server" and _usb_serials() is None:

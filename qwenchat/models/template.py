@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qwenchat.errors import ConfigError, UsageError
+from qwenchat.models.registry import get_model
 
 if TYPE_CHECKING:
     from qwenchat.models.spec import ChatFormat, ModelSpec
@@ -29,7 +30,6 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 def _chat_format(model: ModelSpec | None) -> ChatFormat:
     if model is None:
-        from qwenchat.models.registry import get_model
 
         model = get_model()
     return model.chat

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from qwenchat.errors import ConfigError
+from qwenchat.paths import cache_dir
 
 PRETOKENIZE_REGEX = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
@@ -193,7 +194,6 @@ def build_key() -> str:
 
 
 def cached_tokenizer_dir() -> Path:
-    from qwenchat.paths import cache_dir
 
     return cache_dir() / "qwen2-tokenizer" / build_key()
 

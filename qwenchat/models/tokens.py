@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from qwenchat.errors import ConfigError
+from qwenchat.models.tokenizer_build import ensure_qwen2_tokenizer
 
 NO_BOS = -1
 
@@ -76,7 +77,6 @@ class TokenCounter:
 
 def default_counter() -> TokenCounter:
     """A counter on the cached Qwen2 tokenizer (built on first use)."""
-    from qwenchat.models.tokenizer_build import ensure_qwen2_tokenizer
 
     return TokenCounter(ensure_qwen2_tokenizer())
 

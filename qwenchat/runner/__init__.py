@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qwenchat.errors import UsageError
+from qwenchat.runner.phone_bundle import PhoneBundle
+from qwenchat.runner.process import ProcessEngine
+
 if TYPE_CHECKING:
     from qwenchat.device.base import Device
     from qwenchat.layout import PhoneLayout
@@ -18,9 +22,6 @@ if TYPE_CHECKING:
 
 def open_engine(device: Device, layout: PhoneLayout | None = None, kind: str = "process") -> Engine:
     """The engine ``kind`` for the bundle pushed in ``layout`` on ``device``."""
-    from qwenchat.errors import UsageError
-    from qwenchat.runner.phone_bundle import PhoneBundle
-    from qwenchat.runner.process import ProcessEngine
 
     bundle = PhoneBundle(device, layout)
     if kind == "process":

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qwenchat.errors import BundleError
+from qwenchat.genie.config import parse_genie_config
 from qwenchat.layout import PhoneLayout
+from qwenchat.paths import cache_dir
 from qwenchat.shellwords import quote
 
 if TYPE_CHECKING:
@@ -30,7 +32,6 @@ class PhoneBundle:
     @cached_property
     def config(self) -> GenieConfig:
         """genie_config.json on the phone (BundleError with a hint when nothing was pushed)."""
-        from qwenchat.genie.config import parse_genie_config
 
         path = self.layout.config_path
         if self.device.stat(path) is None:
@@ -59,7 +60,6 @@ class PhoneBundle:
         Cached by content hash: ``sha256sum`` on the phone, pulled only when the host has no
         copy with that hash (or the phone cannot hash).
         """
-        from qwenchat.paths import cache_dir
 
         remote = _absolute(self.layout.bundle_dir, self.config.tokenizer_path)
         folder = cache_dir() / "phone-tokenizers"

@@ -18,6 +18,8 @@ from typing import Any
 from qwenchat.errors import DeviceError, QwenchatError
 from qwenchat.genie import stream as ev
 from qwenchat.genie.command import GenieInvocation
+from qwenchat.genie.failures import diagnose
+from qwenchat.genie.profile import parse_profile
 from qwenchat.runner.engine import Engine, TextCallback
 from qwenchat.runner.phone_bundle import PhoneBundle
 from qwenchat.runner.record import Outcome, QueryRecord, TimedEvent
@@ -199,7 +201,6 @@ class ProcessEngine(Engine):
         record.outcome = self._outcome(record)
 
     def _outcome(self, record: QueryRecord) -> Outcome:
-        from qwenchat.genie.failures import diagnose
 
         if self._cancelled.is_set():
             if record.pid is not None:
@@ -226,7 +227,6 @@ class ProcessEngine(Engine):
         return Outcome.FAILED
 
     def _read_profile(self, path: str, record: QueryRecord) -> None:
-        from qwenchat.genie.profile import parse_profile
 
         if self.device.stat(path) is None:
             record.notes.append("genie-t2t-run exited without writing its --profile JSON")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qwenchat.errors import StoreError
+from qwenchat.paths import store_path
+from qwenchat.store.migrations import apply_migrations
 
 
 @dataclass
@@ -28,8 +30,6 @@ class Store:
 
 def open_store(path: Path | None = None) -> Store:
     import qwenchat.store.features  # noqa: F401  (feature modules register their migrations)
-    from qwenchat.paths import store_path
-    from qwenchat.store.migrations import apply_migrations
 
     path = Path(path) if path is not None else store_path()
     try:

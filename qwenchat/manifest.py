@@ -21,6 +21,7 @@ from pathlib import Path
 
 from qwenchat import __version__
 from qwenchat.errors import BundleError
+from qwenchat.paths import cache_dir
 
 MANIFEST_VERSION = 1
 HASH_BUFFER = 4 * 1024 * 1024  # big enough that hashlib runs without the GIL most of the time
@@ -97,7 +98,6 @@ class HashCache:
 
     def __init__(self, path: Path | None = None) -> None:
         if path is None:
-            from qwenchat.paths import cache_dir
 
             path = cache_dir() / "hashes.sqlite"
         self.path = Path(path)
