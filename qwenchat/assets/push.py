@@ -172,13 +172,12 @@ def push_assets(
 ) -> PushReport:
     """Make the phone hold exactly ``plan`` under ``layout.work_dir``; see the module doc.
 
-    ``overlap``: hash file N on the phone while file N+1 is being sent. Default: only through
-    Google's adb server (one socket per command). adb-shell's AdbDevice deadlocks when a
-    shell stream opens while a sync push is in flight on the same connection, so the direct
-    transport verifies each file right after sending it.
+    ``overlap``: hash file N on the phone while file N+1 is being sent. Default: where the
+    device can carry a shell stream during a push (``Device.concurrent_streams``); otherwise
+    each file is verified right after sending it.
     """
     if overlap is None:
-        overlap = getattr(device, "transport_name", "") == "server"
+        overlap = device.concurrent_streams
     started = time.perf_counter()
     progress = progress or PushProgress()
     dev = _CountingDevice(device)

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from qwenchat.errors import UsageError
 from qwenchat.store.migrations import migration
 
 
@@ -143,6 +144,29 @@ class BenchStorage:
             sql += " WHERE status IN ('running', 'interrupted')"
         sql += " ORDER BY created_at DESC, id DESC"
         return [row[0] for row in self.db.execute(sql)]
+
+    def resolve_run_id(self, ref: str) -> str:
+        """A full id, a unique prefix of one, or ``last`` (the newest run)."""
+        ids = self.run_ids()
+        if not ids:
+            raise UsageError("no bench runs in the store", hint="Run one: `qwenchat bench`.")
+        ref = ref.strip()
+        if ref == "last":
+            return ids[0]
+        if ref in ids:
+            return ref
+        matches = [i for i in ids if i.startswith(ref)] if ref else []
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise UsageError(
+                f"no bench run {ref!r} in the store",
+                hint="See the ids with `qwenchat results list`.",
+            )
+        raise UsageError(
+            f"{ref!r} matches {len(matches)} bench runs ({', '.join(matches[:3])}...)",
+            hint="Give more of the id.",
+        )
 
     def load_run(self, run_id: str) -> StoredRun | None:
         row = self.db.execute("SELECT * FROM bench_runs WHERE id = ?", (run_id,)).fetchone()

@@ -8,14 +8,13 @@ phone (the session kills exactly that process) and returns to the prompt; Ctrl-D
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from qwenchat.chat.interrupt import cancel_on_interrupt
 from qwenchat.chat.render import ReplyStream, figures_line, print_figures
 from qwenchat.chat.session import ContextBudgetError, StopReason, parse_set_command
 from qwenchat.errors import QwenchatError, UsageError
@@ -225,7 +224,7 @@ class Repl:
 
         stream = ReplyStream(self.out)
         try:
-            with _ctrl_c_cancels(self.session):
+            with cancel_on_interrupt(self.session):
                 result = action(stream.write)
         except ContextBudgetError as exc:
             self.error(exc)
@@ -243,30 +242,6 @@ class Repl:
             "the reply stopped at max tokens; continue it (rebuilds the state with the turn open)?"
         ):
             self.reply(self.session.continue_reply, None)
-
-
-class _ctrl_c_cancels:
-    """During a reply, SIGINT stops the process on the phone instead of raising in the host.
-
-    The kill is a round trip to the phone, so it runs in a thread: a signal handler must
-    return at once.
-    """
-
-    def __init__(self, session: ChatSession) -> None:
-        self.session = session
-        self.previous = None
-
-    def _handler(self, signum, frame) -> None:  # noqa: ANN001
-        threading.Thread(target=self.session.cancel, daemon=True).start()
-
-    def __enter__(self) -> _ctrl_c_cancels:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
 
 
 __all__ = ["Command", "LineReader", "Repl", "parse_command"]

@@ -58,7 +58,7 @@ def devices(
 
     from qwenchat.device.info import read_device_info
     from qwenchat.device.select import list_devices, open_summary
-    from qwenchat.errors import DeviceError
+    from qwenchat.errors import DeviceError, DeviceUnauthorizedError
 
     summaries = list_devices(connect=connect, transport=transport)
     if serial:
@@ -77,7 +77,8 @@ def devices(
                     row.update(read_device_info(dev, device_dir).to_dict())
                     row["state"] = "device"
             except DeviceError as exc:
-                row["state"] = "unauthorized" if "authoriz" in exc.message else "error"
+                unauthorized = isinstance(exc, DeviceUnauthorizedError)
+                row["state"] = "unauthorized" if unauthorized else "error"
                 row["error"] = exc.message
         if serial and row.get("serial") not in (serial, None) and row["address"] != serial:
             continue

@@ -29,30 +29,6 @@ def _open():  # noqa: ANN202 - (store context manager, BenchStorage class)
     return open_store(), BenchStorage
 
 
-def resolve_run_id(storage, ref: str) -> str:  # noqa: ANN001 - BenchStorage
-    """A full id, a unique prefix of one, or ``last`` (the newest run)."""
-    from qwenchat.errors import UsageError
-
-    ids = storage.run_ids()
-    if not ids:
-        raise UsageError("no bench runs in the store", hint="Run one: `qwenchat bench`.")
-    ref = ref.strip()
-    if ref == "last":
-        return ids[0]
-    if ref in ids:
-        return ref
-    matches = [i for i in ids if i.startswith(ref)] if ref else []
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UsageError(f"no bench run {ref!r} in the store",
-                         hint="See the ids with `qwenchat results list`.")
-    raise UsageError(
-        f"{ref!r} matches {len(matches)} bench runs ({', '.join(matches[:3])}...)",
-        hint="Give more of the id.",
-    )
-
-
 @results_app.command("list")
 def list_runs(
     limit: Annotated[int, typer.Option("-n", "--limit", help="How many to list.")] = 20,
@@ -119,7 +95,7 @@ def show(
     store, BenchStorage = _open()
     with store:
         storage = BenchStorage(store)
-        stored = storage.load_run(resolve_run_id(storage, run))
+        stored = storage.load_run(storage.resolve_run_id(run))
     report = write_report(stored, fmt, sys.stdout, chart=chart)
     if plot:
         _plot(report, plot, stored.created_at)
@@ -153,8 +129,8 @@ def compare(
     store, BenchStorage = _open()
     with store:
         storage = BenchStorage(store)
-        run_a = storage.load_run(resolve_run_id(storage, a))
-        run_b = storage.load_run(resolve_run_id(storage, b))
+        run_a = storage.load_run(storage.resolve_run_id(a))
+        run_b = storage.load_run(storage.resolve_run_id(b))
     result = cmp.compare_reports(
         build_report(run_a), build_report(run_b),
         a_created=run_a.created_at, b_created=run_b.created_at,
@@ -188,7 +164,7 @@ def export(
     store, BenchStorage = _open()
     with store:
         storage = BenchStorage(store)
-        stored = storage.load_run(resolve_run_id(storage, run))
+        stored = storage.load_run(storage.resolve_run_id(run))
     report = build_report(stored)
     writer = write_json if fmt == "json" else write_trials_csv
     if file is None:

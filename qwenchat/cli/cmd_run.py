@@ -77,12 +77,12 @@ def _one_shot_text(prompt: str | None) -> str | None:
 def _answer(session, text: str, json_output: bool) -> int:  # noqa: ANN001
     import json
 
+    from qwenchat.chat.interrupt import cancel_on_interrupt
     from qwenchat.chat.render import ReplyStream, print_figures
-    from qwenchat.chat.repl import _ctrl_c_cancels
     from qwenchat.chat.session import StopReason
 
     stream = None if json_output else ReplyStream(sys.stdout)
-    with _ctrl_c_cancels(session):
+    with cancel_on_interrupt(session):
         result = session.send(text, None if stream is None else stream.write)
     if json_output:
         payload = {

@@ -105,6 +105,9 @@ class Device(ABC):
 
     serial: str
     transport_name: str  # "direct" or "server"
+    # Whether a shell stream may run while a sync push is in flight on this same object
+    # (push-assets then hashes file N on the phone while file N+1 is on the wire).
+    concurrent_streams: bool = False
 
     @abstractmethod
     def shell(self, command: str, *, timeout: float | None = 60.0) -> ShellResult:

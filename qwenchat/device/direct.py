@@ -164,6 +164,8 @@ class DirectDevice(Device):
     """A phone reached with adb-shell over our TCP transport or over USB."""
 
     transport_name = "direct"
+    # adb-shell's AdbDevice deadlocks when a shell stream opens during a sync push.
+    concurrent_streams = False
 
     def __init__(self, adb: AdbDevice, transport, serial: str, kind: str) -> None:  # noqa: ANN001
         self._adb = adb

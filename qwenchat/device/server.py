@@ -138,6 +138,7 @@ class ServerDevice(Device):
     """A phone held by Google's adb server, reached with adbutils + our own sockets."""
 
     transport_name = "server"
+    concurrent_streams = True  # one socket per command through the adb server
 
     def __init__(self, serial: str) -> None:
         self.serial = serial
