@@ -52,6 +52,21 @@ class SeveralDevicesError(DeviceError):
     default_hint = "Choose one with -s SERIAL (or set ANDROID_SERIAL)."
 
 
+class DeviceLostError(DeviceError):
+    """The link to the phone dropped (cable out, phone rebooted, emulator stopped).
+
+    Its own exit code (EX_TEMPFAIL): a script can tell "try again when the phone is back"
+    from a failure (1) or an interrupt (130).
+    """
+
+    exit_code = 75
+    default_hint = "Check the cable or network link; reconnect and try again."
+
+
+class DeviceTimeoutError(DeviceError):
+    """The phone sent nothing within a bound (the link may still be up: ask it)."""
+
+
 class DeviceCommandError(DeviceError):
     """A shell command on the phone failed."""
 
@@ -66,6 +81,12 @@ class BundleError(QwenchatError):
 
 class GenieError(QwenchatError):
     """genie-t2t-run failed on the phone."""
+
+
+class GenieTimeoutError(GenieError):
+    """Genie gave no output within a wait bound and was stopped (exit code as timeout(1))."""
+
+    exit_code = 124
 
 
 class ContextOverflowError(GenieError):

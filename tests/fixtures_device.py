@@ -57,3 +57,39 @@ def server_device(emulator) -> Iterator:
     yield dev
     dev.close()
     google_adb("disconnect", emulator.address)
+
+
+@pytest.fixture
+def bundled_phone(emulator_factory, adb_key, synthetic_bundle, tmp_path):
+    """Factory: an emulated phone with the synthetic bundle pushed, and a direct Device to it.
+
+    ``profile`` (a dict) becomes the simulated genie's device profile (init_ms,
+    prefill_chunk_ms, chunk_tokens, decode_tok_s); other keywords are EmulatorConfig fields.
+    """
+    import json
+
+    from qwenchat.assets.bundle import plan_bundle
+    from qwenchat.assets.push import push_assets
+    from qwenchat.device.direct import DirectDevice
+    from qwenchat.layout import PhoneLayout
+
+    opened = []
+
+    def make(*, profile: dict | None = None, **overrides):
+        overrides.setdefault("time_scale", 0.02)
+        overrides.setdefault("jitter", False)
+        if profile is not None:
+            path = tmp_path / f"profile-{len(opened)}.json"
+            path.write_text(json.dumps(profile))
+            overrides["genie_profile"] = path
+        emu = emulator_factory(authorized_keys=[adb_key], **overrides)
+        dev = DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5)
+        opened.append(dev)
+        b = synthetic_bundle
+        plan = plan_bundle(b.bundle, b.qairt, "SM8750", tokenizer=b.tokenizer)
+        push_assets(dev, plan, PhoneLayout(), overlap=False)
+        return emu, dev
+
+    yield make
+    for dev in opened:
+        dev.close()

@@ -75,16 +75,33 @@ class RemoteStat:
 
 
 @dataclass
+class ReadTimeouts:
+    """Bounds on a stream's reads, in seconds (None: wait forever). ``first`` bounds the
+    wait for the first byte; ``idle`` every later read, and the reader may change it between
+    chunks (a model load is a long silence after the first lines, a stalled decode a short one).
+    """
+
+    first: float | None = None
+    idle: float | None = None
+
+
+@dataclass
 class ShellStream(ABC):
     """A command running on the phone whose stdout arrives as it is produced.
 
     Iterate it for raw stdout chunks (bytes, split anywhere, even inside a UTF-8 character).
     After iteration ``exit_code`` is set when the transport reports one, and ``stderr``
-    holds what the command wrote there (empty when the transport merges the two).
+    holds what the command wrote there (empty when the transport merges the two). A read
+    that outlasts its bound raises DeviceTimeoutError.
     """
 
     exit_code: int | None = field(default=None, init=False)
     stderr: bytes = field(default=b"", init=False)
+    timeouts: ReadTimeouts = field(default_factory=ReadTimeouts, init=False)
+
+    def set_read_timeout(self, seconds: float | None) -> None:
+        """The bound on the next read and the ones after it."""
+        self.timeouts.idle = seconds
 
     @abstractmethod
     def __iter__(self) -> Iterator[bytes]: ...
@@ -114,9 +131,16 @@ class Device(ABC):
         """Run a command to completion; exit code and (where possible) separate stderr."""
 
     @abstractmethod
-    def stream_shell(self, command: str, *, first_byte_timeout: float | None = None) -> ShellStream:
-        """Start a command and stream its stdout. ``first_byte_timeout`` None = wait forever
-        (a 7B model load is many seconds of silence)."""
+    def stream_shell(
+        self,
+        command: str,
+        *,
+        first_byte_timeout: float | None = None,
+        idle_timeout: float | None = None,
+    ) -> ShellStream:
+        """Start a command and stream its stdout. A None timeout waits forever (a 7B model
+        load is many seconds of silence); ``idle_timeout`` bounds each read after the first
+        and can be changed with ``ShellStream.set_read_timeout``."""
 
     @abstractmethod
     def push(

@@ -43,6 +43,7 @@ from adb_shell.adb_message import AdbMessage
 from qwenchat.device.base import (
     Device,
     ProgressCallback,
+    ReadTimeouts,
     RemoteStat,
     ShellResult,
     ShellStream,
@@ -67,7 +68,9 @@ from qwenchat.device.transport import (
 from qwenchat.errors import (
     DeviceCommandError,
     DeviceError,
+    DeviceLostError,
     DeviceStorageError,
+    DeviceTimeoutError,
     DeviceUnauthorizedError,
     NoDeviceError,
 )
@@ -295,19 +298,19 @@ class DirectDevice(Device):
                         AdbMessage(constants.CLSE, info.local_id, info.remote_id), info
                     )
 
+        timeouts = ReadTimeouts(first_byte_timeout, idle_timeout)
         return EventShellStream(
-            decode(self._payloads(info, command, first_byte_timeout, idle_timeout)), on_close
+            decode(self._payloads(info, command, timeouts)), on_close, timeouts
         )
 
-    def _payloads(
-        self, info, command: str, first_byte_timeout: float | None, idle_timeout: float | None
-    ) -> Iterator[bytes]:  # noqa: ANN001
-        # adb-shell reads with info.transport_timeout_s on every packet: set it per phase.
-        info.transport_timeout_s = first_byte_timeout
+    def _payloads(self, info, command: str, timeouts: ReadTimeouts) -> Iterator[bytes]:  # noqa: ANN001
+        # adb-shell reads with info.transport_timeout_s on every packet: set it before each
+        # read, after the consumer had its chance to change the bound.
+        info.transport_timeout_s = timeouts.first
         with self._errors(f"running {_short(command)}"):
             for data in self._adb._read_until_close(info):
-                info.transport_timeout_s = idle_timeout
                 yield data
+                info.transport_timeout_s = timeouts.idle
 
     # ---------------------------------------------------------------- files
     def push(
@@ -389,15 +392,12 @@ class DirectDevice(Device):
         except exceptions.AdbCommandFailureException as exc:
             raise DeviceCommandError(f"{what} failed: {_failure_text(exc)}") from exc
         except (exceptions.TcpTimeoutException, exceptions.AdbTimeoutError) as exc:
-            raise DeviceError(
+            raise DeviceTimeoutError(
                 f"{self.serial} stopped answering while {what}",
                 "Check the cable or network link; reconnect and try again.",
             ) from exc
         except (TransportClosedError, ConnectionError, exceptions.AdbConnectionError) as exc:
-            raise DeviceError(
-                f"lost the connection to {self.serial} while {what}",
-                "Check the cable or network link; reconnect and try again.",
-            ) from exc
+            raise DeviceLostError(f"lost the connection to {self.serial} while {what}") from exc
         except OSError as exc:
             raise DeviceError(f"{what}: {exc}") from exc
 

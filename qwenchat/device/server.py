@@ -28,6 +28,7 @@ from pathlib import Path
 from qwenchat.device.base import (
     Device,
     ProgressCallback,
+    ReadTimeouts,
     RemoteStat,
     ShellResult,
     ShellStream,
@@ -44,7 +45,9 @@ from qwenchat.device.shellproto import (
 from qwenchat.errors import (
     DeviceCommandError,
     DeviceError,
+    DeviceLostError,
     DeviceStorageError,
+    DeviceTimeoutError,
     NoDeviceError,
 )
 
@@ -178,13 +181,16 @@ class ServerDevice(Device):
         conn = self._open(service, first_byte_timeout)
         decode = v2_events if self.has_shell_v2 else v1_events
 
+        timeouts = ReadTimeouts(first_byte_timeout, idle_timeout)
+
         def payloads() -> Iterator[bytes]:
             with self._errors("running a command"):
                 for data in conn.payloads():
-                    conn.sock.settimeout(idle_timeout)
                     yield data
+                    # Before the next read, after the consumer had its chance to change it.
+                    conn.sock.settimeout(timeouts.idle)
 
-        return EventShellStream(decode(payloads()), lambda _finished: conn.close())
+        return EventShellStream(decode(payloads()), lambda _finished: conn.close(), timeouts)
 
     # ---------------------------------------------------------------- sync
     def push(
@@ -283,7 +289,7 @@ class ServerDevice(Device):
         except DeviceError:
             raise
         except TimeoutError as exc:
-            raise DeviceError(
+            raise DeviceTimeoutError(
                 f"{self.serial} stopped answering while {what}",
                 "Check the cable or network link; `adb devices` shows whether adb still sees it.",
             ) from exc
@@ -291,6 +297,8 @@ class ServerDevice(Device):
             raise NoDeviceError(
                 "the adb server stopped", "Start it with `adb start-server`."
             ) from exc
+        except (ConnectionError, EOFError) as exc:
+            raise DeviceLostError(f"lost the connection to {self.serial} while {what}") from exc
         except OSError as exc:
             raise DeviceError(f"{self.serial}: {what}: {exc}") from exc
         except Exception as exc:  # adbutils' own errors (AdbError, AdbTimeout)

@@ -14,7 +14,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 
-from qwenchat.device.base import ShellStream
+from qwenchat.device.base import ReadTimeouts, ShellStream
 
 STDOUT, STDERR, EXIT = 1, 2, 3
 _V2_HEADER = struct.Struct("<BI")
@@ -66,9 +66,15 @@ def v1_events(payloads: Iterable[bytes]) -> Iterator[Event]:
 class EventShellStream(ShellStream):
     """A ShellStream over (channel, bytes) events: stdout chunks raw, stderr and exit kept."""
 
-    def __init__(self, events: Iterator[Event], on_close: Callable[[bool], None] | None = None):
+    def __init__(
+        self,
+        events: Iterator[Event],
+        on_close: Callable[[bool], None] | None = None,
+        timeouts: ReadTimeouts | None = None,
+    ):
         self.exit_code = None
         self.stderr = b""
+        self.timeouts = timeouts or ReadTimeouts()
         self._events = events
         self._on_close = on_close
         self._finished = False

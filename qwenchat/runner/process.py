@@ -8,6 +8,7 @@ own figures; ``--save``/``--restore`` carry a chat's dialog state in ``<states>/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import threading
@@ -15,7 +16,7 @@ import time
 import uuid
 from typing import Any
 
-from qwenchat.errors import DeviceError, QwenchatError
+from qwenchat.errors import DeviceError, DeviceTimeoutError, QwenchatError
 from qwenchat.genie import stream as ev
 from qwenchat.genie.command import GenieInvocation
 from qwenchat.genie.failures import diagnose
@@ -131,6 +132,8 @@ class ProcessEngine(Engine):
             self._stream(command, request, record, on_text)
             if record.outcome is Outcome.FINISHED:
                 self._read_profile(profile_file, record)
+        except DeviceTimeoutError:
+            self._timed_out(request, record)
         except DeviceError as exc:
             record.outcome = Outcome.DEVICE_LOST
             record.error = exc.message
@@ -182,11 +185,11 @@ class ProcessEngine(Engine):
                 elif isinstance(event, ev.ReplyText) and event.text and on_text is not None:
                     on_text(event.text)
 
+        bounds = request.bounds
         record.sent_at = time.monotonic()
+        deadline = None if bounds.first_token is None else record.sent_at + bounds.first_token
         stream = self.device.stream_shell(
-            command,
-            first_byte_timeout=request.bounds.first_token,
-            idle_timeout=request.bounds.stall,
+            command, first_byte_timeout=bounds.first_token, idle_timeout=bounds.first_token
         )
         with stream:
             for chunk in stream:
@@ -194,11 +197,42 @@ class ProcessEngine(Engine):
                 handle(at, parser.feed(chunk))
                 if timing is not None:
                     timing.append((at, time.monotonic()))
+                # The pid and banner come at once; then silence while the model loads and
+                # the prompt is processed: the first-token bound runs until reply text flows,
+                # the stall bound after.
+                if record.first_token_at is not None:
+                    stream.set_read_timeout(bounds.stall)
+                elif deadline is not None:
+                    stream.set_read_timeout(max(0.001, deadline - time.monotonic()))
             handle(time.monotonic(), parser.finish())
         record.ended_at = time.monotonic()
         record.exit_code = stream.exit_code
         record.stderr = stream.stderr.decode("utf-8", errors="replace") if stream.stderr else ""
         record.outcome = self._outcome(record)
+
+    def _timed_out(self, request: QueryRequest, record: QueryRecord) -> None:
+        """A bound ran out: a stuck Genie if the phone still answers, else a lost phone."""
+        record.ended_at = time.monotonic()
+        try:
+            with self.device.side_channel() as dev:
+                dev.shell("true", timeout=5)
+        except DeviceError as exc:
+            record.outcome = Outcome.DEVICE_LOST
+            record.error = exc.message
+            return
+        record.outcome = Outcome.TIMED_OUT
+        if record.first_token_at is None:
+            record.error = (
+                f"Genie gave no reply within {request.bounds.first_token:.0f} s "
+                "(model load + prompt processing); it was stopped"
+            )
+        else:
+            record.error = (
+                f"Genie stopped producing tokens for {request.bounds.stall:.0f} s; it was stopped"
+            )
+        if record.pid is not None:
+            with contextlib.suppress(QwenchatError):
+                self._stop(record.pid)
 
     def _outcome(self, record: QueryRecord) -> Outcome:
 

@@ -33,16 +33,38 @@ class SamplerSettings:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 
+# Derived bounds. Generous on purpose: a bound that trips on a slow but healthy phone is
+# worse than a late one. A 7B model load takes seconds (a public report of an 8B Genie model:
+# 3.77 s init), minutes only when something is stuck; prefill runs ~750 tok/s on an 8 Elite,
+# and 50 tok/s is far below any NPU's; decode is ~13 tok/s, so 30 s without a token is a hang.
+LOAD_BUDGET_S = 120.0
+PREFILL_FLOOR_TOK_S = 50.0
+STALL_S = 30.0
+
+
 @dataclass(frozen=True)
 class WaitBounds:
     """How long the host waits on the phone before it calls a query stuck (seconds).
 
-    ``first_token``: from the command to the first byte of output (model load included);
-    ``stall``: the longest silence once output flows. None waits forever.
+    ``first_token``: from the command to the first reply text (model load and prefill
+    included); ``stall``: the longest silence once the reply flows. None waits forever.
     """
 
     first_token: float | None = None
     stall: float | None = None
+
+    @classmethod
+    def for_prompt(
+        cls, prompt_tokens: int, *, load_s: float | None = None, stall_s: float | None = None
+    ) -> WaitBounds:
+        """Bounds for a prompt of ``prompt_tokens``: the load budget plus prefill at a rate
+        far below any NPU's; ``load_s``/``stall_s`` override (the CLI's --load-timeout and
+        --stall-timeout)."""
+        load = LOAD_BUDGET_S if load_s is None else load_s
+        return cls(
+            first_token=load + max(0, prompt_tokens) / PREFILL_FLOOR_TOK_S,
+            stall=STALL_S if stall_s is None else stall_s,
+        )
 
 
 @dataclass(frozen=True)
