@@ -41,6 +41,9 @@ class BundleManifest:
     version: int = MANIFEST_VERSION
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     tool_version: str = f"qwenchat {__version__}"
+    # The ModelSpec name the bundle was assembled for (None: pushed before models were named,
+    # which only Qwen2-7B-Instruct could be).
+    model: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -48,6 +51,7 @@ class BundleManifest:
                 "version": self.version,
                 "created": self.created,
                 "tool_version": self.tool_version,
+                "model": self.model,
                 "files": {
                     name: {"size": e.size, "sha256": e.sha256}
                     for name, e in sorted(self.files.items())
@@ -70,6 +74,7 @@ class BundleManifest:
                 version=int(data.get("version", MANIFEST_VERSION)),
                 created=str(data.get("created", "")),
                 tool_version=str(data.get("tool_version", "")),
+                model=data.get("model") if isinstance(data.get("model"), str) else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BundleError(f"not a qwenchat manifest: {exc}") from exc

@@ -31,8 +31,16 @@ Transport = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model: qwen2-7b-instruct, ... (`qwenchat models`). Default: the one on the phone.",
+    ),
+]
 DeviceDir = Annotated[
     str,
     typer.Option("--device-dir", help="qwenchat's work dir on the phone.", show_default=True),
 ]
-__all__ = ["DEFAULT_WORK_DIR", "Connect", "DeviceDir", "Json", "Serial", "Transport"]
+__all__ = ["DEFAULT_WORK_DIR", "Connect", "DeviceDir", "Json", "Model", "Serial", "Transport"]

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 from qwenchat.errors import BundleError
 from qwenchat.genie.config import parse_genie_config
 from qwenchat.layout import PhoneLayout
+from qwenchat.models.registry import get_model
 from qwenchat.paths import cache_dir
 from qwenchat.shellwords import quote
 
 if TYPE_CHECKING:
     from qwenchat.device.base import Device
     from qwenchat.genie.config import GenieConfig
+    from qwenchat.models.spec import ModelSpec
 
 
 class PhoneBundle:
@@ -46,6 +48,27 @@ class PhoneBundle:
     def manifest_bytes(self) -> bytes | None:
         path = self.layout.manifest_path
         return self.device.pull_bytes(path) if self.device.stat(path) is not None else None
+
+    @cached_property
+    def model(self) -> ModelSpec:
+        """The model the phone's bundle was pushed for (its manifest says; a manifest from
+        before models were named means the default model, the only one there was)."""
+        from qwenchat.manifest import BundleManifest
+
+        raw = self.manifest_bytes
+        name = BundleManifest.from_json(raw).model if raw is not None else None
+        return get_model(name)
+
+    def require_model(self, wanted: ModelSpec | None) -> ModelSpec:
+        """The phone's model; BundleError naming both when ``wanted`` is another one."""
+        held = self.model
+        if wanted is not None and wanted.name != held.name:
+            raise BundleError(
+                f"the phone holds {held.display_name}, not {wanted.display_name}",
+                hint=f"Push it first: `qwenchat push-assets --model {wanted.name}`, "
+                f"or drop --model to use {held.name}.",
+            )
+        return held
 
     def require_binary(self) -> None:
         if self.device.stat(self.layout.genie_binary) is None:
