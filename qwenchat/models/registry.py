@@ -25,7 +25,7 @@ QWEN2_7B_INSTRUCT = ModelSpec(
     ),
     tokenizer=TokenizerSource(kind="qwen-tiktoken", vocab_size=151646),
     published_key="qwen2-7b-instruct",
-    aliases=("qwen2", "qwen2_7b_instruct"),
+    aliases=("qwen2",),
 )
 
 MODELS: tuple[ModelSpec, ...] = (QWEN2_7B_INSTRUCT,)
