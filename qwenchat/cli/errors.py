@@ -26,6 +26,9 @@ def report_error(message: str, hint: str | None = None) -> None:
 
 
 def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
+    from qwenchat import signals
+
+    signals.install()
     try:
         result = app(args=argv, prog_name="qwenchat", standalone_mode=False)
         return result if isinstance(result, int) else 0
@@ -41,9 +44,9 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         report_error("interrupted")
         return 130
-    except KeyboardInterrupt:
-        report_error("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (qwenchat.signals)
+        report_error(f"interrupted ({exc})" if str(exc) else "interrupted")
+        return signals.exit_code(exc)
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
