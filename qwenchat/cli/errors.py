@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from qwenchat.errors import QwenchatError
@@ -25,6 +24,44 @@ def report_error(message: str, hint: str | None = None) -> None:
         console.print(f"[dim]hint: {escape(hint)}[/]")
 
 
+def _click_modules() -> list:
+    """The click typer really runs, and the standalone one: typer 0.28 vendors its own click
+    (typer._click), whose exceptions are not the standalone click's."""
+    mods = [sys.modules[typer.BadParameter.__module__]]
+    try:
+        import click.exceptions
+
+        if click.exceptions not in mods:
+            mods.append(click.exceptions)
+    except ImportError:
+        pass
+    return mods
+
+
+def _catch(name: str) -> tuple[type[BaseException], ...]:
+    found = tuple(getattr(m, name) for m in _click_modules() if hasattr(m, name))
+    if name in ("Exit", "Abort"):
+        found += (getattr(typer, name),)
+    return found
+
+
+def _print_usage(app: typer.Typer, argv: list[str]) -> None:
+    """The usage line of the (sub)command ``argv`` names, for errors raised without one."""
+    try:
+        command = typer.main.get_command(app)
+        ctx = command.make_context("qwenchat", [], resilient_parsing=True)
+        for word in argv:
+            sub = getattr(command, "commands", {}).get(word)
+            if sub is None:
+                continue
+            ctx = sub.make_context(word, [], parent=ctx, resilient_parsing=True)
+            command = sub
+        sys.stderr.write(command.get_usage(ctx) + "\n")
+        sys.stderr.write(f"Try '{ctx.command_path} -h' for help.\n\n")
+    except Exception:  # noqa: BLE001 - the error line below still says what is wrong
+        pass
+
+
 def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
     from qwenchat import signals
 
@@ -39,15 +76,17 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
             traceback.print_exc()
         report_error(exc.message, exc.hint)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except _catch("Exit") as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except _catch("Abort"):
         report_error("interrupted")
         return 130
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (qwenchat.signals)
         report_error(f"interrupted ({exc})" if str(exc) else "interrupted")
         return signals.exit_code(exc)
-    except click.ClickException as exc:
+    except _catch("ClickException") as exc:  # usage errors: the usage line, the error, exit 2
+        if getattr(exc, "ctx", False) is None:  # raised by the parser before a context existed
+            _print_usage(app, sys.argv[1:] if argv is None else argv)
         exc.show()
         return exc.exit_code
     except Exception as exc:  # an unexpected bug: still one line unless --debug
