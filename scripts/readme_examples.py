@@ -99,6 +99,7 @@ def mask(text: str) -> str:
     text = re.sub(r"\d+", "#", text)
     text = re.sub(r"#\s*(?:ms|s)\b", "# s", text)  # a duration may print as 907 ms or 1.0 s
     text = re.sub(r"[#.,:\-–]+", "#", text)
+    text = re.sub(r"[▏▎▍▌▋▊▉█]+", "▮", text)  # a terminal bar's length and last eighth follow its value
     text = re.sub(r"[\s━─│┃┏┓┗┛┡┩┣┫╇╈┳┻┼├┤┌┐└┘╭╮╰╯]+", " ", text)
     return text.strip()
 
@@ -130,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         body = m.group("body").removeprefix("```console\n").rsplit("```", 1)[0]
         if mask(body) != mask(fresh[m.group("name")]):
             stale.append(m.group("name"))
+            import difflib
+
+            # Masked words, one per line: the diff shows what changed, not the numbers.
+            diff = difflib.unified_diff(
+                mask(body).split(), mask(fresh[m.group("name")]).split(),
+                "README", "now", lineterm="", n=3,
+            )
+            print("\n".join(list(diff)[:60]))
     if stale:
         print(f"README examples are stale: {', '.join(stale)} — run `make readme`")
         return 1
