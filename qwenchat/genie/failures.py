@@ -39,11 +39,32 @@ _RULES = (
         "Shorten the prompt, lower --max-tokens, or drop older turns (/clear).",
     ),
     _rule(
+        "unknown-option",
+        r"Unknown option:?\s*\S+|Invalid parameter for argument",
+        "This genie-t2t-run does not know an option qwenchat passed: its QAIRT SDK is older "
+        "or newer than the ones qwenchat was checked against. Send us `qwenchat doctor "
+        "--report FILE` (it records the SDK version) and push a current QAIRT meanwhile.",
+    ),
+    _rule(
         "wrong-chip",
-        r"Could not create context from binary|\berr(?:or)?[ :=]*5005\b|QNN error 5005"
-        r"|Unsupported SoC",
-        "The context binaries were built for another chip (Hexagon arch). Download the "
-        "export for this phone's SoC (getprop ro.soc.model) and push-assets again.",
+        r"\berr(?:or)?[ :=]*5005\b|QNN error 5005|Unsupported SoC",
+        "QNN error 5005: the context binaries were built for another chip (Hexagon arch), or "
+        "with another QAIRT than the one on the phone. Check `qwenchat doctor` (SoC and QAIRT "
+        "versions) and use the export for this phone's SoC (getprop ro.soc.model).",
+    ),
+    _rule(
+        "qairt-mismatch",
+        r"\berr(?:or)?[ :=]*5000\b",
+        "QNN error 5000: usually the QAIRT on the phone is older than the one the binaries "
+        "were compiled with, or they were compiled for another device. Push the QAIRT version "
+        "`qwenchat doctor` names for the bundle.",
+    ),
+    _rule(
+        "context-load",
+        r"Could not create context from binary|Create From Binary FAILED",
+        "QNN could not load a context binary (the error number says why; 1007 has been seen "
+        "when the NPU ran out of memory): close other apps or reboot, check `qwenchat doctor` "
+        "(RAM, QAIRT version), and send us `qwenchat doctor --report FILE` if it persists.",
     ),
     _rule(
         "qnn-interface",
@@ -54,7 +75,8 @@ _RULES = (
     _rule(
         "missing-skel",
         r"Failed to load skel|libQnnHtpV\d+Skel\.so.*(?:not found|cannot open|No such file)"
-        r"|(?:not found|cannot open)[^\n]*libQnnHtpV\d+Skel\.so",
+        r"|(?:not found|cannot open)[^\n]*libQnnHtpV\d+Skel\.so"
+        r"|remote_handle64_open failed for file:///libQnnHtpV\d+Skel|Failed to retrieve skel build id",
         "The DSP-side library (libQnnHtpV<arch>Skel.so) is missing or ADSP_LIBRARY_PATH "
         "does not point at it: run push-assets again (it copies the Skel for this SoC).",
     ),
@@ -81,6 +103,13 @@ _RULES = (
         r"No such file|Failed to open|doesn't exists or is in bad shape",
         "The bundle on the phone is incomplete (a ctx-bin or config is missing): run "
         "`qwenchat push-assets` again.",
+    ),
+    _rule(
+        "config-field",
+        r"Missing QnnHtp field:\s*\S+|map::at:\s*key not found",
+        "This Genie version requires a genie_config.json field qwenchat's config lacks (older "
+        "SDKs need e.g. pos-id-dim): push a current QAIRT, or send us `qwenchat doctor "
+        "--report FILE` so the config can follow this SDK.",
     ),
     _rule(
         "bad-config",

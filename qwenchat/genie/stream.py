@@ -87,6 +87,8 @@ _TRAILERS = (
     b"Query successfully aborted",
     b"Query Succesfully aborted",  # sic, genie-t2t-run's spelling on some paths
     b"Query successfully paused",
+    b"Prompt processing: ",  # libGenie 1.0.0's figures, without a [KPIS]: header
+    b"Note: The KPIS stdout",  # "...is deprecated" printed before [KPIS]: by some SDKs
 )
 _BLANK = b" \t\r\n"
 
@@ -106,6 +108,10 @@ _KPI_PROMPT_RE = re.compile(
 _KPI_GEN_RE = re.compile(
     r"Token Generation Time:\s*(\d+)\s*us,\s*Token Generation Rate\s*:\s*([\d.]+)\s*toks/sec"
 )
+# The oldest form (libGenie 1.0.0, QNN 2.25; ai-hub-models#80): no "[KPIS]:" header, no init
+# time and no prompt rate, after [END].
+_KPI_OLD_PROMPT_RE = re.compile(r"^Prompt processing:\s*(\d+)\s*us\s*$")
+_KPI_OLD_GEN_RE = re.compile(r"^Token generation:\s*(\d+)\s*us,\s*([\d.]+)\s*tokens/s\s*$")
 
 
 def is_context_overflow(text: str) -> str | None:
@@ -237,6 +243,10 @@ class GenieStreamParser:
         if text.rstrip() == KPIS_MARK.decode():
             self._kpis = {}
             return
+        if self._state == _AFTER and _KPI_OLD_PROMPT_RE.match(text):
+            self._kpis = {}
+            self._kpi_line(text)
+            return
         if self._state == _HEADER and text.rstrip() == "[END]":
             # Genie may end a query that never began (a prompt that overflows the context).
             out.append(End())
@@ -259,9 +269,11 @@ class GenieStreamParser:
         elif (m := _KPI_PROMPT_RE.search(text)) is not None:
             self._kpis["prompt_us"] = int(m.group(1))
             self._kpis["prompt_rate"] = float(m.group(2))
-        elif (m := _KPI_GEN_RE.search(text)) is not None:
+        elif (m := _KPI_GEN_RE.search(text) or _KPI_OLD_GEN_RE.match(text)) is not None:
             self._kpis["generation_us"] = int(m.group(1))
             self._kpis["generation_rate"] = float(m.group(2))
+        elif (m := _KPI_OLD_PROMPT_RE.match(text)) is not None:
+            self._kpis["prompt_us"] = int(m.group(1))
         else:
             return False
         return True

@@ -19,11 +19,10 @@ from typing import Any
 from qwenchat.errors import DeviceError, DeviceTimeoutError, QwenchatError
 from qwenchat.genie import stream as ev
 from qwenchat.genie.command import GenieInvocation
-from qwenchat.genie.failures import diagnose
 from qwenchat.genie.profile import parse_profile
 from qwenchat.runner.engine import Engine, TextCallback
 from qwenchat.runner.phone_bundle import PhoneBundle
-from qwenchat.runner.record import Outcome, QueryRecord, TimedEvent
+from qwenchat.runner.record import Outcome, QueryRecord, TimedEvent, classify
 from qwenchat.runner.request import QueryRequest, SamplerSettings
 from qwenchat.runner.stop import stop_process
 from qwenchat.shellwords import quote
@@ -191,23 +190,28 @@ class ProcessEngine(Engine):
         stream = self.device.stream_shell(
             command, first_byte_timeout=bounds.first_token, idle_timeout=bounds.first_token
         )
-        with stream:
-            for chunk in stream:
-                at = time.monotonic()
-                handle(at, parser.feed(chunk))
-                if timing is not None:
-                    timing.append((at, time.monotonic()))
-                # The pid and banner come at once; then silence while the model loads and
-                # the prompt is processed: the first-token bound runs until reply text flows,
-                # the stall bound after.
-                if record.first_token_at is not None:
-                    stream.set_read_timeout(bounds.stall)
-                elif deadline is not None:
-                    stream.set_read_timeout(max(0.001, deadline - time.monotonic()))
-            handle(time.monotonic(), parser.finish())
+        raw: list[bytes] = []
+        try:
+            with stream:
+                for chunk in stream:
+                    at = time.monotonic()
+                    raw.append(chunk)
+                    handle(at, parser.feed(chunk))
+                    if timing is not None:
+                        timing.append((at, time.monotonic()))
+                    # The pid and banner come at once; then silence while the model loads and
+                    # the prompt is processed: the first-token bound runs until reply text flows,
+                    # the stall bound after.
+                    if record.first_token_at is not None:
+                        stream.set_read_timeout(bounds.stall)
+                    elif deadline is not None:
+                        stream.set_read_timeout(max(0.001, deadline - time.monotonic()))
+                handle(time.monotonic(), parser.finish())
+        finally:  # a lost phone or a bound keeps what came, for reports
+            record.stdout = b"".join(raw)
+            record.stderr = stream.stderr.decode("utf-8", errors="replace")
         record.ended_at = time.monotonic()
         record.exit_code = stream.exit_code
-        record.stderr = stream.stderr.decode("utf-8", errors="replace") if stream.stderr else ""
         record.outcome = self._outcome(record)
 
     def _timed_out(self, request: QueryRequest, record: QueryRecord) -> None:
@@ -235,30 +239,11 @@ class ProcessEngine(Engine):
                 self._stop(record.pid)
 
     def _outcome(self, record: QueryRecord) -> Outcome:
-
         if self._cancelled.is_set():
             if record.pid is not None:
                 self._stop(record.pid)
             return Outcome.CUT
-        if record.overflow_message is not None:
-            record.failure = diagnose(record.overflow_message)
-            return Outcome.CONTEXT_EXCEEDED
-        if record.exit_code in (0, None) and record.ended and not record.aborted:
-            return Outcome.FINISHED
-        text = "\n".join([*record.other_lines, record.stderr])
-        record.failure = diagnose(text)
-        if record.failure is None:
-            lines = [
-                line.strip() for line in text.splitlines()
-                if line.strip() and "[SIMULATED]" not in line
-            ]
-            code = record.exit_code
-            record.error = (
-                "genie-t2t-run stopped "
-                + (f"with exit code {code}" if code is not None else "unexpectedly")
-                + (f": {lines[-1]}" if lines else "")
-            )
-        return Outcome.FAILED
+        return classify(record)
 
     def _read_profile(self, path: str, record: QueryRecord) -> None:
 

@@ -21,7 +21,7 @@ from qwenchat.genie.events import (
     ReplyText,
     StreamEvent,
 )
-from qwenchat.genie.failures import GenieFailure
+from qwenchat.genie.failures import GenieFailure, diagnose
 from qwenchat.genie.profile import GenieProfile
 
 
@@ -47,6 +47,7 @@ class QueryRecord:
     sent_at: float = 0.0  # host monotonic: the query reached the phone's Genie
     ended_at: float = 0.0  # host monotonic: the output ended (or was given up)
     events: list[TimedEvent] = field(default_factory=list)
+    stdout: bytes = b""  # as the phone sent it (doctor --report keeps it whole)
     outcome: Outcome = Outcome.FAILED
     exit_code: int | None = None
     stderr: str = ""
@@ -127,3 +128,28 @@ class QueryRecord:
     @property
     def host_total_s(self) -> float:
         return self.ended_at - self.started_at
+
+
+def classify(record: QueryRecord) -> Outcome:
+    """How a query that ran to its end went, from its output alone; sets ``failure`` (Genie's
+    words and advice) or ``error`` (one line) on the record. Live runs and replays of a real
+    phone's capture go through this same function."""
+    if record.overflow_message is not None:
+        record.failure = diagnose(record.overflow_message)
+        return Outcome.CONTEXT_EXCEEDED
+    if record.exit_code in (0, None) and record.ended and not record.aborted:
+        return Outcome.FINISHED
+    text = "\n".join([*record.other_lines, record.stderr])
+    record.failure = diagnose(text)
+    if record.failure is None:
+        lines = [
+            line.strip() for line in text.splitlines()
+            if line.strip() and "[SIMULATED]" not in line
+        ]
+        code = record.exit_code
+        record.error = (
+            "genie-t2t-run stopped "
+            + (f"with exit code {code}" if code is not None else "unexpectedly")
+            + (f": {lines[-1]}" if lines else "")
+        )
+    return Outcome.FAILED
