@@ -39,3 +39,9 @@ def soc_info(soc: str) -> SocInfo:
             hint="Context binaries are built for one Hexagon arch; use a phone with one of these chips.",
         )
     return info
+
+
+def soc_name(soc: str) -> str:
+    """The chip's marketing name, or the id itself when qwenchat does not know it."""
+    info = _SOC_BY_ID.get(soc.strip().upper())
+    return info.name if info is not None else soc

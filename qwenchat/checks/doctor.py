@@ -1,8 +1,8 @@
-"""``qwenchat doctor``: is this phone ready to run Qwen2-7B through Genie? Step by step.
+"""``qwenchat doctor``: is this phone ready to run the model through Genie? Step by step.
 
-The one module of ``device/`` that composes with Genie and the bundle layout: it only
-*checks*, through the ``Device`` interface, what push-assets put on the phone and what
-genie-t2t-run says when started. Each check says what it saw and, when it fails, what to do.
+It only *checks*, through the ``Device`` interface and the runner, what push-assets put on
+the phone and what genie-t2t-run does with a short prompt. Each check says what it saw and,
+when it fails, what to do; a warning (``warn``) passes but says what may go wrong later.
 """
 
 from __future__ import annotations
@@ -22,9 +22,13 @@ from qwenchat.errors import (
 )
 from qwenchat.layout import PhoneLayout
 from qwenchat.manifest import BundleManifest
+from qwenchat.models.registry import get_model
+from qwenchat.models.spec import ModelSpec
 from qwenchat.runner import open_engine
+from qwenchat.runner.record import QueryRecord
 from qwenchat.runner.request import QueryRequest, SamplerSettings, WaitBounds
 from qwenchat.shellwords import quote
+from qwenchat.soc import soc_name
 
 # Without a bundle the phone needs room for one (~5 GB of context binaries + runtime).
 BUNDLE_FREE_MB = 6000
@@ -33,12 +37,17 @@ GENIE_START_TIMEOUT = 180.0  # a 7B model load takes seconds; a stuck DSP much l
 QAIRT_LIBS = ("libGenie.so", "libQnnHtp.so", "libQnnSystem.so")
 
 
+# The llm_on_genie tutorial asks 16 GB of device RAM for 7B models at 4096 context.
+MIN_RAM_GB_7B = 16
+
+
 @dataclass
 class Check:
     name: str
     ok: bool
     detail: str = ""
     advice: str = ""
+    warn: bool = False  # passes, but says what may go wrong
 
 
 @dataclass
@@ -47,6 +56,8 @@ class DoctorReport:
     simulated: bool = False
     info: dict | None = None
     checks: list[Check] = field(default_factory=list)
+    model: str | None = None  # the model checked for (the phone's, or --model)
+    probe: QueryRecord | None = None  # the short genie-t2t-run, kept for --report
 
     @property
     def ok(self) -> bool:
@@ -58,6 +69,7 @@ class DoctorReport:
             "address": self.address,
             "simulated": self.simulated,
             "info": self.info,
+            "model": self.model,
             "checks": [asdict(c) for c in self.checks],
         }
 
@@ -67,9 +79,12 @@ def run_doctor(
     work_dir: str,
     *,
     deep: bool = False,
+    model: ModelSpec | None = None,
     on_step: Callable[[Check], None] | None = None,
+    then: Callable[[Device, DoctorReport], None] | None = None,
 ) -> DoctorReport:
-    """Run every check that can run; a failed connection stops the rest."""
+    """Run every check that can run; a failed connection stops the rest. ``then`` runs with
+    the device still open once the checks are done (doctor --report reads more)."""
     report = DoctorReport()
 
     def add(check: Check) -> Check:
@@ -92,18 +107,23 @@ def run_doctor(
         add(Check("reachable", True, f"{device.serial} via {device.transport_name}"))
         add(Check("authorized", True, "this computer's key is accepted"))
         try:
-            _device_checks(device, work_dir, deep, report, add)
+            _device_checks(device, work_dir, deep, model, report, add)
+            if then is not None:
+                then(device, report)
         except QwenchatError as exc:  # the link died mid-way: say so as a failed step
             add(Check("connection", False, exc.message, exc.hint or ""))
     return report
 
 
-def _device_checks(device, work_dir, deep, report, add) -> None:  # noqa: ANN001
+def _device_checks(device, work_dir, deep, wanted, report, add) -> None:  # noqa: ANN001
 
     layout = PhoneLayout(work_dir)
     info = read_device_info(device, work_dir)
     report.info = info.to_dict()
     report.simulated = info.simulated
+    manifest = _read_manifest(device, layout.manifest_path)
+    spec = wanted or get_model(manifest.model if manifest is not None else None)
+    report.model = spec.name
     label = f"{info.soc or 'unknown SoC'}" + (f" ({info.soc_name})" if info.soc_name else "")
     if info.hexagon_arch:
         add(Check("SoC supported", True, f"{label}, Hexagon {info.hexagon_arch}"))
@@ -116,6 +136,8 @@ def _device_checks(device, work_dir, deep, report, add) -> None:  # noqa: ANN001
                 "Use a phone with Snapdragon 8 Gen 2, 8 Gen 3 or 8 Elite.",
             )
         )
+    add(_published_check(spec, info.soc))
+    add(_memory_check(info.ram_mb))
 
     probe = f"{layout.tmp_dir}/.doctor-write-test"
     result = device.shell(
@@ -131,7 +153,6 @@ def _device_checks(device, work_dir, deep, report, add) -> None:  # noqa: ANN001
         )
     )
 
-    manifest = _read_manifest(device, layout.manifest_path)
     need = MIN_FREE_MB if manifest else BUNDLE_FREE_MB
     if info.free_mb is None:
         add(Check("free space", False, "df gave no answer", "Check the work dir exists."))
@@ -156,11 +177,58 @@ def _device_checks(device, work_dir, deep, report, add) -> None:  # noqa: ANN001
             )
         )
     else:
+        add(_model_check(manifest, wanted))
         add(_bundle_check(device, layout, manifest, deep))
 
     arch = info.hexagon_arch
     add(_qairt_check(device, layout, arch))
-    add(_genie_check(device, layout))
+    add(_genie_check(device, layout, report))
+
+
+def _published_check(spec: ModelSpec, soc: str) -> Check:
+    """Whether Qualcomm publishes binaries of the model for this chip (qwenchat's table)."""
+    name = f"{spec.display_name} binaries for this chip"
+    published = spec.hub.published_socs
+    where = ", ".join(f"{s} ({soc_name(s)})" for s in published)
+    if soc.strip().upper() in published:
+        return Check(name, True, f"published for {where}")
+    return Check(
+        name,
+        True,
+        f"{soc or 'this SoC'} has none published (only {where}); 5005 is what a binary "
+        "for another chip gives",
+        f"Export them for {soc or 'this SoC'} with your own AI Hub job "
+        "(`qwenchat fetch --hub-job JOB_ID`), or use a phone with a listed chip.",
+        warn=True,
+    )
+
+
+def _memory_check(ram_mb: int | None) -> Check:
+    if ram_mb is None:
+        return Check("memory", True, "MemTotal not readable", warn=True)
+    gb = ram_mb / 1024
+    if gb + 0.5 >= MIN_RAM_GB_7B:  # MemTotal is a little under the marketed size
+        return Check("memory", True, f"{gb:.1f} GB (MemTotal)")
+    return Check(
+        "memory",
+        True,
+        f"{gb:.1f} GB (MemTotal): below the {MIN_RAM_GB_7B} GB the llm_on_genie tutorial asks "
+        "for 7B models at 4096 context",
+        "Expect load failures or the phone killing other apps; a smaller context or model fits better.",
+        warn=True,
+    )
+
+
+def _model_check(manifest: BundleManifest, wanted: ModelSpec | None) -> Check:
+    held = get_model(manifest.model)
+    if wanted is not None and wanted.name != held.name:
+        return Check(
+            "model",
+            False,
+            f"the phone holds {held.display_name}, not {wanted.display_name}",
+            f"Push it: `qwenchat push-assets --model {wanted.name}`.",
+        )
+    return Check("model", True, held.display_name)
 
 
 def _read_manifest(device: Device, path: str):  # noqa: ANN202 - BundleManifest | None
@@ -237,7 +305,7 @@ def genie_probe(device: Device, layout):  # noqa: ANN001, ANN201 - PhoneLayout -
     return engine.query(request)
 
 
-def _genie_check(device: Device, layout) -> Check:  # noqa: ANN001
+def _genie_check(device: Device, layout, report: DoctorReport) -> Check:  # noqa: ANN001
     """Run genie-t2t-run on a one-word prompt for a few tokens."""
 
     name = "genie-t2t-run runs"
@@ -247,6 +315,7 @@ def _genie_check(device: Device, layout) -> Check:  # noqa: ANN001
         record = genie_probe(device, layout)
     except BundleError as exc:
         return Check(name, False, exc.message, exc.hint or "")
+    report.probe = record
     version = record.libgenie_version
     version_text = f"libGenie {version}" if version else "no libGenie version printed"
     if record.ok:

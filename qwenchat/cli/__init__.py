@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "history",
     "results",
     "fetch",
+    "replay",
 )
 
 app = typer.Typer(

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Json, Serial, Transport
+from qwenchat.cli.options import (
+    DEFAULT_WORK_DIR,
+    Connect,
+    DeviceDir,
+    Json,
+    Model,
+    Serial,
+    Transport,
+)
 
 AuthTimeout = Annotated[
     float,
@@ -194,16 +203,37 @@ def doctor(
         bool, typer.Option("--deep", help="Also verify SHA-256 of every file.")
     ] = False,
     auth_timeout: AuthTimeout = 30.0,
+    model: Model = None,
+    report_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write FILE: a report to attach to an issue (device build, versions, "
+            "configs, one short Genie run; serials hashed, nothing from your chats).",
+        ),
+    ] = None,
     json_output: Json = False,
 ) -> int:
-    """Check a phone step by step: reachable, authorized, SoC, space, bundle, QAIRT, Genie."""
+    """Check a phone step by step: reachable, authorized, SoC, memory, space, bundle, QAIRT,
+    and one short Genie run."""
     from qwenchat.checks.doctor import report_json, run_doctor
+    from qwenchat.models import get_model
+
+    spec = get_model(model) if model is not None else None
+    written: list[Path] = []
 
     def opener():  # noqa: ANN202
         return _open(serial, connect, transport, auth_timeout)
 
+    def write_report(device, report) -> None:  # noqa: ANN001
+        if report_file is not None:
+            written.append(_write_report(report_file, device, report, device_dir))
+
+    def run() -> object:
+        return run_doctor(opener, device_dir, deep=deep, model=spec, then=write_report)
+
     if json_output:
-        report = run_doctor(opener, device_dir, deep=deep)
+        report = run()
         sys.stdout.write(report_json(report) + "\n")
         return 0 if report.ok else 1
     from rich.console import Console
@@ -212,7 +242,7 @@ def doctor(
 
     console = Console(highlight=False)
     with console.status("checking the phone…"):
-        report = run_doctor(opener, device_dir, deep=deep)
+        report = run()
     title = f"doctor: {report.address or 'no phone'}"
     if report.simulated:
         title += " [bold yellow](SIMULATED phone)[/]"
@@ -222,9 +252,11 @@ def doctor(
     table.add_column("result")
     table.add_column("advice")
     for check in report.checks:
-        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+        mark = ("[yellow]![/]" if check.warn else "[green]✓[/]") if check.ok else "[red]✗[/]"
         table.add_row(mark, check.name, escape(check.detail), escape(check.advice))
     console.print(table)
+    for path in written:
+        console.print(f"report written to {escape(str(path))} (serials hashed; attach it to an issue)")
     failed = [c.name for c in report.checks if not c.ok]
     if failed:
         console.print(f"[red]{len(failed)} check(s) failed:[/] {escape(', '.join(failed))}")
@@ -263,3 +295,24 @@ def clean(
         freed = remove_targets(dev, targets)
     typer.echo(f"removed {', '.join(targets)} ({freed / 1e6:.1f} MB freed)")
     return 0
+
+
+def _write_report(path: Path, device, report, work_dir: str) -> Path:  # noqa: ANN001
+    """The report file, written whole or not at all."""
+    import json
+
+    from qwenchat.checks.report import build_report
+    from qwenchat.errors import UsageError
+
+    doc = build_report(device, report, work_dir)
+    path = path.expanduser()
+    if not path.parent.is_dir():
+        raise UsageError(f"--report {path}: the folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from exc
+    return path

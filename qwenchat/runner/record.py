@@ -153,3 +153,30 @@ def classify(record: QueryRecord) -> Outcome:
             + (f": {lines[-1]}" if lines else "")
         )
     return Outcome.FAILED
+
+
+def genie_figures(record: QueryRecord) -> dict[str, Any] | None:
+    """Genie's own figures for the query, with where they came from: the --profile JSON, or
+    the [KPIS] block older SDKs print (only what was printed; nothing derived)."""
+    p = record.profile
+    if p is not None:
+        return {
+            "source": "genie --profile",
+            "init_ms": p.init_ms,
+            "prompt_tokens": p.num_prompt_tokens,
+            "ttft_ms": p.ttft_ms,
+            "prompt_tok_s": p.prompt_processing_rate,
+            "generated_tokens": p.num_generated_tokens,
+            "decode_tok_s": p.token_generation_rate,
+        }
+    k = record.kpis
+    if k is not None:
+        return {
+            "source": "genie [KPIS] stdout",
+            "init_ms": None if k.init_us is None else k.init_us / 1000,
+            "prompt_ms": None if k.prompt_us is None else k.prompt_us / 1000,
+            "prompt_tok_s": k.prompt_rate,
+            "generation_ms": None if k.generation_us is None else k.generation_us / 1000,
+            "decode_tok_s": k.generation_rate,
+        }
+    return None
