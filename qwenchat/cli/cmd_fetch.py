@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from qwenchat.cli.options import Connect, Json, Serial, Transport
+from qwenchat.models.registry import DEFAULT_MODEL, MODELS
 
 Chipset = Annotated[
     str | None,
@@ -26,7 +27,10 @@ HubJobOpt = Annotated[
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="Model to fetch (see `qwenchat models`). Default: qwen2-7b-instruct."),
+    typer.Option(
+        "--model",
+        help=f"Model to fetch: {', '.join(m.name for m in MODELS)}. Default: {DEFAULT_MODEL}.",
+    ),
 ]
 
 
