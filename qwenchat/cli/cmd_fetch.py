@@ -1,4 +1,4 @@
-"""`qwenchat fetch`: download Qwen2-7B-Instruct context binaries from Qualcomm AI Hub."""
+"""`qwenchat fetch`: download a model's context binaries from Qualcomm AI Hub."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Annotated
 import typer
 
 from qwenchat.cli.options import Connect, Json, Serial, Transport
+from qwenchat.models.registry import DEFAULT_MODEL, MODELS
 
 Chipset = Annotated[
     str | None,
     typer.Option(
         "--chipset",
         help="Chip to fetch for: a phone SoC id (SM8750) or an AI Hub chipset "
-        "(qualcomm-snapdragon-8-elite). Default: ask the phone.",
+        "(qualcomm-snapdragon-8-elite-for-galaxy). Default: ask the phone.",
     ),
 ]
 HubJobOpt = Annotated[
@@ -22,6 +23,13 @@ HubJobOpt = Annotated[
         "--hub-job",
         help="Download the target model of your own AI Hub compile/link job instead "
         "(token from ~/.qai_hub/client.ini).",
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help=f"Model to fetch: {', '.join(m.name for m in MODELS)}. Default: {DEFAULT_MODEL}.",
     ),
 ]
 
@@ -34,6 +42,7 @@ def fetch_bundle(
     *,
     chipset: str | None,
     hub_job: str | None,
+    model: str | None = None,
     serial: str | None = None,
     connect: str | None = None,
     transport: str = "auto",
@@ -43,10 +52,14 @@ def fetch_bundle(
 
     Shared with `push-assets --hub`. Without --chipset the phone is asked for its SoC.
     """
-    from qwenchat.hub.fetch import fetch_job_model, fetch_published_asset
+    from qwenchat.hub.fetch import fetch_job_model, fetch_published_asset, not_downloadable
+    from qwenchat.models.registry import get_model
 
+    spec = get_model(model)
     if hub_job is not None:
-        return fetch_job_model(hub_job)
+        return fetch_job_model(hub_job, model=spec)
+    if not spec.hub.downloadable:  # before a phone or the network is asked anything
+        raise not_downloadable(spec)
     if chipset is None:
         from qwenchat.assets.push import detect_soc
         from qwenchat.device.select import open_device
@@ -57,43 +70,30 @@ def fetch_bundle(
         finally:
             device.close()
     progress = None
-    bar = None
     if not quiet:
-        from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+        from qwenchat.hub.progress import download_progress
 
-        bar = Progress(
-            *Progress.get_default_columns(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            transient=True,
-        )
-        task = bar.add_task("AI Hub download", total=None)
-
-        def progress(done: int, total: int | None) -> None:
-            if not bar.live.is_started:
-                bar.start()
-            bar.update(task, completed=done, total=total)
-
-    try:
-        return fetch_published_asset(chipset, progress=progress)
-    finally:
-        if bar is not None:
-            bar.stop()
+        progress = download_progress()
+    return fetch_published_asset(chipset, model=spec, progress=progress)
 
 
 def fetch_cmd(
     chipset: Chipset = None,
     hub_job: HubJobOpt = None,
+    model: ModelOpt = None,
     serial: Serial = None,
     connect: Connect = None,
     transport: Transport = "auto",
     json_output: Json = False,
 ) -> int:
-    """Get the Qwen2-7B-Instruct w4a16 context binaries from AI Hub; print the bundle folder.
+    """Get a model's context binaries from AI Hub; print the bundle folder.
 
-    The published asset for the chip comes from AI Hub Models' public store (resumable,
-    size- and hash-checked, cached); --hub-job takes your own job's model through qai-hub.
-    Needs `pip install 'qwenchat[hub]'`. Pass the folder to `push-assets --bundle`.
+    The published asset for the chip comes from AI Hub Models' public store (a Genie bundle
+    or bare context binaries, whichever the release index lists; resumable, size- and
+    hash-checked, cached); --hub-job takes your own job's model through qai-hub. The
+    folder's manifest.json records the source and the QAIRT version the binaries were
+    built with. Needs `pip install 'qwenchat[hub]'`. Pass the folder to
+    `push-assets --bundle`.
     """
     import json
     from pathlib import Path
@@ -101,17 +101,25 @@ def fetch_cmd(
     bundle: Path = fetch_bundle(
         chipset=chipset,
         hub_job=hub_job,
+        model=model,
         serial=serial,
         connect=connect,
         transport=transport,
         quiet=json_output,
     )
     if json_output:
-        files = sorted(p for p in bundle.iterdir() if p.is_file())
+        from qwenchat.hub.metadata import read_metadata
+
+        record = read_metadata(bundle) or {}
+        files = sorted(p for p in bundle.iterdir() if p.is_file() and p.name != "manifest.json")
         typer.echo(
             json.dumps(
                 {
                     "bundle": str(bundle),
+                    "model": (record.get("model") or {}).get("name"),
+                    "runtime": record.get("runtime"),
+                    "chipset": record.get("chipset"),
+                    "qairt": (record.get("tool_versions") or {}).get("qairt"),
                     "files": [{"name": p.name, "bytes": p.stat().st_size} for p in files],
                     "source": f"job {hub_job}" if hub_job else "AI Hub Models release asset",
                 },

@@ -1,17 +1,18 @@
 """The real ``HubClient``: qai_hub with the user's token from its usual config.
 
 The token is read by qai_hub itself (``~/.qai_hub/client.ini`` or ``$QAIHUB_CLIENT_INI``)
-and handed straight to its ``Client``; qwenchat never prints, logs or stores it, and scrubs
-it from any message that comes back from the library.
+and handed straight to its ``Client``; qwenchat never prints, logs or stores it. Every call
+into the library runs inside ``Scrubber.guard`` and every exception it raises -- of any
+type -- becomes a HubError whose text is scrubbed of the token (``scrub.py``): this is the
+one place the token could leak through a server's or a library's words.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 from qwenchat.errors import HubError
+from qwenchat.hub.scrub import Scrubber
 from qwenchat.hub.transport import HubJob, _require
 
 CONFIGURE_HINT = (
@@ -20,20 +21,16 @@ CONFIGURE_HINT = (
 )
 
 
-def _scrub(text: str, secret: str | None) -> str:
-    if secret:
-        text = text.replace(secret, "***")
-    return " ".join(text.split())
-
-
 class QaiHubClient:
     def __init__(self) -> None:
         self._api_utils = _require("qai_hub.api_utils")
         self._hub_client = _require("qai_hub.client")
         rest = _require("qai_hub.public_rest_api")
         path = self._api_utils.get_config_path(expanduser=True)
+        self._scrub = Scrubber()
         try:
-            config = self._api_utils.load_default_api_config()
+            with self._scrub.guard():
+                config = self._api_utils.load_default_api_config()
         except FileNotFoundError:
             raise HubError(
                 f"no AI Hub API token configured ({path} not found)", CONFIGURE_HINT
@@ -42,33 +39,41 @@ class QaiHubClient:
             raise HubError(
                 f"no AI Hub API token in {path} (the [api] section lacks fields)", CONFIGURE_HINT
             ) from None
+        except Exception as e:  # noqa: BLE001
+            # configparser quotes the line it cannot parse -- the token's line, often: say
+            # what failed without any of the library's text.
+            raise HubError(
+                f"cannot read the AI Hub config {path} ({type(e).__name__})", CONFIGURE_HINT
+            ) from None
         if not config.api_token.strip():
             raise HubError(f"the AI Hub API token in {path} is empty", CONFIGURE_HINT)
         config.verbose = False  # no progress bars or "Loading config" lines from the library
-        self._token = config.api_token
+        self._scrub = Scrubber(config.api_token)
         self._client = self._hub_client.Client(config=config)
 
     # qai_hub turns HTTP failures into its own exceptions, with the status often dropped
     # ("raise UserError(...) from None"); classify by type and message.
     def _translate(self, exc: Exception, what: str) -> HubError:
         hc = self._hub_client
-        message = _scrub(str(exc), self._token)
+        message = " ".join(self._scrub(str(exc)).split())
         lower = message.lower()
-        if isinstance(exc, hc.RateLimitedError) or "too many requests" in lower:
+        # The HTTP status, when the library kept it (on the exception or the one it replaced).
+        status = getattr(exc, "status_code", None) or getattr(exc.__context__, "status_code", None)
+        if status == 429 or isinstance(exc, hc.RateLimitedError) or "too many requests" in lower:
             return HubError(
                 f"AI Hub rate limit reached while {what}", "Wait a few minutes and try again."
             )
-        if "authenticate" in lower or "api token" in lower:
+        if status == 401 or "authenticate" in lower or "api token" in lower:
             return HubError(
                 f"AI Hub refused the API token (401) while {what}",
                 "The token is wrong or expired. " + CONFIGURE_HINT,
             )
-        if "could not be found" in lower:
+        if status == 404 or "could not be found" in lower:
             return HubError(
                 f"AI Hub has no job {what.split()[-1]} visible to this account",
                 "Check the job ID (it starts with 'j', as in the job's URL /jobs/<ID>).",
             )
-        if "permission" in lower or "403" in lower or "forbidden" in lower:
+        if status == 403 or "permission" in lower or "forbidden" in lower:
             return HubError(
                 f"AI Hub denied access (403) while {what}",
                 "Use the account that owns the job, or ask its owner to share it.",
@@ -85,8 +90,7 @@ class QaiHubClient:
         import requests
 
         try:
-            # qai_hub prints progress and "Downloaded model to" lines; keep stdout ours.
-            with contextlib.redirect_stdout(io.StringIO()):
+            with self._scrub.guard():
                 return func(*args, **kwargs)
         except HubError:
             raise
@@ -97,6 +101,16 @@ class QaiHubClient:
             ) from None
         except (self._hub_client.Error, _require("qai_hub.public_rest_api").APIException) as e:
             raise self._translate(e, what) from None
+        except Exception as e:  # noqa: BLE001 -- anything else the library raises
+            # requests quotes a bad header value (the token) in InvalidHeader; no text of an
+            # unknown exception leaves this seam unscrubbed, and none keeps its traceback.
+            detail = " ".join(self._scrub(str(e)).split())[:200]
+            raise HubError(
+                f"AI Hub failed while {what}: {type(e).__name__}: {detail}",
+                "If the token in ~/.qai_hub/client.ini spans lines or has stray characters, "
+                + CONFIGURE_HINT[0].lower()
+                + CONFIGURE_HINT[1:],
+            ) from None
 
     def get_job(self, job_id: str) -> HubJob:
         job = self._call(f"looking up job {job_id}", self._client.get_job, job_id)
@@ -107,7 +121,7 @@ class QaiHubClient:
             kind=kind,
             state=status.code,
             name=getattr(job, "name", "") or "",
-            failure_reason=_scrub(status.message or "", self._token),
+            failure_reason=" ".join(self._scrub(status.message or "").split()),
         )
 
     def download_target_model(self, job_id: str, dest: Path) -> Path:
@@ -126,3 +140,25 @@ class QaiHubClient:
             f"downloading the model of job {job_id}", model.download, str(dest / model.model_id)
         )
         return Path(out)
+
+    def target_model_tool_versions(self, job_id: str) -> dict[str, str]:
+        job = self._call(f"looking up job {job_id}", self._client.get_job, job_id)
+        getter = getattr(job, "get_target_model", None)
+        model = self._call(f"reading job {job_id}", getter) if getter is not None else None
+        if model is None:
+            return {}
+        metadata = self._call(f"reading the model of job {job_id}", lambda: model.metadata)
+        keys = self._hub_client.ModelMetadataKey
+        # QAIRT_SDK_VERSION on current AI Hub; QNN_SDK_VERSION on models compiled before QAIRT.
+        wanted = (
+            ("qairt", keys.QAIRT_SDK_VERSION),
+            ("qairt", keys.QNN_SDK_VERSION),
+            ("soc_model", keys.QNN_CONTEXT_BIN_SOC_MODEL),
+            ("hexagon_version", keys.QNN_CONTEXT_BIN_HEXAGON_VERSION),
+        )
+        found: dict[str, str] = {}
+        for name, key in wanted:
+            value = str(metadata.get(key) or "").strip()
+            if value and name not in found:
+                found[name] = self._scrub(value)
+        return found

@@ -1,8 +1,9 @@
 """The seam between qwenchat and the network: an HTTP fetcher and an AI Hub client.
 
-Everything that crosses the wire goes through these two small protocols, so tests can
-serve recorded responses (tests/data/hub/) while the code that parses them -- the
-libraries' protobuf indexes, qai_hub's config reading -- runs for real.
+Everything that crosses the wire goes through these two small protocols. The public model
+store is read with ``requests``; ``QWENCHAT_HUB_STORE=URL`` sends those requests to a copy
+of the store instead (a mirror or proxy cache -- and the tests' recorded store on
+127.0.0.1), so the real HTTP code runs in tests too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Protocol
 
 from qwenchat.errors import HubError
 from qwenchat.hub import INSTALL_HINT
+
+STORE_ENV = "QWENCHAT_HUB_STORE"
 
 
 @dataclass
@@ -59,18 +62,38 @@ def _require(module: str):  # noqa: ANN202
 class RequestsFetcher:
     """The real fetcher: ``requests`` with streaming, as qai-hub-models-cli's download does."""
 
-    CHUNK = 1024 * 1024
+    # Up to 64 KiB per read: the progress display gets a steady beat.
+    CHUNK = 64 * 1024
 
-    def __init__(self, timeout: float = 60.0) -> None:
+    def __init__(self, timeout: float = 60.0, mirror: str | None = None) -> None:
+        import os
+
         self._requests = _require("requests")
         self._timeout = timeout
+        self._mirror = (mirror or os.environ.get(STORE_ENV) or "").rstrip("/") or None
+        if self._mirror is not None and not self._mirror.startswith(("http://", "https://")):
+            from qwenchat.errors import UsageError
+
+            raise UsageError(
+                f"{STORE_ENV} is not an http(s) URL: {self._mirror!r}",
+                f"Set {STORE_ENV} to the base URL of a copy of AI Hub's store, or unset it.",
+            )
+
+    def _where(self, url: str) -> str:
+        """The URL to ask: AI Hub's store URLs go to the mirror when one is set."""
+        if self._mirror is None:
+            return url
+        from qwenchat.hub.index import store_url
+
+        store = store_url()
+        return self._mirror + url[len(store) :] if url.startswith(store) else url
 
     def _call(self, method: str, url: str, headers: dict[str, str], stream: bool):  # noqa: ANN202
         exc = self._requests.exceptions
         try:
             return self._requests.request(
                 method,
-                url,
+                self._where(url),
                 headers=headers,
                 stream=stream,
                 timeout=self._timeout,
@@ -86,16 +109,35 @@ class RequestsFetcher:
     def get(
         self, url: str, *, start: int = 0, headers: dict[str, str] | None = None
     ) -> HttpResponse:
-        h = dict(headers or {})
+        # Byte-exact: no gzip from a proxy, so sizes, Range offsets and hashes mean the file.
+        h = {"Accept-Encoding": "identity", **(headers or {})}
         if start:
             h["Range"] = f"bytes={start}-"
         r = self._call("GET", url, h, stream=True)
         exc = self._requests.exceptions
 
         def chunks() -> Iterator[bytes]:
+            import urllib3
+
+            # read1 hands over whatever has arrived, so a dropped link loses no received
+            # byte (iter_content's read(n) discards a short last read) and resume starts
+            # exactly where the bytes stopped.
+            read1 = getattr(r.raw, "read1", None)
             try:
-                yield from r.iter_content(self.CHUNK)
-            except (exc.ConnectionError, exc.Timeout, exc.ChunkedEncodingError) as e:
+                if read1 is None:  # urllib3 < 2.1
+                    yield from r.iter_content(self.CHUNK)
+                    return
+                while chunk := read1(self.CHUNK):
+                    yield chunk
+            except (
+                exc.ConnectionError,
+                exc.Timeout,
+                exc.ChunkedEncodingError,
+                exc.ContentDecodingError,
+                urllib3.exceptions.HTTPError,
+                OSError,
+            ) as e:
+                # The link dropped mid-body (urllib3's IncompleteRead, a reset): resumable.
                 raise ConnectionError(type(e).__name__) from None
             finally:
                 r.close()
@@ -128,4 +170,10 @@ class HubClient(Protocol):
 
     def download_target_model(self, job_id: str, dest: Path) -> Path:
         """Download the job's target model into the folder ``dest``; return the file."""
+        ...
+
+    def target_model_tool_versions(self, job_id: str) -> dict[str, str]:
+        """What AI Hub records of how the job's target model was built, by our names:
+        ``qairt`` (the QAIRT/QNN SDK it was compiled with), ``soc_model``,
+        ``hexagon_version``; only the keys AI Hub has."""
         ...
