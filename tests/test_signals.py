@@ -10,11 +10,12 @@ import time
 import pytest
 
 PROGRAM = """
-import sys, time
+import signal, sys, time
 from qwenchat import signals
+signal.signal(signal.SIGINT, signal.default_int_handler)  # xdist workers may ignore SIGINT
 signals.install()
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside the try: a signal right after it is still handled
     time.sleep(60)
 except KeyboardInterrupt as exc:   # the clean-up path every command already has for Ctrl-C
     print("cleaned up", flush=True)
