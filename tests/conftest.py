@@ -30,6 +30,9 @@ os.environ["ANDROID_ADB_SERVER_PORT"] = os.environ.get("QWENCHAT_TEST_ADB_PORT")
     _free_port()
 )
 os.environ.pop("ANDROID_SERIAL", None)
+# Nothing in the suite may reach the internet: AI Hub's store is a closed loopback port unless
+# a test serves a recorded one there.
+os.environ.setdefault("QWENCHAT_HUB_STORE", "http://127.0.0.1:9")
 os.environ.pop("QWENCHAT_DEBUG", None)
 
 

@@ -185,18 +185,30 @@ def _device_checks(device, work_dir, deep, wanted, report, add) -> None:  # noqa
     add(_genie_check(device, layout, report))
 
 
+def _published(spec: ModelSpec) -> tuple[tuple[str, ...], str]:
+    """Chips with published binaries and who says so: AI Hub's release index when it can be
+    read (a short timeout; a cached copy counts), else qwenchat's table."""
+    try:
+        from qwenchat.hub.published import published_socs
+
+        answer = published_socs(spec, online=True, timeout=5.0)
+        return answer.socs, answer.source
+    except (ImportError, QwenchatError):  # the hub extra is not installed, or it failed
+        return tuple(spec.hub.published_socs), "qwenchat's table"
+
+
 def _published_check(spec: ModelSpec, soc: str) -> Check:
-    """Whether Qualcomm publishes binaries of the model for this chip (qwenchat's table)."""
+    """Whether Qualcomm publishes binaries of the model for this chip."""
     name = f"{spec.display_name} binaries for this chip"
-    published = spec.hub.published_socs
-    where = ", ".join(f"{s} ({soc_name(s)})" for s in published)
+    published, source = _published(spec)
+    where = ", ".join(f"{s} ({soc_name(s)})" for s in published) or "no chip"
     if soc.strip().upper() in published:
-        return Check(name, True, f"published for {where}")
+        return Check(name, True, f"published for {where} ({source})")
     return Check(
         name,
         True,
-        f"{soc or 'this SoC'} has none published (only {where}); 5005 is what a binary "
-        "for another chip gives",
+        f"{soc or 'this SoC'} has none published (only {where}, says {source}); 5005 is what "
+        "a binary for another chip gives",
         f"Export them for {soc or 'this SoC'} with your own AI Hub job "
         "(`qwenchat fetch --hub-job JOB_ID`), or use a phone with a listed chip.",
         warn=True,

@@ -221,6 +221,13 @@ def doctor(
 
     spec = get_model(model) if model is not None else None
     written: list[Path] = []
+    if report_file is not None and not report_file.expanduser().parent.is_dir():
+        from qwenchat.errors import UsageError
+
+        raise UsageError(
+            f"--report {report_file}: the folder {report_file.expanduser().parent} does not exist",
+            hint="Give a path in an existing folder, e.g. --report doctor-report.json",
+        )
 
     def opener():  # noqa: ANN202
         return _open(serial, connect, transport, auth_timeout)
