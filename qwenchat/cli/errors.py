@@ -18,7 +18,8 @@ def report_error(message: str, hint: str | None = None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    console = Console(stderr=True, highlight=False)
+    # soft_wrap: one error is one line, whatever the width (the terminal wraps it, not Rich).
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     console.print(f"[bold red]error:[/] {escape(message)}")
     if hint:
         console.print(f"[dim]hint: {escape(hint)}[/]")
