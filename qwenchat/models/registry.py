@@ -28,7 +28,75 @@ QWEN2_7B_INSTRUCT = ModelSpec(
     aliases=("qwen2",),
 )
 
-MODELS: tuple[ModelSpec, ...] = (QWEN2_7B_INSTRUCT,)
+QWEN2_5_7B_INSTRUCT = ModelSpec(
+    name="qwen2.5-7b-instruct",
+    display_name="Qwen2.5-7B-Instruct",
+    # Qualcomm lists it for the 8 Elite and X Elite (perf.yaml) but links no download
+    # ("View Readme"): fetch asks the index, which may not list it; --hub-job always works.
+    hub=HubAsset(model_id="qwen2_5_7b_instruct", published_socs=("SM8750", "SC8380")),
+    genie_config="qwen2_5_7b_instruct.json",
+    context_size=4096,
+    chat=ChatFormat(
+        template="qwen2_5.jinja",
+        special_tokens=_CHATML_TOKENS,
+        end_of_turn="<|im_end|>",
+        restore_prefix_tokens=1,
+    ),
+    tokenizer=TokenizerSource(kind="qwen2.5-tiktoken", vocab_size=151665),
+    published_key="qwen2.5-7b-instruct",
+    aliases=("qwen2.5", "qwen2_5_7b_instruct", "qwen25"),
+)
+
+LLAMA_V2_7B_CHAT = ModelSpec(
+    name="llama-v2-7b-chat",
+    display_name="Llama-v2-7B-Chat",
+    # restrict_model_sharing: Qualcomm does not distribute the binaries; export them with
+    # your own AI Hub job (qai-hub-models export llama_v2_7b_chat), then --hub-job.
+    hub=HubAsset(
+        model_id="llama_v2_7b_chat",
+        runtimes=("genie", "qnn_context_binary"),
+        precision="w8a16",
+        published_socs=("SM8750", "SM8650", "SC8380"),
+        downloadable=False,
+    ),
+    genie_config="llama_v2_7b_chat.json",
+    context_size=1024,
+    chat=ChatFormat(
+        template="llama2.jinja",
+        special_tokens=(("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>")),
+        end_of_turn="</s>",
+        restore_prefix_tokens=1,  # Genie pushes </s> (id 2) before a restored query
+    ),
+    tokenizer=TokenizerSource(kind="llama2-sentencepiece", vocab_size=32000),
+    published_key="llama-v2-7b-chat",
+    aliases=("llama2", "llama-2-7b-chat"),
+)
+
+BAICHUAN2_7B = ModelSpec(
+    name="baichuan2-7b",
+    display_name="Baichuan2-7B",
+    hub=HubAsset(model_id="baichuan2_7b", precision="w4a16", published_socs=("SM8750",)),
+    genie_config="baichuan2_7b.json",
+    context_size=4096,
+    chat=ChatFormat(
+        template="baichuan2.jinja",
+        special_tokens=(("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>")),
+        end_of_turn="</s>",
+        restore_prefix_tokens=1,
+    ),
+    # Baichuan2's vocabulary is not reachable from the registries we have: a stand-in with
+    # its size and special tokens, SIMULATED wherever it is used.
+    tokenizer=TokenizerSource(kind="baichuan2-standin", vocab_size=125696, simulated=True),
+    published_key="baichuan2-7b",
+    aliases=("baichuan2",),
+)
+
+MODELS: tuple[ModelSpec, ...] = (
+    QWEN2_7B_INSTRUCT,
+    QWEN2_5_7B_INSTRUCT,
+    LLAMA_V2_7B_CHAT,
+    BAICHUAN2_7B,
+)
 DEFAULT_MODEL = MODELS[0].name
 
 
