@@ -237,3 +237,51 @@ def test_other_threads_work_while_a_stream_waits_in_silence(device):
     assert not done.is_set()  # all of that happened while the stream was still silent
     waiter.join(10)
     assert out == [b"late\n"]
+
+
+def test_a_port_that_speaks_another_protocol_is_named_at_once():
+    """An SSH daemon greets first: its banner is no ADB packet, so we say so without waiting
+    out the handshake timeout."""
+    import socket
+    import threading
+    import time
+
+    from qwenchat.device.direct import DirectDevice
+    from qwenchat.errors import NoDeviceError
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def greet() -> None:
+        conn, _ = server.accept()
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+        time.sleep(5)
+        conn.close()
+
+    threading.Thread(target=greet, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(NoDeviceError) as err:
+        DirectDevice.connect_tcp("127.0.0.1", server.getsockname()[1], auth_timeout=5)
+    assert time.monotonic() - started < 3
+    assert "does not speak ADB: it answered 'SSH-2.0-OpenSSH" in err.value.message
+    server.close()
+
+
+def test_an_http_server_that_waits_silently_gets_one_line(monkeypatch):
+    import http.server
+    import threading
+
+    from qwenchat.device import direct
+    from qwenchat.errors import DeviceError
+
+    monkeypatch.setattr(direct, "HANDSHAKE_TIMEOUT", 1.0)
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(DeviceError) as err:
+            direct.DirectDevice.connect_tcp("127.0.0.1", httpd.server_port, auth_timeout=5)
+    finally:
+        httpd.shutdown()
+    assert "never answered the ADB handshake within 1 s" in err.value.message
+    assert "HTTP server" in err.value.hint

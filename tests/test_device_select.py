@@ -84,6 +84,21 @@ def test_several_phones_need_a_choice(emulator_factory, adb_key):
         open_device(serial="emu-three", transport="direct")
 
 
+def test_two_phones_with_one_serial_are_never_a_silent_guess(emulator_factory, adb_key):
+    one = emulator_factory(authorized_keys=[adb_key], serial="emu-same")
+    two = emulator_factory(authorized_keys=[adb_key], serial="emu-same")
+    remember(parse_endpoint(one.address))
+    remember(parse_endpoint(two.address))
+    with pytest.raises(SeveralDevicesError) as excinfo:
+        open_device(serial="emu-same", transport="direct")
+    message = excinfo.value.message
+    assert message.startswith("2 phones call themselves 'emu-same': ")
+    assert one.address in message and two.address in message
+    assert excinfo.value.hint.startswith("Choose one by its address: -s 127.0.0.1:")
+    with open_device(serial=one.address, transport="direct") as dev:  # the address decides
+        assert dev.serial == one.address
+
+
 def test_android_serial_is_honoured(emulator_factory, adb_key, monkeypatch):
     one = emulator_factory(authorized_keys=[adb_key], serial="emu-a")
     two = emulator_factory(authorized_keys=[adb_key], serial="emu-b")

@@ -60,6 +60,7 @@ from qwenchat.device.shellproto import (
 )
 from qwenchat.device.transport import (
     Banner,
+    NotAdbError,
     TcpTransport,
     TransportClosedError,
     install_fast_checksum,
@@ -76,7 +77,9 @@ from qwenchat.errors import (
 )
 
 DEFAULT_AUTH_TIMEOUT = 30.0
-AUTH_ANNOUNCE_AFTER_S = 1.0  # a phone that trusts the key answers well within this
+# The key was offered: the phone shows "Allow USB debugging?" now. A phone that accepts new
+# keys by itself (the emulated one with --accept-new-keys) answers well within this.
+AUTH_ANNOUNCE_AFTER_S = 0.25
 HANDSHAKE_TIMEOUT = 10.0  # CNXN/OPEN/OKAY exchanges: a live phone answers in milliseconds
 IO_TIMEOUT = 60.0  # silence tolerated inside a sync transfer
 
@@ -211,6 +214,12 @@ class DirectDevice(Device):
         try:
             _handshake(adb, address, auth_timeout, on_wait, key_path)
         except OSError as exc:
+            if isinstance(exc, NotAdbError):
+                raise NoDeviceError(
+                    f"{address} does not speak ADB: it answered {exc.shown!r}",
+                    "Check the port: a phone in `adb tcpip` mode listens on 5555, the "
+                    "emulated phone on the port `qwenchat emulator status` shows.",
+                ) from exc
             if isinstance(exc, TransportClosedError):
                 raise DeviceError(
                     f"{address} closed the connection during the ADB handshake",
@@ -457,8 +466,11 @@ def _handshake(
             ) from exc
         if isinstance(exc, exceptions.TcpTimeoutException | exceptions.AdbTimeoutError):
             raise DeviceError(
-                f"{name} accepted the connection but never answered the ADB handshake",
-                "Is it an ADB endpoint? On a phone run `adb tcpip 5555` first.",
+                f"{name} accepted the connection but never answered the ADB handshake "
+                f"within {HANDSHAKE_TIMEOUT:g} s",
+                "Is it an ADB endpoint (an HTTP server, for one, waits silently)? On a phone "
+                "run `adb tcpip 5555` first; the emulated phone's port is in "
+                "`qwenchat emulator status`.",
             ) from exc
         raise
     finally:

@@ -193,12 +193,15 @@ def open_device(
 def _match_serialno(
     serial: str, candidates: list[DeviceSummary], auth_timeout: float
 ) -> Device | list[DeviceSummary]:
-    """Open candidates until one calls itself ``serial`` (ro.serialno); the others closed.
+    """The one candidate that calls itself ``serial`` (ro.serialno), opened.
 
-    Returns the device, or the candidates that refused us (unauthorized: serial unknown).
-    Probing waits only briefly for authorization: the user named another phone.
+    Every candidate is asked: two phones may report one serial (two emulated phones, clones
+    with a blank serial), and picking the first would be a silent guess, so that is refused
+    with both addresses. Returns the device, or the candidates that refused us
+    (unauthorized: serial unknown). Probing waits only briefly for authorization.
     """
     refused: list[DeviceSummary] = []
+    found: list[tuple[DeviceSummary, Device]] = []
     for candidate in candidates:
         try:
             device = open_summary(candidate, auth_timeout=min(auth_timeout, 3.0))
@@ -209,10 +212,21 @@ def _match_serialno(
             continue
         try:
             if device.getprop("ro.serialno") == serial:
-                return device
+                found.append((candidate, device))
+                continue
         except DeviceError:
             pass
         device.close()
+    if len(found) > 1:
+        for _, device in found:
+            device.close()
+        raise SeveralDevicesError(
+            f"{len(found)} phones call themselves {serial!r}: "
+            + ", ".join(c.serial for c, _ in found),
+            hint="Choose one by its address: -s " + found[0][0].serial,
+        )
+    if found:
+        return found[0][1]
     return refused
 
 

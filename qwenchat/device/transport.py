@@ -34,6 +34,20 @@ class TransportClosedError(ConnectionError):
     """The phone (or the link) closed the connection."""
 
 
+class NotAdbError(ConnectionError):
+    """The other end answered, but not in ADB (an HTTP server, an SSH daemon...)."""
+
+    def __init__(self, first_bytes: bytes) -> None:
+        self.first_bytes = first_bytes
+        shown = first_bytes.decode("ascii", errors="replace").split("\n")[0].strip()
+        super().__init__(f"not an ADB packet: {shown!r}")
+
+    @property
+    def shown(self) -> str:
+        text = self.first_bytes.decode("ascii", errors="replace")
+        return "".join(c if c.isprintable() else " " for c in text.split("\n")[0])[:40].strip()
+
+
 @dataclass
 class Banner:
     """What the phone said about itself in its CNXN packet."""
@@ -77,7 +91,11 @@ class BannerSniffer:
         # adb-shell reads exactly a header, then exactly its payload: the buffer holds whole
         # packets back to back, AUTH challenges first, then the CNXN we want.
         while len(self._sniff) >= _HEADER.size:
-            command, _a0, _a1, length, _check, _magic = _HEADER.unpack_from(self._sniff)
+            command, _a0, _a1, length, _check, magic = _HEADER.unpack_from(self._sniff)
+            if magic != command ^ 0xFFFFFFFF:
+                # Every ADB packet carries its command's complement: this is another
+                # protocol. Say so now rather than wait out the handshake timeout.
+                raise NotAdbError(bytes(self._sniff[:64]))
             if len(self._sniff) < _HEADER.size + length:
                 return
             payload = bytes(self._sniff[_HEADER.size : _HEADER.size + length])
