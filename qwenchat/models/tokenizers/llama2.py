@@ -147,7 +147,8 @@ def build(sources: tuple[Path, ...]):
 
 
 def _config() -> dict:
-    """tokenizer_config.json as meta-llama/Llama-2-7b-chat-hf publishes it (chat fields)."""
+    """tokenizer_config.json after meta-llama/Llama-2-7b-chat-hf's (the fields that matter
+    for chat; the file itself is not reachable here)."""
     return {
         "add_bos_token": True,
         "add_eos_token": False,
@@ -165,8 +166,10 @@ def _config() -> dict:
         "bos_token": BOS,
         "clean_up_tokenization_spaces": False,
         "eos_token": EOS,
-        "legacy": True,  # the tokenizer.json above is the legacy one (a "▁" after <s>)
-        "model_max_length": 4096,
+        # transformers 5 rebuilds a LlamaTokenizer's pipeline from this flag instead of reading
+        # tokenizer.json; True keeps the "▁" after a special token, as tokenizer.json does.
+        "legacy": True,
+        "model_max_length": 4096,  # Llama 2's trained context (Genie's config says 1024)
         "pad_token": None,
         "padding_side": "right",
         "tokenizer_class": "LlamaTokenizer",
