@@ -5,11 +5,9 @@ through transformers' loaders."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-import textwrap
 import unicodedata
 from pathlib import Path
 
@@ -64,6 +62,14 @@ PINNED = [
     ("\n", [198]),
     (" ", [220]),
     ("<|im_start|>user\nhi<|im_end|>", [151644, 872, 198, 6023, 151645]),
+    # A published ChatML prompt and its ids (Qwen/Qwen-7B-Chat, the same ranks and ids; a
+    # chat-template test in the code index, file id 62638673195).
+    (
+        "<|im_start|>system\nYou are assistant.<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n"
+        "<|im_start|>assistant\n",
+        [151644, 8948, 198, 2610, 525, 17847, 13, 151645, 198, 151644, 872, 198, 14990, 151645, 198]
+        + [151644, 77091, 198],
+    ),
 ]
 
 
@@ -90,7 +96,14 @@ def test_nfc_normalization_composes_accents(counter):
 
 @pytest.mark.parametrize(
     "text",
-    ["你好，世界", "😀👍🏽", "\n\n\n", "def f(x):\n    return x  # ok\r\n", "Grüße, Ελλάδα, Русский", "  "],
+    [
+        "你好，世界",
+        "😀👍🏽",
+        "\n\n\n",
+        "def f(x):\n    return x  # ok\r\n",
+        "Grüße, Ελλάδα, Русский",
+        "  ",
+    ],
 )
 def test_round_trip(counter, text):
     ids = counter.encode(text)
@@ -169,7 +182,7 @@ def test_agrees_with_tiktoken_on_tricky_alphabet(counter, tiktoken_qwen, text):
 
 def test_agrees_with_tiktoken_on_source_code(counter, tiktoken_qwen):
     # This source names the special tokens: both sides must read them as single ids.
-    text = (REPO / "qwenchat" / "models" / "tokenizer_build.py").read_text(encoding="utf-8")
+    text = (REPO / "qwenchat" / "models" / "tokenizers" / "qwen.py").read_text(encoding="utf-8")
     ids = counter.encode(text)
     assert ids == _oracle(tiktoken_qwen, text)
     assert 151644 in ids
@@ -195,7 +208,9 @@ def test_tokenizer_json_structure_matches_qwen2(tokenizer_json):
 
 
 def test_tokenizer_config_beside_it(tokenizer_json):
-    config = json.loads((tokenizer_json.parent / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config = json.loads(
+        (tokenizer_json.parent / "tokenizer_config.json").read_text(encoding="utf-8")
+    )
     assert config["eos_token"] == "<|im_end|>"
     assert config["pad_token"] == "<|endoftext|>"
     assert config["bos_token"] is None
@@ -214,7 +229,13 @@ def test_transformers_loads_the_folder(tokenizer_json, counter):
     assert auto.pad_token_id == 151643
     assert auto.bos_token is None
     fast = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_json))
-    for text in ["Hello, world!", "12345", "e\u0301", "你好，世界", "<|im_start|>user\nhi<|im_end|>"]:
+    for text in [
+        "Hello, world!",
+        "12345",
+        "e\u0301",
+        "你好，世界",
+        "<|im_start|>user\nhi<|im_end|>",
+    ]:
         assert auto.encode(text) == counter.encode(text)
         assert fast.encode(text) == counter.encode(text)
 
@@ -233,7 +254,9 @@ def test_missing_dashscope_says_make_install(monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "dashscope" else real(name, *a)
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "dashscope" else real(name, *a),
     )
     with pytest.raises(QwenchatError) as info:
         tokenizer_build.qwen_tiktoken_path()
@@ -254,55 +277,8 @@ def test_missing_tiktoken_says_make_install(monkeypatch, tmp_path):
     assert not (tmp_path / "out" / "tokenizer.json").exists()
 
 
-_RACE = textwrap.dedent(
-    """
-    import sys
-    from pathlib import Path
-    import qwenchat.models.tokenizer_build as tb
-
-    real = tb.build_qwen2_tokenizer
-    def counted(out_dir):
-        with open(sys.argv[1], "a") as log:
-            log.write("build\\n")
-        return real(out_dir)
-    tb.build_qwen2_tokenizer = counted
-    print(tb.ensure_qwen2_tokenizer())
-    """
-)
-
-
-@pytest.mark.slow
-def test_two_processes_build_once(tmp_path):
-    """Two processes asking at once get the same complete file; it is built only once."""
-    cache = tmp_path / "cache"
-    log = tmp_path / "builds.log"
-    env = {**os.environ, "QWENCHAT_CACHE": str(cache)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _RACE, str(log)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outs = [p.communicate(timeout=240) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
-    paths = {out.strip() for out, _ in outs}
-    assert len(paths) == 1
-    built = Path(paths.pop())
-    assert built.is_file() and built.parent.parent == cache / "qwen2-tokenizer"
-    assert log.read_text().count("build") == 1
-    assert TokenCounter(built).encode("Hello, world!") == [9707, 11, 1879, 0]
-    # No staging folders left behind.
-    assert [p.name for p in built.parent.parent.iterdir() if not p.name.endswith(".lock")] == [
-        built.parent.name
-    ]
-
-
-@pytest.mark.slow
-def test_module_entry_writes_a_folder(tmp_path):
+def test_module_entry_writes_a_folder(tmp_path, tokenizer_json):
+    """The command copies the cached build (warm here), so it takes a second."""
     out = tmp_path / "bundle"
     done = subprocess.run(
         [sys.executable, "-m", "qwenchat.models.tokenizer_build", str(out)],
@@ -314,27 +290,8 @@ def test_module_entry_writes_a_folder(tmp_path):
     assert Path(done.stdout.strip()) == out / "tokenizer.json"
     assert TokenCounter(out / "tokenizer.json").encode("12345") == [16, 17, 18, 19, 20]
     assert json.loads((out / "tokenizer_config.json").read_text())["eos_token"] == "<|im_end|>"
+    assert (out / "tokenizer.json").read_bytes() == tokenizer_json.read_bytes()
     usage = subprocess.run(
         [sys.executable, "-m", "qwenchat.models.tokenizer_build"], capture_output=True, text=True
     )
     assert usage.returncode == 2 and "usage" in usage.stderr
-
-
-def test_the_cache_key_follows_the_content_of_every_build_input(tmp_path, monkeypatch):
-    """A changed vocabulary, template or build code must build anew: no number to bump."""
-    import qwenchat.models.tokenizer_build as tb
-
-    before = tb.build_key()
-    template = tmp_path / "t.jinja"
-    template.write_bytes(tb.TEMPLATE_PATH.read_bytes())
-    monkeypatch.setattr(tb, "TEMPLATE_PATH", template)
-    assert tb.build_key() == before  # same bytes elsewhere: same key
-    template.write_bytes(template.read_bytes() + b" ")
-    assert tb.build_key() != before
-    monkeypatch.undo()
-    vocab = tmp_path / "qwen.tiktoken"
-    vocab.write_bytes(tb.qwen_tiktoken_path().read_bytes() + b"\n")
-    monkeypatch.setattr(tb, "qwen_tiktoken_path", lambda: vocab)
-    changed_vocab = tb.build_key()
-    assert changed_vocab != before
-    assert tb.cached_tokenizer_dir().name == changed_vocab

@@ -1,9 +1,11 @@
-"""Token ids and counts with the real Qwen2 tokenizer, as Genie sees the prompt.
+"""Token ids and counts with a model's tokenizer.json, as Genie sees the prompt.
 
 Genie tokenizes the prompt file's text with tokenizer.json, recognising special tokens
-written in the text (``<|im_start|>`` and friends are how ChatML reaches it), and adds a
-BOS token only when the config's ``bos-token`` is not -1. ``TokenCounter`` does the same on
-the host so prompt sizes are known before anything runs on the phone.
+written in the text (``<|im_start|>``, ``<s>``, ``<reserved_106>``: how each chat format
+reaches it), and adds a BOS token only when the config's ``bos-token`` is not -1.
+``TokenCounter`` does the same on the host so prompt sizes are known before anything runs on
+the phone. A counter on qwenchat's Baichuan2 stand-in says so (``simulated``): its counts
+are not Baichuan2's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from qwenchat.errors import ConfigError
-from qwenchat.models.tokenizer_build import ensure_qwen2_tokenizer
+from qwenchat.models.spec import ModelSpec
+from qwenchat.models.tokenizers import ensure_tokenizer
+from qwenchat.models.tokenizers.baichuan2_standin import SIMULATED_MARKER
 
 NO_BOS = -1
 
@@ -30,7 +34,7 @@ def _load(path: Path):
     except OSError as exc:
         raise ConfigError(
             f"Tokenizer file {path} cannot be read: {exc.strerror or exc}",
-            "Build it with `python -m qwenchat.models.tokenizer_build DIR`.",
+            "Build it with `python -m qwenchat.models.tokenizer_build DIR [--model NAME]`.",
         ) from exc
     key = (str(resolved), st.st_mtime_ns, st.st_size)
     with _cache_lock:
@@ -41,7 +45,7 @@ def _load(path: Path):
             except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
                 raise ConfigError(
                     f"{path} is not a valid tokenizer.json: {exc}",
-                    "Rebuild it with `python -m qwenchat.models.tokenizer_build DIR`.",
+                    "Rebuild it with `python -m qwenchat.models.tokenizer_build DIR [--model NAME]`.",
                 ) from exc
             _cache[key] = tokenizer
     return tokenizer
@@ -53,6 +57,11 @@ class TokenCounter:
     def __init__(self, tokenizer_json: Path) -> None:
         self.path = Path(tokenizer_json)
         self._tokenizer = None
+
+    @classmethod
+    def for_model(cls, model: ModelSpec | str | None = None) -> TokenCounter:
+        """A counter on the model's host-built tokenizer (built on first use)."""
+        return cls(ensure_tokenizer(model))
 
     @property
     def tokenizer(self):
@@ -74,15 +83,28 @@ class TokenCounter:
     def token_to_id(self, token: str) -> int | None:
         return self.tokenizer.token_to_id(token)
 
+    @property
+    def vocab_size(self) -> int:
+        """Ids the tokenizer knows, added tokens included."""
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
 
-def default_counter() -> TokenCounter:
-    """A counter on the cached Qwen2 tokenizer (built on first use)."""
+    @property
+    def simulated(self) -> bool:
+        """True for qwenchat's stand-in tokenizer (counts with it are SIMULATED)."""
+        return self.tokenizer.token_to_id(SIMULATED_MARKER) is not None
 
-    return TokenCounter(ensure_qwen2_tokenizer())
+
+def default_counter(model: ModelSpec | str | None = None) -> TokenCounter:
+    """A counter on the model's cached tokenizer (default model: Qwen2-7B-Instruct)."""
+    return TokenCounter.for_model(model)
 
 
 def count_prompt_tokens(
-    text: str, config_bos_token: int, *, tokenizer_json: Path | None = None
+    text: str,
+    config_bos_token: int,
+    *,
+    tokenizer_json: Path | None = None,
+    model: ModelSpec | str | None = None,
 ) -> int:
     """Prompt tokens as Genie counts them for one query: the tokenizer's ids for the text,
     plus the BOS token Genie prepends when genie_config's ``bos-token`` is not -1.
@@ -90,5 +112,5 @@ def count_prompt_tokens(
     The Qwen2 tutorial config has ``"bos-token": -1`` (no extra token); qai-hub-models'
     generator writes 151643, which makes every prompt one token longer.
     """
-    counter = TokenCounter(tokenizer_json) if tokenizer_json is not None else default_counter()
+    counter = TokenCounter(tokenizer_json) if tokenizer_json is not None else default_counter(model)
     return counter.count(text) + (0 if config_bos_token == NO_BOS else 1)
