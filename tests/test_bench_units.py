@@ -107,22 +107,71 @@ def test_trial_seeds_are_stable_and_distinct():
     assert [s.rep for s in slots] == [-2, -1, 0, 1, 2] and slots[0].warmup
 
 
-def test_storage_round_trip_and_unfinished_runs(tmp_path):
-    from qwenchat.bench.storage import BenchStorage, StoredTrial
+def _device_info(**changes):
+    from qwenchat.device.info import DeviceInfo
+
+    values = dict(
+        serial="R5CX", address="192.168.1.20:5555", model="SM-S938B", manufacturer="samsung",
+        soc="SM8750", soc_name="Snapdragon 8 Elite", hexagon_arch="v79",
+        android_version="15", sdk="35", ram_mb=11700, free_mb=90000,
+        work_dir="/data/local/tmp/qwenchat", transport="direct", simulated=False,
+        fingerprint="samsung/x/y:15/release-keys",
+    )
+    values.update(changes)
+    return DeviceInfo(**values)
+
+
+def test_storage_round_trip_keeps_every_type(tmp_path):
+    """A run and its trials come back from a real SQLite file as the typed records they went
+    in as: the device as DeviceInfo, readings as ThermalReading, stop reasons as StopReason."""
+    from qwenchat.bench.records import (
+        GenieFigures, HostFigures, RunContext, RunPlan, RunStatus, StopReason, TrialRecord,
+        TrialResult,
+    )
+    from qwenchat.bench.storage import BenchStorage
+    from qwenchat.bench.sweep import PlannedLength
+    from qwenchat.bench.thermal import CooldownResult, PowerState, ThermalReading
+    from qwenchat.device.info import DeviceInfo
     from qwenchat.store import open_store
 
+    context = RunContext(
+        device=_device_info(), model="llama-v2-7b-chat", published_key="llama-v2-7b-chat",
+        config_hash="c" * 64, bundle_manifest_hash="m" * 64, context_size=1024,
+        ctx_bins_bytes=3_900_000_000, bos_token=1, work_dir="/data/local/tmp/qwenchat",
+    )
+    plan = RunPlan(lengths=[PlannedLength(128, 128), PlannedLength(1024, 896)], gen_len=128,
+                   repetitions=5, warmup=1, seed=42, load_timeout_s=30.0)
+    trial = TrialRecord(
+        length=128, requested=128, rep=0,
+        result=TrialResult(
+            length=128, seed=7, ok=True, stop_reason=StopReason.CONTEXT_FULL, exit_code=0,
+            genie=GenieFigures(900.0, 1440.0, 88.9, 17.9, 128, 40, 2234.6, 3700.0, 12.0),
+            host=HostFigures(2400.5, 4700.25, 88.25, 10.0, 14.7),
+            libgenie_version="1.14.0", profile={"components": []},
+        ),
+        thermal_before=ThermalReading({"cpu": 41.5, "pa": None}, at=1.0),
+        thermal_after=ThermalReading({"cpu": 47.0, "pa": None}, at=2.0),
+        power=PowerState(80, True, False),
+        cooldown=CooldownResult(3.5, False, 46.0, 44.5, "auto"),
+        manifest_hash="m" * 64,
+    )
     with open_store(tmp_path / "q.db") as store:
         storage = BenchStorage(store)
-        run_id = storage.create_run({"lengths": [], "seed": 1}, {"simulated": True}, None)
-        trial = StoredTrial(128, 128, 0, False, True, "max-tokens", None, {"genie": {}},
-                            {"zones": {}}, None, {"battery_level": 50}, None)
+        run_id = storage.create_run(plan, context, ThermalReading({"cpu": 38.0}, at=0.5))
         storage.add_trial(run_id, trial)
         assert storage.run_ids(unfinished=True) == [run_id]
-        storage.set_status(run_id, "done")
+        storage.set_status(run_id, RunStatus.DONE, note=None)
         assert storage.run_ids(unfinished=True) == []
     with open_store(tmp_path / "q.db") as store:  # reopened: on disk
         run = BenchStorage(store).load_run(run_id)
-    assert run.status == "done" and run.finished_at and run.trials == [trial]
+    assert run.status is RunStatus.DONE and run.finished_at
+    assert run.model == "llama-v2-7b-chat"
+    assert isinstance(run.context.device, DeviceInfo) and run.context == context
+    assert run.plan == plan and run.plan.lengths[1].clamped
+    assert run.baseline == ThermalReading({"cpu": 38.0}, at=0.5)
+    assert run.trials == [trial]
+    assert run.trials[0].stop_reason is StopReason.CONTEXT_FULL
+    assert isinstance(run.trials[0].thermal_after, ThermalReading)
 
 
 def test_thermal_and_power_parsing():
