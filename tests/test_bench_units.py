@@ -125,7 +125,13 @@ def test_storage_round_trip_keeps_every_type(tmp_path):
     """A run and its trials come back from a real SQLite file as the typed records they went
     in as: the device as DeviceInfo, readings as ThermalReading, stop reasons as StopReason."""
     from qwenchat.bench.records import (
-        GenieFigures, HostFigures, RunContext, RunPlan, RunStatus, StopReason, TrialRecord,
+        GenieFigures,
+        HostFigures,
+        RunContext,
+        RunPlan,
+        RunStatus,
+        StopReason,
+        TrialRecord,
         TrialResult,
     )
     from qwenchat.bench.storage import BenchStorage

@@ -327,8 +327,12 @@ class BenchRun:
                         finished, total, slot, None, self._eta(todo, index - 1), "started"
                     ))
                 stored = self._one(slot, thermal, power, cooldown, before)
-                stored.thermal_after = read_thermal(self.device)
-                after = read_manifest_hash(self.device, self.setup.layout)
+                lost: DeviceError | None = None
+                try:
+                    stored.thermal_after = read_thermal(self.device)
+                    after = read_manifest_hash(self.device, self.setup.layout)
+                except DeviceError as exc:  # store what the trial measured first
+                    lost, after = exc, before
                 if after != before:
                     stored.result.ok = False
                     stored.result.stop_reason = StopReason.ERROR
@@ -343,6 +347,8 @@ class BenchRun:
                     self.on_progress(
                         ProgressEvent(finished, total, slot, stored, self._eta(todo, index))
                     )
+                if lost is not None:
+                    raise lost
                 if after != before:
                     raise _BundleChanged(before, after)
                 if stored.stop_reason is StopReason.DEVICE_LOST:
