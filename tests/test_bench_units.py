@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -204,3 +205,67 @@ def test_published_expectation_per_length():
 
     pub = published_figures()
     assert pub.expected_ttft_ms(3968) == pytest.approx(math.ceil(3968 / 128) * 170.593)
+
+
+REAL_PROFILE = (
+    Path(__file__).parent / "data" / "real" / "llama32_1b_xiaomi15_qnn236_UNATTRIBUTED.profile.json"
+)
+
+
+def _finished_record(stdout: bytes, prompt: str):
+    """A runner record of a query that ended with [END] and exit 0, its profile a real
+    GENIE_PROFILE capture (823 prompt tokens, 200 generated)."""
+    import json
+
+    from qwenchat.genie.profile import parse_profile
+    from qwenchat.genie.stream import GenieStreamParser
+    from qwenchat.runner.record import Outcome, QueryRecord, TimedEvent
+
+    parser = GenieStreamParser(prompt)
+    events = parser.feed(stdout) + parser.finish()
+    raw = REAL_PROFILE.read_bytes()
+    return QueryRecord(
+        engine="process", started_at=10.0, sent_at=10.1, ended_at=17.0,
+        events=[TimedEvent(11.0, e) for e in events], outcome=Outcome.FINISHED, exit_code=0,
+        profile=parse_profile(raw), profile_json=json.loads(raw),
+    )
+
+
+@pytest.mark.parametrize(
+    ("context_size", "gen_len", "reason"),
+    [
+        (1023, 256, "context-full"),  # 823 + 200 = the whole context: Genie ran out of room
+        (1100, 256, "eos"),  # room left: the model ended its reply
+        (1023, 200, "max-tokens"),  # --gen-len reached (and the context full): the limit
+        (None, 256, "eos"),  # context unknown: no guess
+    ],
+)
+def test_a_reply_that_fills_the_context_is_context_full_not_eos(context_size, gen_len, reason):
+    from qwenchat.bench.trial import trial_result
+
+    prompt = "<|im_start|>user\nTell me a story<|im_end|>\n<|im_start|>assistant\n"
+    stdout = (f"Using libGenie.so version 1.14.0\n\n[PROMPT]: {prompt}\n\n"
+              "[BEGIN]: Once upon a time[END]\n\n").encode()
+    record = _finished_record(stdout, prompt)
+    assert record.ended and record.exit_code == 0  # Genie said nothing about the context
+    result = trial_result(record, length=823, gen_len=gen_len, seed=1, context_size=context_size)
+    assert result.ok and result.stop_reason.value == reason
+    assert result.genie.prompt_tokens == 823 and result.genie.generated_tokens == 200
+    assert result.libgenie_version == "1.14.0"
+    assert result.host.first_token_ms == pytest.approx(900.0)  # 11.0 - 10.1 s
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [("timed_out", "timed-out"), ("device_lost", "device-lost"), ("cut", "cancelled"),
+     ("context_exceeded", "context-overflow"), ("failed", "error")],
+)
+def test_unfinished_queries_keep_their_own_stop_reason(outcome, reason):
+    from qwenchat.bench.trial import trial_result
+    from qwenchat.runner.record import Outcome, QueryRecord
+
+    record = QueryRecord(engine="process", started_at=1.0, sent_at=1.5, ended_at=4.0,
+                         outcome=Outcome(outcome), error="what happened")
+    result = trial_result(record, length=128, gen_len=16, seed=1, context_size=4096)
+    assert not result.ok and result.stop_reason.value == reason
+    assert result.genie is None and result.host.total_ms == pytest.approx(2500.0)
