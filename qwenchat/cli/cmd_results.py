@@ -61,25 +61,30 @@ def list_runs(
     if json_output:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0
+    from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False)
     if not rows:
         console.print("no bench runs yet: `qwenchat bench` makes one")
         return 0
-    table = Table()
-    id_width = max(len(r["id"]) for r in rows)
-    table.add_column("id", no_wrap=True, min_width=id_width, overflow="ignore")
-    for head in ("date", "model", "device", "SoC", "simulated", "lengths", "trials", "status"):
-        table.add_column(head, overflow="fold")
+    # The id, date and status never wrap (ids are what --resume, show and compare take);
+    # everything else shares one column that wraps at word boundaries.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id", no_wrap=True, min_width=max(len(r["id"]) for r in rows))
+    table.add_column("date", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("model · device · SoC · lengths · trials", ratio=1, overflow="fold")
     for r in rows:
+        kind = "[yellow]SIMULATED[/]" if r["simulated"] else "real phone"
+        failed = f" [red]({r['failed']} failed)[/]" if r["failed"] else ""
         table.add_row(
-            r["id"], r["date"], r["model"], str(r["device"] or "?"), str(r["soc"] or "?"),
-            "[yellow]SIMULATED[/]" if r["simulated"] else "real",
-            ", ".join(str(n) for n in r["lengths"]),
-            f"{r['trials']}" + (f" [red]({r['failed']} failed)[/]" if r["failed"] else ""),
-            r["status"],
+            r["id"], r["date"], r["status"],
+            f"{escape(r['model'])} · {escape(str(r['device'] or '?'))} · SoC "
+            f"{escape(str(r['soc'] or '?'))} · {kind} · "
+            + ", ".join(str(n) for n in r["lengths"]) + f" tokens · {r['trials']} trials{failed}",
         )
     console.print(table)
     return 0
