@@ -22,7 +22,6 @@ from typing import Any
 
 from qwenchat.errors import UsageError
 
-DEFAULT_MODEL = "qwen2-7b-instruct"
 TTFT_MODELS = ("chunked", "one-pass")
 
 
@@ -66,8 +65,8 @@ class PublishedFigures:
     def ttft_formula(self) -> str:
         """The TTFT model in a few words, for report headers."""
         if self.ttft_model == "one-pass":
-            return f"{self.ttft_min_ms:g} ms flat (one {self.chunk_size}-token pass)"
-        return f"ceil(n/{self.chunk_size}) x {self.ttft_min_ms:g} ms"
+            return f"{self.ttft_min_ms:.10g} ms flat (one {self.chunk_size}-token pass)"
+        return f"ceil(n/{self.chunk_size}) x {self.ttft_min_ms:.10g} ms"
 
     @property
     def prompt_tok_s(self) -> float:
@@ -79,14 +78,14 @@ class PublishedFigures:
         """What the published upper bound is, in one sentence (a report note)."""
         if self.ttft_model == "one-pass":
             return (
-                f"The published TTFT ({self.ttft_min_ms:g} ms) is one {self.chunk_size}-token "
+                f"The published TTFT ({self.ttft_min_ms:.10g} ms) is one {self.chunk_size}-token "
                 f"pass of the prompt processor: the same for any prompt up to "
                 f"{self.context_length} tokens, so both bounds of the range are equal."
             )
         passes = self.context_length // self.chunk_size
         return (
-            f"The published upper TTFT bound ({self.ttft_max_ms:g} ms) is not a measurement: "
-            f"it is the lower bound ({self.ttft_min_ms:g} ms, one {self.chunk_size}-token pass) "
+            f"The published upper TTFT bound ({self.ttft_max_ms:.10g} ms) is not a measurement: "
+            f"it is the lower bound ({self.ttft_min_ms:.10g} ms, one {self.chunk_size}-token pass) "
             f"x {passes} passes for a full {self.context_length}-token context."
         )
 
@@ -142,7 +141,7 @@ def find_published(key: str | None) -> PublishedFigures | None:
     )
 
 
-def published_figures(key: str = DEFAULT_MODEL) -> PublishedFigures:
+def published_figures(key: str) -> PublishedFigures:
     """The figures under ``key``; UsageError naming the known ones when there are none."""
     found = find_published(key)
     if found is None:

@@ -104,8 +104,12 @@ def test_a_signal_mid_trial_stops_genie_saves_the_run_and_exits_128_plus_signal(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
     )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
-    reader.start()
+    outs: list[str] = []
+    # One reader per pipe, and nothing else reads them (communicate() would race these).
+    readers = [threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True),
+               threading.Thread(target=lambda: outs.append(proc.stdout.read()), daemon=True)]
+    for reader in readers:
+        reader.start()
     try:
         deadline = time.monotonic() + 120
         # The first trial is stored ([1/4] printed), then the second one's Genie runs.
@@ -117,12 +121,13 @@ def test_a_signal_mid_trial_stops_genie_saves_the_run_and_exits_128_plus_signal(
             assert time.monotonic() < deadline, "".join(lines)
             time.sleep(0.05)
         proc.send_signal(signum)
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    reader.join(timeout=10)
-    err = "".join(lines)
+    for reader in readers:
+        reader.join(timeout=10)
+    err, out = "".join(lines), "".join(outs)
     assert proc.returncode == code, err
     assert genie_pids(dev) == []  # the runner stopped it before the process exited
     report = json.loads(out)  # the partial report still reaches stdout

@@ -203,7 +203,7 @@ def test_thermal_and_power_parsing():
 def test_published_expectation_per_length():
     from qwenchat.published import published_figures
 
-    pub = published_figures()
+    pub = published_figures("qwen2-7b-instruct")
     assert pub.expected_ttft_ms(3968) == pytest.approx(math.ceil(3968 / 128) * 170.593)
 
 

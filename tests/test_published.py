@@ -10,7 +10,7 @@ from qwenchat.published import published_figures, published_models
 
 
 def test_qwen2_figures_and_provenance():
-    f = published_figures()
+    f = published_figures("qwen2-7b-instruct")
     assert f.model == "Qwen2-7B-Instruct"
     assert f.soc == "SM8750" and "8 Elite" in f.device
     assert f.precision == "w4a16" and f.context_length == 4096
@@ -90,7 +90,7 @@ def test_no_figure_is_none_not_a_guess():
     ],
 )
 def test_expected_ttft_by_hand(n, expected):
-    assert published_figures().expected_ttft_ms(n) == pytest.approx(expected)
+    assert published_figures("qwen2-7b-instruct").expected_ttft_ms(n) == pytest.approx(expected)
 
 
 def test_upper_bound_is_the_model_at_the_full_context():
@@ -101,13 +101,13 @@ def test_upper_bound_is_the_model_at_the_full_context():
             assert "32 passes" in f.published_upper_is_extrapolated
         else:
             assert "both bounds of the range are equal" in f.published_upper_is_extrapolated
-    assert published_figures().prompt_tok_s == pytest.approx(750.32, abs=0.01)
+    assert published_figures("qwen2-7b-instruct").prompt_tok_s == pytest.approx(750.32, abs=0.01)
 
 
 @pytest.mark.parametrize("n", [0, -5, 4097])
 def test_expected_ttft_outside_range(n):
     with pytest.raises(ValueError):
-        published_figures().expected_ttft_ms(n)
+        published_figures("qwen2-7b-instruct").expected_ttft_ms(n)
 
 
 def test_unknown_model():

@@ -93,7 +93,7 @@ def write_markdown(report: BenchReport, out: IO[str], *, created_at: float | Non
     ]
     if report.note:
         lines.append(f"- Ended early: {_md_escape(report.note)}")
-    decode_head = (f"decode median vs {pub.decode_tok_s:g} tok/s (verdict)" if pub is not None
+    decode_head = (f"decode median vs {pub.decode_tok_s:.10g} tok/s (verdict)" if pub is not None
                    else "decode vs published")
     lines += [
         f"- Verdict statistic: **{report.verdict_statistic}** of the measured trials "
@@ -127,8 +127,8 @@ def write_markdown(report: BenchReport, out: IO[str], *, created_at: float | Non
     if pub is not None:
         lines.append(
             f"Published: {pub.model} on {_md_escape(pub.device)} ({_md_escape(pub.source)}, "
-            f"{pub.date}): TTFT {pub.ttft_min_ms:g}–{pub.ttft_max_ms:g} ms, "
-            f"{pub.decode_tok_s:g} tok/s. Published TTFT per length = "
+            f"{pub.date}): TTFT {pub.ttft_min_ms:.10g}–{pub.ttft_max_ms:.10g} ms, "
+            f"{pub.decode_tok_s:.10g} tok/s. Published TTFT per length = "
             f"{_md_escape(pub.ttft_formula)}."
         )
     else:

@@ -56,7 +56,7 @@ def plot_data(report: BenchReport, *, created_at: float | None = None) -> PlotDa
     )
     decode = Series("decode-measured", "measured median (Genie profiler)")
     decode_pub = Series(
-        "decode-published", f"published {pub.decode_tok_s:g} tok/s" if pub else "-"
+        "decode-published", f"published {pub.decode_tok_s:.10g} tok/s" if pub else "-"
     )
     for r in report.lengths:
         if r.ttft_ms is not None:

@@ -14,6 +14,7 @@ every output format says which statistic the verdict used.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -149,7 +150,7 @@ class BenchReport:
         }
 
 
-def _values(trials: list[TrialRecord], pick: Any) -> list[float]:
+def _values(trials: list[TrialRecord], pick: Callable[[TrialRecord], object]) -> list[float]:
     out = []
     for t in trials:
         value = pick(t)
@@ -158,23 +159,23 @@ def _values(trials: list[TrialRecord], pick: Any) -> list[float]:
     return out
 
 
-def _genie(name: str) -> Any:
+def _genie(name: str) -> Callable[[TrialRecord], object]:
     return lambda t: None if t.genie is None else getattr(t.genie, name)
 
 
-def _host(name: str) -> Any:
+def _host(name: str) -> Callable[[TrialRecord], object]:
     return lambda t: None if t.host is None else getattr(t.host, name)
 
 
 def _ttft_label(pub: PublishedFigures, n: int, largest: int) -> str:
     if pub.ttft_model == "one-pass":
-        return (f"published {pub.ttft_min_ms:g} ms for any prompt up to {pub.chunk_size} "
+        return (f"published {pub.ttft_min_ms:.10g} ms for any prompt up to {pub.chunk_size} "
                 f"tokens (one {pub.chunk_size}-token pass)")
     label = (f"published model at {n} tokens: ceil({n}/{pub.chunk_size}) x "
-             f"{pub.ttft_min_ms:g} ms")
+             f"{pub.ttft_min_ms:.10g} ms")
     if n == largest and n > pub.chunk_size:
         label += (
-            f" (the published {pub.ttft_max_ms:g} ms for {pub.context_length} tokens is "
+            f" (the published {pub.ttft_max_ms:.10g} ms for {pub.context_length} tokens is "
             f"extrapolated, {pub.context_length // pub.chunk_size} x the lower bound, "
             "not measured)"
         )
@@ -204,7 +205,7 @@ def build_report(run: RunRecord) -> BenchReport:
         if pub is not None and decode is not None:
             decode_cmp = compare("median", pub.decode_tok_s, decode.median,
                                  higher_is_faster=True, is_verdict=True,
-                                 label=f"published {pub.decode_tok_s:g} tok/s")
+                                 label=f"published {pub.decode_tok_s:.10g} tok/s")
         stops: dict[str, int] = {}
         for t in here:
             stops[t.stop_reason.value] = stops.get(t.stop_reason.value, 0) + 1
@@ -370,7 +371,7 @@ def write_table(report: BenchReport, out: IO[str], *, width: int | None = None) 
                      justify="right")
     table.add_column("decode tok/s\n[dim]genie profiler[/]", justify="right")
     table.add_column(
-        f"decode median vs {pub.decode_tok_s:g} tok/s" if pub is not None
+        f"decode median vs {pub.decode_tok_s:.10g} tok/s" if pub is not None
         else "decode vs published", justify="right",
     )
     table.add_column("prompt tok/s\n[dim]real / padded[/]", justify="right")
@@ -407,8 +408,8 @@ def write_table(report: BenchReport, out: IO[str], *, width: int | None = None) 
     if pub is not None:
         console.print(
             f"Published: {escape(pub.model)} on {escape(pub.device)} ({escape(pub.source)}, "
-            f"{escape(pub.date)}): TTFT {pub.ttft_min_ms:g}–{pub.ttft_max_ms:g} ms, "
-            f"{pub.decode_tok_s:g} tok/s. Verdict statistic: {report.verdict_statistic}."
+            f"{escape(pub.date)}): TTFT {pub.ttft_min_ms:.10g}–{pub.ttft_max_ms:.10g} ms, "
+            f"{pub.decode_tok_s:.10g} tok/s. Verdict statistic: {report.verdict_statistic}."
         )
         for length in report.lengths:
             if length.ttft_vs_published and "extrapolated" in length.ttft_vs_published.label:

@@ -28,6 +28,7 @@ from qwenchat.bench.records import (
 )
 from qwenchat.bench.thermal import CooldownResult, PowerState, ThermalReading
 from qwenchat.errors import UsageError
+from qwenchat.store.db import Store
 from qwenchat.store.migrations import migration
 
 # Runs stored before runs named their model ran the only model there was.
@@ -106,7 +107,7 @@ def _as_json(value: Any) -> Any:
 
 
 class BenchStorage:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.db: sqlite3.Connection = store.db
 
     def create_run(
