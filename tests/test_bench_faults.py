@@ -348,3 +348,31 @@ def test_check_same_phone_names_what_differs():
     for now, message in cases:
         with pytest.raises(UsageError, match=message.replace("(", r"\(")):
             check_same_phone(run, now)
+
+
+def test_a_bundle_pushed_between_trials_ends_the_run_before_the_next(
+    phone, capsys, monkeypatch, tmp_path
+):
+    """The push lands while the bench reads the phone's state between trials 1 and 2: the
+    manifest check before trial 2 sees it, and trial 2 never runs."""
+    from qwenchat.bench import runner as runner_mod
+    from qwenchat.bench.records import RunStatus
+    from qwenchat.emulator.bundle import make_bundle
+
+    emu, dev = phone()
+    other = make_bundle(tmp_path / "other", bin_size_mb=0.5, arch="v79", parts=4)
+    original = runner_mod.read_power
+    calls = {"n": 0}
+
+    def push_before_the_second(device):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            _push(dev, other)
+        return original(device)
+
+    monkeypatch.setattr(runner_mod, "read_power", push_before_the_second)
+    code, out, err = bench(capsys, emu, "-p", "64", "-r", "3", *FAST, "-o", "json")
+    assert code == 1, err
+    assert "the phone's bundle changed during the run (manifest" in err
+    run = stored_run(json.loads(out)["run_id"])
+    assert run.status is RunStatus.STOPPED and len(run.trials) == 1 and run.trials[0].ok
