@@ -96,11 +96,11 @@ def _run(time_scale: float, lengths: list[int], gen_len: int, reps: int, jitter:
         })
     overheads, launches, exits = [], [], []
     for trial in stored.trials:
-        host, doc = trial.result["host"], trial.result["profile"]
-        overheads.append(host["overhead_ms"])
+        host, doc = trial.host, trial.result.profile
+        overheads.append(host.overhead_ms)
         events = {e["type"]: e for e in doc["components"][0]["events"]}
-        launches.append((events["GenieDialog_create"]["start"] / 1e6 - host["sent_monotonic"]) * 1e3)
-        exits.append((host["ended_monotonic"] - events["GenieDialog_free"]["stop"] / 1e6) * 1e3)
+        launches.append((events["GenieDialog_create"]["start"] / 1e6 - host.sent_monotonic) * 1e3)
+        exits.append((host.ended_monotonic - events["GenieDialog_free"]["stop"] / 1e6) * 1e3)
     return {
         "simulated": True,
         "time_scale": time_scale,

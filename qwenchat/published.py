@@ -1,25 +1,33 @@
 """Qualcomm's published figures for the models we run, to compare measurements against.
 
-The numbers live in ``qwenchat/data/published_figures.json`` with their source and date;
-this module only reads them (lazily) and applies the published TTFT model.
+The numbers live in ``qwenchat/data/published_figures.json``, one entry per model (keyed by
+``ModelSpec.published_key``), each with its source and date; this module only reads them
+(lazily) and applies the model's published TTFT model:
+
+- ``chunked`` (Qwen2, Qwen2.5, Baichuan2): the prompt processor takes 128 tokens a pass, the
+  lower bound is one pass, so TTFT(n) = ceil(n/128) x lower bound (the upper bound, for the
+  whole context, is that formula extrapolated, not a measurement);
+- ``one-pass`` (Llama-v2-7B-Chat): one pass of the whole 1024-token context for any prompt,
+  so TTFT is flat: the same figure for 1 token or 1024.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from qwenchat.errors import UsageError
 
-DEFAULT_MODEL = "qwen2-7b-instruct"
+TTFT_MODELS = ("chunked", "one-pass")
 
 
 @dataclass(frozen=True)
 class PublishedFigures:
+    key: str  # the entry in published_figures.json (ModelSpec.published_key)
     model: str
     device: str
     soc: str
@@ -31,32 +39,58 @@ class PublishedFigures:
     source: str
     date: str
     range_definition: str
+    ttft_model: str = "chunked"  # "chunked" | "one-pass"
+    chunk_size: int = 128  # prompt tokens the prompt processor takes in one pass
     upper_bound_measured: bool = False
-    chunk_size: int = 128  # the prompt processor handles 128 tokens per pass
 
     def expected_ttft_ms(self, n_prompt_tokens: int) -> float:
-        """The published model: one lower-bound pass per started 128-token chunk."""
+        """The published TTFT for a prompt of ``n_prompt_tokens`` under the model's TTFT model."""
         if n_prompt_tokens < 1:
             raise ValueError(f"a prompt has at least 1 token, not {n_prompt_tokens}")
         if n_prompt_tokens > self.context_length:
             raise ValueError(
                 f"{n_prompt_tokens} prompt tokens exceed the {self.context_length}-token context"
             )
-        return math.ceil(n_prompt_tokens / self.chunk_size) * self.ttft_min_ms
+        return self.passes(n_prompt_tokens) * self.ttft_min_ms
+
+    def passes(self, n_prompt_tokens: int) -> int:
+        """Prompt-processor passes for ``n_prompt_tokens``: one per started chunk."""
+        return math.ceil(n_prompt_tokens / self.chunk_size)
+
+    def padded_tokens(self, n_prompt_tokens: int) -> int:
+        """Tokens the NPU actually processes: whole passes."""
+        return self.passes(n_prompt_tokens) * self.chunk_size
+
+    @property
+    def ttft_formula(self) -> str:
+        """The TTFT model in a few words, for report headers."""
+        if self.ttft_model == "one-pass":
+            return f"{self.ttft_min_ms:.10g} ms flat (one {self.chunk_size}-token pass)"
+        return f"ceil(n/{self.chunk_size}) x {self.ttft_min_ms:.10g} ms"
 
     @property
     def prompt_tok_s(self) -> float:
-        """The prompt-processing rate the published lower bound implies."""
+        """The prompt-processing rate the published lower bound implies (padded tokens)."""
         return self.chunk_size / (self.ttft_min_ms / 1000.0)
 
     @property
     def published_upper_is_extrapolated(self) -> str:
+        """What the published upper bound is, in one sentence (a report note)."""
+        if self.ttft_model == "one-pass":
+            return (
+                f"The published TTFT ({self.ttft_min_ms:.10g} ms) is one {self.chunk_size}-token "
+                f"pass of the prompt processor: the same for any prompt up to "
+                f"{self.context_length} tokens, so both bounds of the range are equal."
+            )
         passes = self.context_length // self.chunk_size
         return (
-            f"The published upper TTFT bound ({self.ttft_max_ms:g} ms) is not a measurement: "
-            f"it is the lower bound ({self.ttft_min_ms:g} ms, one {self.chunk_size}-token pass) "
+            f"The published upper TTFT bound ({self.ttft_max_ms:.10g} ms) is not a measurement: "
+            f"it is the lower bound ({self.ttft_min_ms:.10g} ms, one {self.chunk_size}-token pass) "
             f"x {passes} passes for a full {self.context_length}-token context."
         )
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @cache
@@ -65,20 +99,31 @@ def _data() -> dict[str, Any]:
     return json.loads(text)
 
 
+def _key(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
 def published_models() -> list[str]:
     return sorted(_data()["models"])
 
 
-def published_figures(model: str = DEFAULT_MODEL) -> PublishedFigures:
-    data = _data()
-    key = model.strip().lower()
-    entry = data["models"].get(key)
+def harness() -> str:
+    """How Qualcomm measured (one line, for reports)."""
+    return str(_data().get("harness", ""))
+
+
+def find_published(key: str | None) -> PublishedFigures | None:
+    """The figures under ``key``, or None when there are none (no verdict can be given)."""
+    if key is None:
+        return None
+    entry = _data()["models"].get(_key(key))
     if entry is None:
-        raise UsageError(
-            f"no published figures for {model!r}",
-            hint=f"Known: {', '.join(published_models())}.",
-        )
+        return None
+    ttft_model = entry.get("ttft_model", "chunked")
+    if ttft_model not in TTFT_MODELS:  # a typo in the data must not become a wrong verdict
+        raise ValueError(f"published_figures.json: {key}: unknown ttft_model {ttft_model!r}")
     return PublishedFigures(
+        key=_key(key),
         model=entry["model"],
         device=entry["device"],
         soc=entry["soc"],
@@ -87,9 +132,21 @@ def published_figures(model: str = DEFAULT_MODEL) -> PublishedFigures:
         ttft_min_ms=float(entry["ttft_min_ms"]),
         ttft_max_ms=float(entry["ttft_max_ms"]),
         decode_tok_s=float(entry["decode_tok_s"]),
-        source=data["source"],
-        date=data["date"],
-        range_definition=data["range_definition"],
+        source=entry["source"],
+        date=entry["date"],
+        range_definition=entry["range_definition"],
+        ttft_model=ttft_model,
+        chunk_size=int(entry.get("prompt_pass_tokens", 128)),
         upper_bound_measured=bool(entry.get("upper_bound_measured", False)),
-        chunk_size=int(data.get("chunk_size", 128)),
     )
+
+
+def published_figures(key: str) -> PublishedFigures:
+    """The figures under ``key``; UsageError naming the known ones when there are none."""
+    found = find_published(key)
+    if found is None:
+        raise UsageError(
+            f"no published figures for {key!r}",
+            hint=f"Known: {', '.join(published_models())}.",
+        )
+    return found

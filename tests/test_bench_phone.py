@@ -191,7 +191,7 @@ def test_largest_length_is_clamped_and_labelled(phone, capsys):
         (["-p", "4096..128"], "runs backwards"),
         (["-p", "0"], "at least 1"),
         (["-p", "abc"], "not a whole number"),
-        (["-p", "128,8192"], "beyond the model's 4096-token context"),
+        (["-p", "128,8192"], "beyond Qwen2-7B-Instruct's 4096-token context"),
         (["-p", "5"], "shorter than the chat template"),
         (["-p", "128", "-r", "0"], "at least 1"),
         (["-p", "128", "--cooldown", "soon"], "neither 'auto' nor"),
@@ -225,7 +225,7 @@ def test_genie_failing_mid_sweep_is_recorded_and_the_sweep_goes_on(phone, capsys
     calls = {"n": 0}
     original = runner_mod.BenchRun._one
 
-    def switching(self, slot, thermal, power, cooldown):
+    def switching(self, slot, *args):
         calls["n"] += 1
         emu.config.faults.crash_after_tokens = None
         emu.config.faults.fail_load = False
@@ -233,7 +233,7 @@ def test_genie_failing_mid_sweep_is_recorded_and_the_sweep_goes_on(phone, capsys
         if change:
             setattr(emu.config.faults, *change)
         emu.config.save()
-        return original(self, slot, thermal, power, cooldown)
+        return original(self, slot, *args)
 
     monkeypatch.setattr(runner_mod.BenchRun, "_one", switching)
     code, out, err = bench(capsys, emu, "-p", "64,128", "-r", "2", "--warmup", "0",

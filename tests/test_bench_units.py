@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -107,22 +108,77 @@ def test_trial_seeds_are_stable_and_distinct():
     assert [s.rep for s in slots] == [-2, -1, 0, 1, 2] and slots[0].warmup
 
 
-def test_storage_round_trip_and_unfinished_runs(tmp_path):
-    from qwenchat.bench.storage import BenchStorage, StoredTrial
+def _device_info(**changes):
+    from qwenchat.device.info import DeviceInfo
+
+    values = dict(
+        serial="R5CX", address="192.168.1.20:5555", model="SM-S938B", manufacturer="samsung",
+        soc="SM8750", soc_name="Snapdragon 8 Elite", hexagon_arch="v79",
+        android_version="15", sdk="35", ram_mb=11700, free_mb=90000,
+        work_dir="/data/local/tmp/qwenchat", transport="direct", simulated=False,
+        fingerprint="samsung/x/y:15/release-keys",
+    )
+    values.update(changes)
+    return DeviceInfo(**values)
+
+
+def test_storage_round_trip_keeps_every_type(tmp_path):
+    """A run and its trials come back from a real SQLite file as the typed records they went
+    in as: the device as DeviceInfo, readings as ThermalReading, stop reasons as StopReason."""
+    from qwenchat.bench.records import (
+        GenieFigures,
+        HostFigures,
+        RunContext,
+        RunPlan,
+        RunStatus,
+        StopReason,
+        TrialRecord,
+        TrialResult,
+    )
+    from qwenchat.bench.storage import BenchStorage
+    from qwenchat.bench.sweep import PlannedLength
+    from qwenchat.bench.thermal import CooldownResult, PowerState, ThermalReading
+    from qwenchat.device.info import DeviceInfo
     from qwenchat.store import open_store
 
+    context = RunContext(
+        device=_device_info(), model="llama-v2-7b-chat", published_key="llama-v2-7b-chat",
+        config_hash="c" * 64, bundle_manifest_hash="m" * 64, context_size=1024,
+        ctx_bins_bytes=3_900_000_000, bos_token=1, work_dir="/data/local/tmp/qwenchat",
+    )
+    plan = RunPlan(lengths=[PlannedLength(128, 128), PlannedLength(1024, 896)], gen_len=128,
+                   repetitions=5, warmup=1, seed=42, load_timeout_s=30.0)
+    trial = TrialRecord(
+        length=128, requested=128, rep=0,
+        result=TrialResult(
+            length=128, seed=7, ok=True, stop_reason=StopReason.CONTEXT_FULL, exit_code=0,
+            genie=GenieFigures(900.0, 1440.0, 88.9, 17.9, 128, 40, 2234.6, 3700.0, 12.0),
+            host=HostFigures(2400.5, 4700.25, 88.25, 10.0, 14.7),
+            libgenie_version="1.14.0", profile={"components": []},
+        ),
+        thermal_before=ThermalReading({"cpu": 41.5, "pa": None}, at=1.0),
+        thermal_after=ThermalReading({"cpu": 47.0, "pa": None}, at=2.0),
+        power=PowerState(80, True, False),
+        cooldown=CooldownResult(3.5, False, 46.0, 44.5, "auto"),
+        manifest_hash="m" * 64,
+    )
     with open_store(tmp_path / "q.db") as store:
         storage = BenchStorage(store)
-        run_id = storage.create_run({"lengths": [], "seed": 1}, {"simulated": True}, None)
-        trial = StoredTrial(128, 128, 0, False, True, "max-tokens", None, {"genie": {}},
-                            {"zones": {}}, None, {"battery_level": 50}, None)
+        run_id = storage.create_run(plan, context, ThermalReading({"cpu": 38.0}, at=0.5))
         storage.add_trial(run_id, trial)
         assert storage.run_ids(unfinished=True) == [run_id]
-        storage.set_status(run_id, "done")
+        storage.set_status(run_id, RunStatus.DONE, note=None)
         assert storage.run_ids(unfinished=True) == []
     with open_store(tmp_path / "q.db") as store:  # reopened: on disk
         run = BenchStorage(store).load_run(run_id)
-    assert run.status == "done" and run.finished_at and run.trials == [trial]
+    assert run.status is RunStatus.DONE and run.finished_at
+    assert run.model == "llama-v2-7b-chat"
+    assert isinstance(run.context.device, DeviceInfo) and run.context == context
+    assert run.plan == plan and run.plan.lengths[1].clamped
+    assert run.baseline == ThermalReading({"cpu": 38.0}, at=0.5)
+    assert run.trials == [trial]
+    assert run.trials[0].stop_reason is StopReason.CONTEXT_FULL
+    assert isinstance(run.trials[0].thermal_after, ThermalReading)
 
 
 def test_thermal_and_power_parsing():
@@ -147,5 +203,69 @@ def test_thermal_and_power_parsing():
 def test_published_expectation_per_length():
     from qwenchat.published import published_figures
 
-    pub = published_figures()
+    pub = published_figures("qwen2-7b-instruct")
     assert pub.expected_ttft_ms(3968) == pytest.approx(math.ceil(3968 / 128) * 170.593)
+
+
+REAL_PROFILE = (
+    Path(__file__).parent / "data" / "real" / "llama32_1b_xiaomi15_qnn236_UNATTRIBUTED.profile.json"
+)
+
+
+def _finished_record(stdout: bytes, prompt: str):
+    """A runner record of a query that ended with [END] and exit 0, its profile a real
+    GENIE_PROFILE capture (823 prompt tokens, 200 generated)."""
+    import json
+
+    from qwenchat.genie.profile import parse_profile
+    from qwenchat.genie.stream import GenieStreamParser
+    from qwenchat.runner.record import Outcome, QueryRecord, TimedEvent
+
+    parser = GenieStreamParser(prompt)
+    events = parser.feed(stdout) + parser.finish()
+    raw = REAL_PROFILE.read_bytes()
+    return QueryRecord(
+        engine="process", started_at=10.0, sent_at=10.1, ended_at=17.0,
+        events=[TimedEvent(11.0, e) for e in events], outcome=Outcome.FINISHED, exit_code=0,
+        profile=parse_profile(raw), profile_json=json.loads(raw),
+    )
+
+
+@pytest.mark.parametrize(
+    ("context_size", "gen_len", "reason"),
+    [
+        (1023, 256, "context-full"),  # 823 + 200 = the whole context: Genie ran out of room
+        (1100, 256, "eos"),  # room left: the model ended its reply
+        (1023, 200, "max-tokens"),  # --gen-len reached (and the context full): the limit
+        (None, 256, "eos"),  # context unknown: no guess
+    ],
+)
+def test_a_reply_that_fills_the_context_is_context_full_not_eos(context_size, gen_len, reason):
+    from qwenchat.bench.trial import trial_result
+
+    prompt = "<|im_start|>user\nTell me a story<|im_end|>\n<|im_start|>assistant\n"
+    stdout = (f"Using libGenie.so version 1.14.0\n\n[PROMPT]: {prompt}\n\n"
+              "[BEGIN]: Once upon a time[END]\n\n").encode()
+    record = _finished_record(stdout, prompt)
+    assert record.ended and record.exit_code == 0  # Genie said nothing about the context
+    result = trial_result(record, length=823, gen_len=gen_len, seed=1, context_size=context_size)
+    assert result.ok and result.stop_reason.value == reason
+    assert result.genie.prompt_tokens == 823 and result.genie.generated_tokens == 200
+    assert result.libgenie_version == "1.14.0"
+    assert result.host.first_token_ms == pytest.approx(900.0)  # 11.0 - 10.1 s
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [("timed_out", "timed-out"), ("device_lost", "device-lost"), ("cut", "cancelled"),
+     ("context_exceeded", "context-overflow"), ("failed", "error")],
+)
+def test_unfinished_queries_keep_their_own_stop_reason(outcome, reason):
+    from qwenchat.bench.trial import trial_result
+    from qwenchat.runner.record import Outcome, QueryRecord
+
+    record = QueryRecord(engine="process", started_at=1.0, sent_at=1.5, ended_at=4.0,
+                         outcome=Outcome(outcome), error="what happened")
+    result = trial_result(record, length=128, gen_len=16, seed=1, context_size=4096)
+    assert not result.ok and result.stop_reason.value == reason
+    assert result.genie is None and result.host.total_ms == pytest.approx(2500.0)

@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from qwenchat.bench.formats import run_date
+from qwenchat.bench.report import BenchReport
+from qwenchat.bench.stats import Summary
+from qwenchat.errors import UsageError
 
 MIN_SAMPLES = 3
 SPREAD_RULE = (
@@ -49,7 +52,7 @@ class LengthDiff:
 
 @dataclass
 class RunComparison:
-    a: dict[str, Any]  # id, device, soc, simulated, libgenie, date
+    a: dict[str, Any]  # id, model, device, soc, simulated, libgenie, date (JSON-ready)
     b: dict[str, Any]
     lengths: list[LengthDiff]
     only_a: list[int]
@@ -63,7 +66,9 @@ class RunComparison:
         return asdict(self)
 
 
-def _diff(metric: str, a: Any, b: Any, *, higher_is_faster: bool) -> MetricDiff | None:
+def _diff(
+    metric: str, a: Summary | None, b: Summary | None, *, higher_is_faster: bool
+) -> MetricDiff | None:
     if a is None or b is None:
         return None
     d = b.median - a.median
@@ -81,23 +86,36 @@ def _diff(metric: str, a: Any, b: Any, *, higher_is_faster: bool) -> MetricDiff 
     )
 
 
-def _side(report: Any, created_at: float | None) -> dict[str, Any]:
-
+def _side(report: BenchReport, created_at: float | None) -> dict[str, Any]:
     ctx = report.context
-    dev = ctx.get("device") or {}
+    dev = ctx.device
     return {
-        "id": report.run_id, "device": dev.get("model"), "serial": dev.get("serial"),
-        "soc": dev.get("soc"), "simulated": report.simulated,
-        "libgenie_version": ctx.get("libgenie_version"), "config_hash": ctx.get("config_hash"),
-        "bundle_manifest_hash": ctx.get("bundle_manifest_hash"),
-        "gen_len": report.plan.get("gen_len"), "date": run_date(created_at),
+        "id": report.run_id, "model": report.model, "device": dev.model,
+        "serial": dev.serial, "soc": dev.soc, "simulated": report.simulated,
+        "libgenie_version": ctx.libgenie_version, "config_hash": ctx.config_hash,
+        "bundle_manifest_hash": ctx.bundle_manifest_hash,
+        "gen_len": report.plan.gen_len,
+        "date": run_date(created_at if created_at is not None else report.created_at),
     }
 
 
 def compare_reports(
-    a: Any, b: Any, *, a_created: float | None = None, b_created: float | None = None
+    a: BenchReport,
+    b: BenchReport,
+    *,
+    a_created: float | None = None,
+    b_created: float | None = None,
+    allow_different_models: bool = False,
 ) -> RunComparison:
-    """Compare two ``BenchReport``s: B against A."""
+    """Compare two ``BenchReport``s: B against A. Runs of two models are refused (UsageError)
+    unless ``allow_different_models``: their differences would be the models', not the
+    phones'."""
+    if a.model != b.model and not allow_different_models:
+        raise UsageError(
+            f"run {a.run_id} measured {a.model} and run {b.run_id} measured {b.model}: "
+            "not compared",
+            hint="Compare runs of one model, or add --allow-different-models.",
+        )
     by_a = {r.length: r for r in a.lengths}
     by_b = {r.length: r for r in b.lengths}
     common = sorted(set(by_a) & set(by_b))
@@ -112,6 +130,11 @@ def compare_reports(
     ]
     side_a, side_b = _side(a, a_created), _side(b, b_created)
     warnings = []
+    if a.model != b.model:
+        warnings.append(
+            f"the runs measured different models ({a.model} vs {b.model}): the differences "
+            "are the models' as much as the phones'"
+        )
     if a.simulated != b.simulated:
         sim = a.run_id if a.simulated else b.run_id
         warnings.append(
@@ -129,7 +152,7 @@ def compare_reports(
         )
     changes = [
         f"{key}: {side_a[key]} → {side_b[key]}"
-        for key in ("device", "serial", "soc", "libgenie_version", "config_hash",
+        for key in ("model", "device", "serial", "soc", "libgenie_version", "config_hash",
                     "bundle_manifest_hash")
         if side_a[key] != side_b[key]
     ]
@@ -182,7 +205,7 @@ def _sides(c: RunComparison) -> list[str]:
     out = []
     for name, s in (("A", c.a), ("B", c.b)):
         sim = " SIMULATED" if s["simulated"] else ""
-        out.append(f"{name}: {s['id']} · {s['device']} · SoC {s['soc']} · libGenie "
+        out.append(f"{name}: {s['id']} · {s['model']} · {s['device']} · SoC {s['soc']} · libGenie "
                    f"{s['libgenie_version'] or '?'} · {s['date']}{sim}")
     return out
 

@@ -13,10 +13,13 @@ import csv
 import time
 from typing import IO, Any
 
+from qwenchat.bench.records import RunRecord
 from qwenchat.bench.report import (
+    NO_FIGURE,
     BenchReport,
     Comparison,
     build_report,
+    standing,
     write_json,
     write_jsonl,
     write_table,
@@ -34,11 +37,12 @@ def run_date(created_at: float | None) -> str:
 
 
 def headline(report: BenchReport, created_at: float | None = None) -> str:
-    """Device, SoC and date in one line (titles of tables, charts and plots)."""
-    dev = report.context.get("device") or {}
+    """Model, device, SoC and date in one line (titles of tables, charts and plots)."""
+    dev = report.context.device
     sim = " · SIMULATED" if report.simulated else ""
+    when = run_date(created_at if created_at is not None else report.created_at)
     return (
-        f"{dev.get('model', '?')} · SoC {dev.get('soc', '?')} · {run_date(created_at)}"
+        f"{report.model} · {dev.model or '?'} · SoC {dev.soc or '?'} · {when}"
         f" · run {report.run_id}{sim}"
     )
 
@@ -51,12 +55,13 @@ def _range(s: Summary | None, digits: int = 1) -> str:
     return "-" if s is None else f"{s.p10:,.{digits}f}–{s.p90:,.{digits}f}"
 
 
-def _verdict(c: Comparison | None) -> str:
+def _verdict(c: Comparison | None, missing: str = "-") -> str:
     if c is None:
-        return "-"
-    if c.verdict == "within":
-        return f"within ±15% ({c.ratio_pct:.1f}%)"
-    return f"**{c.verdict}** by {abs(c.margin_pct):.1f}% ({c.ratio_pct:.1f}%)"
+        return missing
+    text = standing(c)
+    if c.verdict is not None and c.verdict != "within":
+        text = f"**{text}**"
+    return f"{text} ({c.ratio_pct:.1f}%)"
 
 
 def _md_escape(text: str) -> str:
@@ -66,7 +71,9 @@ def _md_escape(text: str) -> str:
 def write_markdown(report: BenchReport, out: IO[str], *, created_at: float | None = None) -> None:
 
     ctx, pub, plan = report.context, report.published, report.plan
-    dev = ctx.get("device") or {}
+    dev = ctx.device
+    created_at = created_at if created_at is not None else report.created_at
+    missing = NO_FIGURE if pub is None else "-"
     title = f"### qwenchat bench: {_md_escape(headline(report, created_at))}"
     lines = [title, ""]
     if report.simulated:
@@ -76,18 +83,27 @@ def write_markdown(report: BenchReport, out: IO[str], *, created_at: float | Non
             "",
         ]
     lines += [
-        f"- Device: {_md_escape(dev.get('model', '?'))} `{dev.get('serial', '')}`, SoC "
-        f"{dev.get('soc', '?')}, Android {dev.get('android_version', '?')}, libGenie "
-        f"{ctx.get('libgenie_version') or '?'}",
-        f"- Run `{report.run_id}` ({report.status}), {run_date(created_at)}: seed "
-        f"{ctx.get('seed')}, gen-len {plan.get('gen_len')}, {plan.get('repetitions')} reps + "
-        f"{plan.get('warmup')} warm-up, protocol {plan.get('protocol', 'default')}",
+        f"- Model: {_md_escape(report.model)}",
+        f"- Device: {_md_escape(dev.model or '?')} `{dev.serial}`, SoC "
+        f"{dev.soc or '?'}, Android {dev.android_version or '?'}, libGenie "
+        f"{ctx.libgenie_version or '?'}",
+        f"- Run `{report.run_id}` ({report.status.value}), {run_date(created_at)}: seed "
+        f"{plan.seed}, gen-len {plan.gen_len}, {plan.repetitions} reps + "
+        f"{plan.warmup} warm-up, protocol {plan.protocol}",
+    ]
+    if report.note:
+        lines.append(f"- Ended early: {_md_escape(report.note)}")
+    decode_head = (f"decode median vs {pub.decode_tok_s:.10g} tok/s (verdict)" if pub is not None
+                   else "decode vs published")
+    lines += [
+        f"- Verdict statistic: **{report.verdict_statistic}** of the measured trials "
+        "(the min is shown for reference only)",
         "",
-        "| prompt tok | TTFT ms (genie, median) | TTFT p10–p90 | published TTFT ms "
-        f"| TTFT vs published | decode tok/s (genie, median) | decode p10–p90 "
-        f"| decode vs {pub['decode_tok_s']:g} tok/s | first token ms (host, incl. init) "
-        "| ok/failed |",
-        "|---:|---:|---:|---:|---|---:|---:|---|---:|---:|",
+        "| prompt tok | TTFT ms (genie, median) | TTFT ms (genie, min) | TTFT p10–p90 "
+        "| published TTFT ms | TTFT median vs published (verdict) | TTFT min vs published "
+        f"| decode tok/s (genie, median) | decode p10–p90 | {decode_head} "
+        "| first token ms (host, incl. init) | ok/failed |",
+        "|---:|---:|---:|---:|---:|---|---|---:|---:|---|---:|---:|",
     ]
     for r in report.lengths:
         label = str(r.length) + (f" (asked {r.requested})" if r.clamped else "")
@@ -95,32 +111,35 @@ def write_markdown(report: BenchReport, out: IO[str], *, created_at: float | Non
             "| " + " | ".join([
                 label,
                 _num(r.ttft_ms.median if r.ttft_ms else None),
+                _num(r.ttft_ms.min if r.ttft_ms else None),
                 _range(r.ttft_ms),
                 _num(r.ttft_vs_published.expected if r.ttft_vs_published else None),
-                _verdict(r.ttft_vs_published),
+                _verdict(r.ttft_vs_published, missing),
+                _verdict(r.ttft_min_vs_published, missing),
                 _num(r.decode_tok_s.median if r.decode_tok_s else None, 2),
                 _range(r.decode_tok_s, 2),
-                _verdict(r.decode_vs_published),
+                _verdict(r.decode_vs_published, missing),
                 _num(r.host_first_token_ms.median if r.host_first_token_ms else None),
                 f"{r.trials_ok}/{r.trials_failed}",
             ]) + " |"
         )
-    lines += [
-        "",
-        f"Published: {pub['model']} on {_md_escape(pub['device'])} ({pub['source']}, "
-        f"{pub['date']}): TTFT {pub['ttft_min_ms']:g}–{pub['ttft_max_ms']:g} ms, "
-        f"{pub['decode_tok_s']:g} tok/s. Published TTFT per length = "
-        f"ceil(n/128) × {pub['ttft_min_ms']:g} ms.",
-        "",
-        roofline(report).line(),
-        "",
-    ]
+    lines.append("")
+    if pub is not None:
+        lines.append(
+            f"Published: {pub.model} on {_md_escape(pub.device)} ({_md_escape(pub.source)}, "
+            f"{pub.date}): TTFT {pub.ttft_min_ms:.10g}–{pub.ttft_max_ms:.10g} ms, "
+            f"{pub.decode_tok_s:.10g} tok/s. Published TTFT per length = "
+            f"{_md_escape(pub.ttft_formula)}."
+        )
+    else:
+        lines.append(f"**{_md_escape(report.published_missing or '')}.**")
+    lines += ["", roofline(report).line(), ""]
     lines += [f"- {_md_escape(note)}" for note in report.notes]
     if report.failures:
         lines += ["", f"**{len(report.failures)} failed trial(s):**", ""]
         for f in report.failures:
             kind = "warm-up" if f.warmup else f"rep {f.rep + 1}"
-            lines.append(f"- {f.length} tokens, {kind}: {_md_escape(f.reason)}")
+            lines.append(f"- {f.length} tokens, {kind} ({f.stop_reason}): {_md_escape(f.reason)}")
     out.write("\n".join(lines) + "\n")
 
 
@@ -129,49 +148,62 @@ def _s(s: Summary | None, attr: str) -> Any:
 
 
 def _c(c: Comparison | None, attr: str) -> Any:
-    return "" if c is None else getattr(c, attr)
+    if c is None:
+        return ""
+    value = getattr(c, attr)
+    return "" if value is None else value
 
 
 LENGTH_COLUMNS = [
-    "run_id", "simulated", "device", "soc", "length", "requested", "clamped", "trials_ok",
-    "trials_failed",
-    "genie_ttft_ms_median", "genie_ttft_ms_p10", "genie_ttft_ms_p90", "genie_ttft_ms_stddev",
-    "published_ttft_ms", "ttft_ratio_pct", "ttft_verdict", "ttft_margin_pct",
-    "genie_decode_tok_s_median", "genie_decode_tok_s_p10", "genie_decode_tok_s_p90",
-    "genie_decode_tok_s_stddev", "published_decode_tok_s", "decode_ratio_pct",
-    "decode_verdict", "decode_margin_pct", "genie_prompt_tok_s_median", "padded_tokens",
-    "host_first_token_ms_median", "host_overhead_ms_median",
+    "run_id", "model", "simulated", "device", "soc", "length", "requested", "clamped",
+    "trials_ok", "trials_failed",
+    "genie_ttft_ms_median", "genie_ttft_ms_mean", "genie_ttft_ms_min", "genie_ttft_ms_max",
+    "genie_ttft_ms_p10", "genie_ttft_ms_p90", "genie_ttft_ms_stddev",
+    "published_ttft_ms", "ttft_verdict_statistic", "ttft_ratio_pct", "ttft_verdict",
+    "ttft_margin_pct", "ttft_min_ratio_pct", "ttft_min_standing", "ttft_min_margin_pct",
+    "genie_decode_tok_s_median", "genie_decode_tok_s_mean", "genie_decode_tok_s_p10",
+    "genie_decode_tok_s_p90", "genie_decode_tok_s_stddev", "published_decode_tok_s",
+    "decode_ratio_pct", "decode_verdict", "decode_margin_pct", "genie_prompt_tok_s_median",
+    "padded_tokens", "host_first_token_ms_median", "host_overhead_ms_median",
+    "published_note",
 ]
 
 
 def write_csv(report: BenchReport, out: IO[str]) -> None:
     """One row per prompt length: the summaries and verdicts of the report."""
-    dev = report.context.get("device") or {}
+    dev = report.context.device
     w = csv.writer(out, lineterminator="\n")
     w.writerow(LENGTH_COLUMNS)
     for r in report.lengths:
+        t, m, d = r.ttft_vs_published, r.ttft_min_vs_published, r.decode_vs_published
         w.writerow([
-            report.run_id, report.simulated, dev.get("model", ""), dev.get("soc", ""),
+            report.run_id, report.model, report.simulated, dev.model, dev.soc,
             r.length, r.requested, r.clamped, r.trials_ok, r.trials_failed,
-            _s(r.ttft_ms, "median"), _s(r.ttft_ms, "p10"), _s(r.ttft_ms, "p90"),
+            _s(r.ttft_ms, "median"), _s(r.ttft_ms, "mean"), _s(r.ttft_ms, "min"),
+            _s(r.ttft_ms, "max"), _s(r.ttft_ms, "p10"), _s(r.ttft_ms, "p90"),
             _s(r.ttft_ms, "stddev"),
-            _c(r.ttft_vs_published, "expected"), _c(r.ttft_vs_published, "ratio_pct"),
-            _c(r.ttft_vs_published, "verdict"), _c(r.ttft_vs_published, "margin_pct"),
-            _s(r.decode_tok_s, "median"), _s(r.decode_tok_s, "p10"), _s(r.decode_tok_s, "p90"),
-            _s(r.decode_tok_s, "stddev"),
-            _c(r.decode_vs_published, "expected"), _c(r.decode_vs_published, "ratio_pct"),
-            _c(r.decode_vs_published, "verdict"), _c(r.decode_vs_published, "margin_pct"),
-            _s(r.prompt_tok_s, "median"), r.padded_tokens,
+            _c(t, "expected"), _c(t, "statistic"), _c(t, "ratio_pct"), _c(t, "verdict"),
+            _c(t, "margin_pct"), _c(m, "ratio_pct"), _c(m, "standing"), _c(m, "margin_pct"),
+            _s(r.decode_tok_s, "median"), _s(r.decode_tok_s, "mean"), _s(r.decode_tok_s, "p10"),
+            _s(r.decode_tok_s, "p90"), _s(r.decode_tok_s, "stddev"),
+            _c(d, "expected"), _c(d, "ratio_pct"), _c(d, "verdict"), _c(d, "margin_pct"),
+            _s(r.prompt_tok_s, "median"), "" if r.padded_tokens is None else r.padded_tokens,
             _s(r.host_first_token_ms, "median"), _s(r.host_overhead_ms, "median"),
+            report.published_missing or "",
         ])
 
 
 TRIAL_COLUMNS = [
-    "run_id", "simulated", "length", "requested", "rep", "warmup", "ok", "stop_reason",
-    "error", "genie_ttft_ms", "genie_decode_tok_s", "genie_prompt_tok_s", "genie_init_ms",
-    "genie_generated_tokens", "host_first_token_ms", "host_total_ms", "host_overhead_ms",
-    "hottest_c_before", "hottest_c_after", "cooldown_waited_s",
+    "run_id", "model", "simulated", "length", "requested", "rep", "warmup", "ok",
+    "stop_reason", "error", "genie_ttft_ms", "genie_decode_tok_s", "genie_prompt_tok_s",
+    "genie_init_ms", "genie_prompt_tokens", "genie_generated_tokens", "host_first_token_ms",
+    "host_total_ms", "host_overhead_ms", "hottest_c_before", "hottest_c_after",
+    "cooldown_waited_s", "manifest_hash",
 ]
+
+
+def _opt(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def write_trials_csv(report: BenchReport, out: IO[str]) -> None:
@@ -179,25 +211,17 @@ def write_trials_csv(report: BenchReport, out: IO[str]) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(TRIAL_COLUMNS)
     for t in report.trials:
-        result = t.get("result") or {}
-        genie, host = result.get("genie") or {}, result.get("host") or {}
+        g, h = t.genie, t.host
         w.writerow([
-            report.run_id, report.simulated, t["length"], t["requested"], t["rep"],
-            t["warmup"], t["ok"], t["stop_reason"], t.get("error") or "",
-            genie.get("ttft_ms", ""), genie.get("decode_tok_s", ""),
-            genie.get("prompt_tok_s", ""), genie.get("init_ms", ""),
-            genie.get("generated_tokens", ""), host.get("first_token_ms", ""),
-            host.get("total_ms", ""), host.get("overhead_ms", ""),
-            _hottest(t.get("thermal_before")), _hottest(t.get("thermal_after")),
-            (t.get("cooldown") or {}).get("waited_s", ""),
+            report.run_id, report.model, report.simulated, t.length, t.requested, t.rep,
+            t.warmup, t.ok, t.stop_reason.value, t.error or "",
+            _opt(g and g.ttft_ms), _opt(g and g.decode_tok_s), _opt(g and g.prompt_tok_s),
+            _opt(g and g.init_ms), _opt(g and g.prompt_tokens), _opt(g and g.generated_tokens),
+            _opt(h and h.first_token_ms), _opt(h and h.total_ms), _opt(h and h.overhead_ms),
+            _opt(t.thermal_before and t.thermal_before.hottest_c),
+            _opt(t.thermal_after and t.thermal_after.hottest_c),
+            _opt(t.cooldown and t.cooldown.waited_s), _opt(t.manifest_hash),
         ])
-
-
-def _hottest(reading: dict | None) -> Any:
-    if not reading:
-        return ""
-    value = reading.get("hottest_c")
-    return "" if value is None else value
 
 
 REPORT_FORMATS = ("table", "json", "jsonl", "md", "csv")
@@ -213,9 +237,9 @@ def parse_format(text: str, allowed: tuple[str, ...] = REPORT_FORMATS) -> str:
 
 
 def write_report(
-    run: Any, fmt: str, out: IO[str], *, chart: bool = True, width: int | None = None
-) -> Any:
-    """Render a ``StoredRun`` in ``fmt``; table mode adds the roofline line and, unless
+    run: RunRecord, fmt: str, out: IO[str], *, chart: bool = True, width: int | None = None
+) -> BenchReport:
+    """Render a stored run in ``fmt``; table mode adds the roofline line and, unless
     ``chart`` is False, the terminal chart. Returns the ``BenchReport``."""
 
     report = build_report(run)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qwenchat.bench.formats import headline
+from qwenchat.bench.report import BenchReport
 from qwenchat.bench.roofline import roofline
 from qwenchat.errors import UsageError
 
@@ -36,22 +37,27 @@ class PlotData:
     simulated: bool
     ttft_measured: Series  # median TTFT per length (genie)
     ttft_samples: Series  # every measured TTFT (genie)
-    ttft_published: Series  # ceil(n/128) x published lower bound
+    ttft_published: Series  # the model's published TTFT model at each length
     decode_measured: Series  # median decode tok/s per length (genie)
     decode_published: Series  # the published rate at each length
     temperature: Series  # hottest zone after each trial, in run order
     roofline: str = ""
 
 
-def plot_data(report: Any, *, created_at: float | None = None) -> PlotData:
-    """Everything the plot shows, from a ``BenchReport``."""
+def plot_data(report: BenchReport, *, created_at: float | None = None) -> PlotData:
+    """Everything the plot shows, from a ``BenchReport`` (no published lines when the model
+    has no published figure)."""
 
     pub = report.published
     ttft = Series("ttft-measured", "measured median (Genie profiler)")
     samples = Series("ttft-samples", "trials")
-    published = Series("ttft-published", f"published: ceil(n/128) x {pub['ttft_min_ms']:g} ms")
+    published = Series(
+        "ttft-published", f"published: {pub.ttft_formula}" if pub else "no published figure"
+    )
     decode = Series("decode-measured", "measured median (Genie profiler)")
-    decode_pub = Series("decode-published", f"published {pub['decode_tok_s']:g} tok/s")
+    decode_pub = Series(
+        "decode-published", f"published {pub.decode_tok_s:.10g} tok/s" if pub else "-"
+    )
     for r in report.lengths:
         if r.ttft_ms is not None:
             ttft.x.append(r.length)
@@ -65,11 +71,12 @@ def plot_data(report: Any, *, created_at: float | None = None) -> PlotData:
         if r.decode_tok_s is not None:
             decode.x.append(r.length)
             decode.y.append(r.decode_tok_s.median)
-            decode_pub.x.append(r.length)
-            decode_pub.y.append(pub["decode_tok_s"])
+            if pub is not None:
+                decode_pub.x.append(r.length)
+                decode_pub.y.append(pub.decode_tok_s)
     temp = Series("temperature", "hottest zone after each trial")
     for i, t in enumerate(report.trials, start=1):
-        hottest = (t.get("thermal_after") or {}).get("hottest_c")
+        hottest = None if t.thermal_after is None else t.thermal_after.hottest_c
         if hottest is not None:
             temp.x.append(i)
             temp.y.append(hottest)
@@ -136,7 +143,9 @@ def build_figure(data: PlotData) -> Any:
     return fig
 
 
-def write_plot(report: Any, path: str | Path, *, created_at: float | None = None) -> PlotData:
+def write_plot(
+    report: BenchReport, path: str | Path, *, created_at: float | None = None
+) -> PlotData:
     """Write the plot to ``path`` (.png or .svg); returns what was plotted."""
 
     path = Path(path)

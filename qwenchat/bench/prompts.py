@@ -12,10 +12,13 @@ import random
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from qwenchat.errors import UsageError
 from qwenchat.models.template import Message, render_chat
+
+if TYPE_CHECKING:
+    from qwenchat.models.spec import ModelSpec
 
 _MARK = "\u2063QWENCHAT_BODY\u2063"
 
@@ -40,9 +43,9 @@ class ChatFrame:
     suffix: str
 
     @classmethod
-    def qwen2(cls) -> ChatFrame:
-
-        text = render_chat([Message("user", _MARK)], add_generation_prompt=True)
+    def for_model(cls, model: ModelSpec | None = None) -> ChatFrame:
+        """One user turn in ``model``'s own chat template (the default model when None)."""
+        text = render_chat([Message("user", _MARK)], add_generation_prompt=True, model=model)
         prefix, _, suffix = text.partition(_MARK)
         return cls(prefix, suffix)
 
@@ -63,7 +66,7 @@ class PromptMaker:
     def __init__(self, counter: Tokens, *, adds_bos: bool, frame: ChatFrame | None = None):
         self.counter = counter
         self.extra = 1 if adds_bos else 0
-        self.frame = frame or ChatFrame.qwen2()
+        self.frame = frame or ChatFrame.for_model(None)
         self.min_tokens = self.count(self.frame.wrap("Hi"))
 
     def count(self, text: str) -> int:

@@ -1,23 +1,30 @@
 """The bench report: per length, Genie's figures summarized and set against Qualcomm's
-published Qwen2-7B-Instruct figures; as a Rich table, JSON (every raw sample and the whole
+published figures for the run's model; as a Rich table, JSON (every raw sample and the whole
 context) or JSON lines.
 
 Every figure names its source: ``genie`` (the --profile JSON Genie's profiler wrote on the
 phone) or ``host`` (the host's clock around the adb shell command).
+
+The TTFT verdict uses the MEDIAN of the measured trials: Qualcomm's harness reports the median
+of its trials. The published lower bound is its figure for the shortest prompt, a best case,
+so our fastest trial (the min) is set against it too, for reference and never as the verdict;
+every output format says which statistic the verdict used.
 """
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from qwenchat.bench.records import RunContext, RunPlan, RunRecord, RunStatus, TrialRecord
 from qwenchat.bench.stats import Summary, summarize
-from qwenchat.bench.storage import StoredRun
-from qwenchat.published import published_figures
+from qwenchat.published import PublishedFigures, find_published, harness
 
 TOLERANCE = 0.15  # within ±15% of the published figure counts as matching it
+VERDICT_STATISTIC = "median"
+NO_FIGURE = "no published figure"
 
 
 def verdict(ratio: float, *, higher_is_faster: bool) -> str:
@@ -38,12 +45,27 @@ def margin_pct(ratio: float, *, higher_is_faster: bool) -> float:
 
 @dataclass
 class Comparison:
+    statistic: str  # which of our figures is compared: "median" or "min"
     expected: float
     measured: float
     ratio_pct: float  # measured / expected x 100
-    verdict: str
     margin_pct: float
+    standing: str  # within / faster / slower, whether or not it is the verdict
+    verdict: str | None  # = standing for the verdict's statistic; None: for reference only
     label: str = ""
+
+
+def compare(
+    statistic: str, expected: float, measured: float, *, higher_is_faster: bool,
+    is_verdict: bool, label: str = "",
+) -> Comparison:
+    ratio = measured / expected
+    standing = verdict(ratio, higher_is_faster=higher_is_faster)
+    return Comparison(
+        statistic, expected, measured, ratio * 100,
+        margin_pct(ratio, higher_is_faster=higher_is_faster),
+        standing, standing if is_verdict else None, label,
+    )
 
 
 @dataclass
@@ -51,7 +73,7 @@ class LengthReport:
     length: int
     requested: int
     clamped: bool
-    padded_tokens: int  # the NPU prefills whole 128-token chunks
+    padded_tokens: int | None  # the NPU prefills whole passes (None: pass size unknown)
     trials_ok: int
     trials_failed: int
     ttft_ms: Summary | None  # genie
@@ -64,8 +86,9 @@ class LengthReport:
     host_overhead_ms: Summary | None  # host total - genie create/query/free durations
     generated_tokens: Summary | None
     stop_reasons: dict[str, int]
-    ttft_vs_published: Comparison | None
-    decode_vs_published: Comparison | None
+    ttft_vs_published: Comparison | None  # our median: the verdict
+    ttft_min_vs_published: Comparison | None  # our fastest trial, for reference
+    decode_vs_published: Comparison | None  # our median: the verdict
     samples: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -81,73 +104,111 @@ class Failure:
 @dataclass
 class BenchReport:
     run_id: str
-    status: str
+    status: RunStatus
+    model: str
     simulated: bool
-    context: dict[str, Any]
-    plan: dict[str, Any]
-    published: dict[str, Any]
+    created_at: float | None
+    context: RunContext
+    plan: RunPlan
+    published: PublishedFigures | None
     lengths: list[LengthReport]
     failures: list[Failure]
-    trials: list[dict[str, Any]]
+    trials: list[TrialRecord]
     notes: list[str]
+    note: str | None = None  # why the run ended early
+    verdict_statistic: str = VERDICT_STATISTIC
 
     @property
     def failed_count(self) -> int:
         return len(self.failures)
 
+    @property
+    def published_missing(self) -> str | None:
+        """The line a report prints instead of verdicts when there is no published figure."""
+        if self.published is not None:
+            return None
+        return f"{NO_FIGURE} for {self.model}: no verdict"
+
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The report at its file edge: every sample, the whole context, the plan."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "model": self.model,
+            "simulated": self.simulated,
+            "created_at": self.created_at,
+            "note": self.note,
+            "context": {**self.context.to_json(), "seed": self.plan.seed},
+            "plan": self.plan.to_json(),
+            "published": None if self.published is None else self.published.as_json(),
+            "published_missing": self.published_missing,
+            "verdict_statistic": self.verdict_statistic,
+            "lengths": [asdict(r) for r in self.lengths],
+            "failures": [asdict(f) for f in self.failures],
+            "trials": [t.to_json() for t in self.trials],
+            "notes": self.notes,
+        }
 
 
-def _values(trials: list[Any], path: tuple[str, str]) -> list[float]:
+def _values(trials: list[TrialRecord], pick: Callable[[TrialRecord], object]) -> list[float]:
     out = []
     for t in trials:
-        part = (t.result or {}).get(path[0]) or {}
-        value = part.get(path[1])
+        value = pick(t)
         if isinstance(value, int | float):
             out.append(float(value))
     return out
 
 
-def build_report(run: StoredRun, model: str = "qwen2-7b-instruct") -> BenchReport:
+def _genie(name: str) -> Callable[[TrialRecord], object]:
+    return lambda t: None if t.genie is None else getattr(t.genie, name)
 
-    pub = published_figures(model)
-    measured = [t for t in run.trials if not t.warmup]
-    lengths: dict[int, int] = {}
-    for p in run.plan.get("lengths", []):
-        lengths[p["tokens"]] = p["requested"]
+
+def _host(name: str) -> Callable[[TrialRecord], object]:
+    return lambda t: None if t.host is None else getattr(t.host, name)
+
+
+def _ttft_label(pub: PublishedFigures, n: int, largest: int) -> str:
+    if pub.ttft_model == "one-pass":
+        return (f"published {pub.ttft_min_ms:.10g} ms for any prompt up to {pub.chunk_size} "
+                f"tokens (one {pub.chunk_size}-token pass)")
+    label = (f"published model at {n} tokens: ceil({n}/{pub.chunk_size}) x "
+             f"{pub.ttft_min_ms:.10g} ms")
+    if n == largest and n > pub.chunk_size:
+        label += (
+            f" (the published {pub.ttft_max_ms:.10g} ms for {pub.context_length} tokens is "
+            f"extrapolated, {pub.context_length // pub.chunk_size} x the lower bound, "
+            "not measured)"
+        )
+    return label
+
+
+def build_report(run: RunRecord) -> BenchReport:
+    pub = find_published(run.context.published_key)
+    measured = run.measured
+    lengths = {p.tokens: p.requested for p in run.plan.lengths}
     reports: list[LengthReport] = []
     largest = max(lengths) if lengths else 0
     for n in sorted(lengths):
         here = [t for t in measured if t.length == n]
         ok = [t for t in here if t.ok]
-        ttft = summarize(_values(ok, ("genie", "ttft_ms")))
-        decode = summarize(_values(ok, ("genie", "decode_tok_s")))
-        padded = math.ceil(n / pub.chunk_size) * pub.chunk_size
-        ttft_cmp = decode_cmp = None
-        if ttft is not None and n <= pub.context_length:
+        ttft = summarize(_values(ok, _genie("ttft_ms")))
+        decode = summarize(_values(ok, _genie("decode_tok_s")))
+        padded = pub.padded_tokens(n) if pub is not None else None
+        ttft_cmp = ttft_min = decode_cmp = None
+        if pub is not None and ttft is not None and n <= pub.context_length:
             expected = pub.expected_ttft_ms(n)
-            ratio = ttft.median / expected
-            label = f"published model at {n} tokens: ceil({n}/128) x {pub.ttft_min_ms:g} ms"
-            if n == largest and n > pub.chunk_size:
-                label += (
-                    f" (the published {pub.ttft_max_ms:g} ms for {pub.context_length} tokens is "
-                    f"extrapolated, 32 x the lower bound, not measured)"
-                )
-            ttft_cmp = Comparison(
-                expected, ttft.median, ratio * 100, verdict(ratio, higher_is_faster=False),
-                margin_pct(ratio, higher_is_faster=False), label,
-            )
-        if decode is not None:
-            ratio = decode.median / pub.decode_tok_s
-            decode_cmp = Comparison(
-                pub.decode_tok_s, decode.median, ratio * 100,
-                verdict(ratio, higher_is_faster=True), margin_pct(ratio, higher_is_faster=True),
-                f"published {pub.decode_tok_s:g} tok/s",
-            )
+            label = _ttft_label(pub, n, largest)
+            ttft_cmp = compare("median", expected, ttft.median, higher_is_faster=False,
+                               is_verdict=True, label=label)
+            ttft_min = compare("min", expected, ttft.min, higher_is_faster=False,
+                               is_verdict=False, label=label)
+        if pub is not None and decode is not None:
+            decode_cmp = compare("median", pub.decode_tok_s, decode.median,
+                                 higher_is_faster=True, is_verdict=True,
+                                 label=f"published {pub.decode_tok_s:.10g} tok/s")
         stops: dict[str, int] = {}
         for t in here:
-            stops[t.stop_reason] = stops.get(t.stop_reason, 0) + 1
+            stops[t.stop_reason.value] = stops.get(t.stop_reason.value, 0) + 1
         reports.append(
             LengthReport(
                 length=n,
@@ -158,68 +219,75 @@ def build_report(run: StoredRun, model: str = "qwen2-7b-instruct") -> BenchRepor
                 trials_failed=len(here) - len(ok),
                 ttft_ms=ttft,
                 decode_tok_s=decode,
-                prompt_tok_s=summarize(_values(ok, ("genie", "prompt_tok_s"))),
-                padded_prompt_tok_s=None if ttft is None else padded / (ttft.median / 1000.0),
-                init_ms=summarize(_values(ok, ("genie", "init_ms"))),
-                host_first_token_ms=summarize(_values(ok, ("host", "first_token_ms"))),
-                host_total_ms=summarize(_values(ok, ("host", "total_ms"))),
-                host_overhead_ms=summarize(_values(ok, ("host", "overhead_ms"))),
-                generated_tokens=summarize(_values(ok, ("genie", "generated_tokens"))),
+                prompt_tok_s=summarize(_values(ok, _genie("prompt_tok_s"))),
+                padded_prompt_tok_s=(
+                    None if ttft is None or padded is None else padded / (ttft.median / 1000.0)
+                ),
+                init_ms=summarize(_values(ok, _genie("init_ms"))),
+                host_first_token_ms=summarize(_values(ok, _host("first_token_ms"))),
+                host_total_ms=summarize(_values(ok, _host("total_ms"))),
+                host_overhead_ms=summarize(_values(ok, _host("overhead_ms"))),
+                generated_tokens=summarize(_values(ok, _genie("generated_tokens"))),
                 stop_reasons=stops,
                 ttft_vs_published=ttft_cmp,
+                ttft_min_vs_published=ttft_min,
                 decode_vs_published=decode_cmp,
                 samples={
-                    "ttft_ms": _values(ok, ("genie", "ttft_ms")),
-                    "decode_tok_s": _values(ok, ("genie", "decode_tok_s")),
-                    "host_first_token_ms": _values(ok, ("host", "first_token_ms")),
+                    "ttft_ms": _values(ok, _genie("ttft_ms")),
+                    "decode_tok_s": _values(ok, _genie("decode_tok_s")),
+                    "host_first_token_ms": _values(ok, _host("first_token_ms")),
                 },
             )
         )
     failures = [
-        Failure(t.length, t.rep, t.warmup, t.error or t.stop_reason, t.stop_reason)
+        Failure(t.length, t.rep, t.warmup, t.error or t.stop_reason.label, t.stop_reason.value)
         for t in run.trials
         if not t.ok
     ]
-    notes = [
-        pub.published_upper_is_extrapolated,
-        f"The NPU prefills whole {pub.chunk_size}-token chunks: padded tokens = "
-        f"ceil(n/{pub.chunk_size}) x {pub.chunk_size}; prompt tok/s is over real tokens.",
-        "Verdicts: within ±15% of the published figure, else faster or slower.",
-    ]
-    if run.plan.get("protocol") == "qualcomm":
+    notes: list[str] = []
+    if pub is None:
+        notes.append(
+            f"No published figure for {run.model} (published_figures.json has no entry"
+            + (f" {run.context.published_key!r}" if run.context.published_key else "")
+            + "): the figures are shown without a verdict."
+        )
+    else:
+        notes += [
+            pub.published_upper_is_extrapolated,
+            (f"The NPU prefills whole {pub.chunk_size}-token passes: padded tokens = "
+             f"ceil(n/{pub.chunk_size}) x {pub.chunk_size}; prompt tok/s is over real tokens."),
+            ("Verdicts use the median of the measured trials (Qualcomm's harness reports the "
+             "median of its trials): within ±15% of the published figure, else faster or "
+             "slower. The published lower bound is the shortest prompt's figure, a best case: "
+             "our fastest trial (min) is set against it too, for reference, never as the "
+             "verdict."),
+        ]
+        if any(p.length > pub.context_length for p in reports):
+            notes.append(
+                f"Lengths beyond the published {pub.context_length}-token context have no "
+                "published TTFT."
+            )
+    if run.plan.protocol == "qualcomm":
         notes.append(
             "Protocol qualcomm: 1 warm-up, 25 trials, no cool-down, 128 generated tokens "
             "(as AI Hub measured)."
         )
     if any(p.clamped for p in reports):
         notes.append("Clamped lengths leave room for the generated tokens in the context.")
-    trials = [
-        {
-            "length": t.length, "requested": t.requested, "rep": t.rep, "warmup": t.warmup,
-            "ok": t.ok, "stop_reason": t.stop_reason, "error": t.error, "result": t.result,
-            "thermal_before": t.thermal_before, "thermal_after": t.thermal_after,
-            "power": t.power, "cooldown": t.cooldown,
-        }
-        for t in run.trials
-    ]
-    published = {
-        "model": pub.model, "device": pub.device, "soc": pub.soc, "precision": pub.precision,
-        "context_length": pub.context_length, "ttft_min_ms": pub.ttft_min_ms,
-        "ttft_max_ms": pub.ttft_max_ms, "decode_tok_s": pub.decode_tok_s,
-        "source": pub.source, "date": pub.date, "range_definition": pub.range_definition,
-        "upper_bound_measured": pub.upper_bound_measured,
-    }
     return BenchReport(
         run_id=run.id,
         status=run.status,
-        simulated=bool(run.context.get("simulated")),
-        context={**run.context, "seed": run.plan.get("seed")},
+        model=run.model,
+        simulated=run.simulated,
+        created_at=run.created_at,
+        context=run.context,
         plan=run.plan,
-        published=published,
+        published=pub,
         lengths=reports,
         failures=failures,
-        trials=trials,
+        trials=list(run.trials),
         notes=notes,
+        note=run.note,
     )
 
 
@@ -230,9 +298,11 @@ def write_json(report: BenchReport, out: IO[str]) -> None:
 
 def write_jsonl(report: BenchReport, out: IO[str]) -> None:
     """One line per trial (raw samples), then one per length (summaries)."""
-    head = {"run_id": report.run_id, "simulated": report.simulated}
+    head = {"run_id": report.run_id, "model": report.model, "simulated": report.simulated,
+            "verdict_statistic": report.verdict_statistic}
     for trial in report.trials:
-        out.write(json.dumps({"type": "trial", **head, **trial}, ensure_ascii=False) + "\n")
+        row = {"type": "trial", **head, **trial.to_json()}
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
     for length in report.lengths:
         row = {"type": "length", **head, **asdict(length)}
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -251,42 +321,59 @@ def _spread(s: Summary | None, digits: int = 1) -> str:
     )
 
 
-def _cmp(c: Comparison | None) -> str:
+def standing(c: Comparison) -> str:
+    """``within ±15%`` / ``faster by 12.3%`` / ``slower by 4.0%`` of one comparison."""
+    if c.standing == "within":
+        return "within ±15%"
+    return f"{c.standing} by {abs(c.margin_pct):.1f}%"
+
+
+def _cmp(c: Comparison | None, missing: str = "-") -> str:
     if c is None:
-        return "-"
-    head = "within ±15%" if c.verdict == "within" else f"{c.verdict} by {abs(c.margin_pct):.1f}%"
-    return f"{head}\n[dim]{c.ratio_pct:.1f}% of published[/]"
+        return missing
+    return f"{standing(c)}\n[dim]{c.ratio_pct:.1f}% of published[/]"
 
 
 def write_table(report: BenchReport, out: IO[str], *, width: int | None = None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(file=out, width=width or 160, highlight=False, soft_wrap=False)
     ctx = report.context
-    dev = ctx.get("device") or {}
+    dev = ctx.device
+    pub = report.published
+    missing = NO_FIGURE if pub is None else "-"
     if report.simulated:
         console.print(
             "[bold reverse yellow] SIMULATED [/] [bold yellow]these figures come from "
             "qwenchat's emulated phone, not from a Snapdragon NPU[/]"
         )
     console.print(
-        f"bench run [bold]{report.run_id}[/] ({report.status}) · {dev.get('model', '?')} "
-        f"{dev.get('serial', '')} · SoC {dev.get('soc', '?')} · Android "
-        f"{dev.get('android_version', '?')} · libGenie {ctx.get('libgenie_version') or '?'} · "
-        f"seed {ctx.get('seed')} · gen-len {report.plan.get('gen_len')} · "
-        f"{report.plan.get('repetitions')} reps + {report.plan.get('warmup')} warm-up"
+        f"bench run [bold]{report.run_id}[/] ({report.status.value}) · model "
+        f"[bold]{escape(report.model)}[/] · {escape(dev.model or '?')} {escape(dev.serial)} · "
+        f"SoC {escape(dev.soc or '?')} · Android {escape(dev.android_version or '?')} · "
+        f"libGenie {escape(ctx.libgenie_version or '?')} · seed {report.plan.seed} · "
+        f"gen-len {report.plan.gen_len} · {report.plan.repetitions} reps + "
+        f"{report.plan.warmup} warm-up"
     )
+    if report.note:
+        console.print(f"[yellow]run ended early: {escape(report.note)}[/]")
     table = Table(show_lines=True, title_justify="left")
     table.add_column("prompt tok", justify="right")
     table.add_column("TTFT ms median\n[dim]genie profiler[/]", justify="right")
     table.add_column("TTFT spread\n[dim]±sd min–max[/]", justify="right")
+    formula = escape(pub.ttft_formula) if pub is not None else NO_FIGURE
     table.add_column(
-        f"vs published TTFT\n[dim]ceil(n/128) x {report.published['ttft_min_ms']:g}[/]",
-        justify="right",
+        f"TTFT median vs published\n[dim]the verdict; {formula}[/]", justify="right"
     )
+    table.add_column("TTFT min vs published\n[dim]best trial, reference only[/]",
+                     justify="right")
     table.add_column("decode tok/s\n[dim]genie profiler[/]", justify="right")
-    table.add_column(f"vs {report.published['decode_tok_s']:g} tok/s", justify="right")
+    table.add_column(
+        f"decode median vs {pub.decode_tok_s:.10g} tok/s" if pub is not None
+        else "decode vs published", justify="right",
+    )
     table.add_column("prompt tok/s\n[dim]real / padded[/]", justify="right")
     table.add_column("first token ms\n[dim]host clock, incl. init[/]", justify="right")
     table.add_column("ok/failed", justify="right")
@@ -296,44 +383,57 @@ def write_table(report: BenchReport, out: IO[str], *, width: int | None = None) 
         prompt = "-"
         if r.prompt_tok_s is not None:
             prompt = f"{r.prompt_tok_s.median:,.0f} / {_fmt(r.padded_prompt_tok_s, 0)}"
-            prompt += f"\n[dim]padded {r.padded_tokens}[/]"
+            if r.padded_tokens is not None:
+                prompt += f"\n[dim]padded {r.padded_tokens}[/]"
+        median_cmp = _cmp(r.ttft_vs_published, missing)
+        if r.ttft_vs_published is not None:
+            median_cmp += f"\n[dim]published {r.ttft_vs_published.expected:,.1f}[/]"
+        min_cmp = _cmp(r.ttft_min_vs_published, missing)
+        if r.ttft_min_vs_published is not None:
+            min_cmp = f"min {r.ttft_min_vs_published.measured:,.1f}\n" + min_cmp
         table.add_row(
             label,
             _fmt(r.ttft_ms.median if r.ttft_ms else None),
             _spread(r.ttft_ms),
-            _cmp(r.ttft_vs_published)
-            + (f"\n[dim]published {r.ttft_vs_published.expected:,.1f}[/]"
-               if r.ttft_vs_published else ""),
+            median_cmp,
+            min_cmp,
             _fmt(dec.median if dec else None, 2)
             + (f"\n[dim]±{dec.stddev:.2f} {dec.min:.2f}–{dec.max:.2f}[/]" if dec else ""),
-            _cmp(r.decode_vs_published),
+            _cmp(r.decode_vs_published, missing),
             prompt,
             _fmt(r.host_first_token_ms.median if r.host_first_token_ms else None),
             f"{r.trials_ok}/{r.trials_failed}",
         )
     console.print(table)
-    pub = report.published
-    console.print(
-        f"Published: {pub['model']} on {pub['device']} ({pub['source']}, {pub['date']}): "
-        f"TTFT {pub['ttft_min_ms']:g}–{pub['ttft_max_ms']:g} ms, {pub['decode_tok_s']:g} tok/s."
-    )
-    for length in report.lengths:
-        if length.ttft_vs_published and "extrapolated" in length.ttft_vs_published.label:
-            console.print(f"[dim]{length.length} tokens compared with the "
-                          f"{length.ttft_vs_published.label}[/]")
-    waits = [t["cooldown"] for t in report.trials if t.get("cooldown")]
+    if pub is not None:
+        console.print(
+            f"Published: {escape(pub.model)} on {escape(pub.device)} ({escape(pub.source)}, "
+            f"{escape(pub.date)}): TTFT {pub.ttft_min_ms:.10g}–{pub.ttft_max_ms:.10g} ms, "
+            f"{pub.decode_tok_s:.10g} tok/s. Verdict statistic: {report.verdict_statistic}."
+        )
+        for length in report.lengths:
+            if length.ttft_vs_published and "extrapolated" in length.ttft_vs_published.label:
+                console.print(f"[dim]{length.length} tokens compared with the "
+                              f"{escape(length.ttft_vs_published.label)}[/]")
+    else:
+        console.print(f"[yellow]{escape(report.published_missing or '')}.[/]")
+    waits = [t.cooldown for t in report.trials if t.cooldown is not None]
     if waits:
-        total = sum(w.get("waited_s") or 0.0 for w in waits)
-        bounded = sum(1 for w in waits if not w.get("reached", True))
+        total = sum(w.waited_s for w in waits)
+        bounded = sum(1 for w in waits if not w.reached)
         console.print(
             f"Cool-down (host clock): {total:.1f} s waited before {len(waits)} trial(s)"
             + (f", {bounded} stopped at the wait bound while still warm" if bounded else "")
             + "."
         )
     for note in report.notes:
-        console.print(f"[dim]· {note}[/]")
+        console.print(f"[dim]· {escape(note)}[/]")
+    if pub is not None and harness():
+        console.print(f"[dim]· {escape(harness())}[/]")
     if report.failures:
         console.print(f"[bold red]{len(report.failures)} failed trial(s)[/]:")
         for f in report.failures:
             kind = "warm-up" if f.warmup else f"rep {f.rep + 1}"
-            console.print(f"  [red]{f.length} tokens, {kind}:[/] {f.reason}")
+            console.print(
+                f"  [red]{f.length} tokens, {kind} ({f.stop_reason}):[/] {escape(f.reason)}"
+            )

@@ -15,10 +15,13 @@ import json
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qwenchat.bench.stats import summarize
 from qwenchat.manifest import BundleManifest
+
+if TYPE_CHECKING:
+    from qwenchat.bench.report import BenchReport
 
 # Below this the bundle cannot hold a 7B model's weights (w4a16 7B is ~4.5-5 GB): it is the
 # emulator's synthetic bundle, and a share of the limit computed from it would be meaningless.
@@ -90,13 +93,13 @@ class Roofline:
         )
 
 
-def roofline(report: Any) -> Roofline:
+def roofline(report: BenchReport) -> Roofline:
     """The roofline of a ``BenchReport`` (built by ``report.build_report``)."""
 
     ctx = report.context
-    soc = ((ctx.get("device") or {}).get("soc") or "").upper() or None
+    soc = (ctx.device.soc or "").upper() or None
     out = Roofline(soc=soc, simulated=report.simulated)
-    size = ctx.get("ctx_bins_bytes")
+    size = ctx.ctx_bins_bytes
     decode = summarize([v for r in report.lengths for v in r.samples.get("decode_tok_s", [])])
     known = soc_bandwidths().get(soc or "")
     if known is None:

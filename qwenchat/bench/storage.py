@@ -1,6 +1,11 @@
 """The bench tables in qwenchat's store: one row per run, one per trial, written as each
 trial completes so a crash or Ctrl-C loses nothing and ``--resume`` can finish a sweep.
 
+This is one of the two places bench data is JSON (the other is the files a report is written
+to): rows go in from and come back as the typed records of ``records.py``. Rows written by
+any earlier version read back (``from_json`` fills what they lack; m032 gives old runs the
+model they ran, the only one there was).
+
 Migrations m030-m049 belong to bench.
 """
 
@@ -10,11 +15,24 @@ import json
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
+from qwenchat.bench.records import (
+    RunContext,
+    RunPlan,
+    RunRecord,
+    RunStatus,
+    StopReason,
+    TrialRecord,
+    TrialResult,
+)
+from qwenchat.bench.thermal import CooldownResult, PowerState, ThermalReading
 from qwenchat.errors import UsageError
+from qwenchat.store.db import Store
 from qwenchat.store.migrations import migration
+
+# Runs stored before runs named their model ran the only model there was.
+FIRST_MODEL = "qwen2-7b-instruct"
 
 
 @migration
@@ -56,32 +74,24 @@ def m031_bench_trials(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX bench_trials_run ON bench_trials(run_id, length, rep)")
 
 
-@dataclass
-class StoredTrial:
-    length: int
-    requested: int
-    rep: int
-    warmup: bool
-    ok: bool
-    stop_reason: str
-    error: str | None
-    result: dict[str, Any]
-    thermal_before: dict[str, Any] | None
-    thermal_after: dict[str, Any] | None
-    power: dict[str, Any] | None
-    cooldown: dict[str, Any] | None
+@migration
+def m032_bench_run_model(db: sqlite3.Connection) -> None:
+    # ModelSpec.name of the model the run measured; every run before this ran Qwen2.
+    db.execute(
+        f"ALTER TABLE bench_runs ADD COLUMN model TEXT NOT NULL DEFAULT '{FIRST_MODEL}'"
+    )
 
 
-@dataclass
-class StoredRun:
-    id: str
-    created_at: float
-    finished_at: float | None
-    status: str
-    plan: dict[str, Any]
-    context: dict[str, Any]
-    baseline: dict[str, Any] | None
-    trials: list[StoredTrial]
+@migration
+def m033_bench_trial_manifest(db: sqlite3.Connection) -> None:
+    # SHA-256 of the phone's bundle manifest when the trial ran (NULL: not recorded).
+    db.execute("ALTER TABLE bench_trials ADD COLUMN manifest_hash TEXT")
+
+
+@migration
+def m034_bench_run_note(db: sqlite3.Connection) -> None:
+    # Why a run ended early (the phone lost, the bundle changed, a signal), in one line.
+    db.execute("ALTER TABLE bench_runs ADD COLUMN note TEXT")
 
 
 def _dump(value: Any) -> str | None:
@@ -92,46 +102,60 @@ def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _as_json(value: Any) -> Any:
+    return None if value is None else value.as_json()
+
+
 class BenchStorage:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.db: sqlite3.Connection = store.db
 
     def create_run(
-        self, plan: dict[str, Any], context: dict[str, Any], baseline: dict[str, Any] | None
+        self, plan: RunPlan, context: RunContext, baseline: ThermalReading | None
     ) -> str:
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.db.execute(
             "INSERT INTO bench_runs (id, created_at, status, plan_json, context_json,"
-            " baseline_json) VALUES (?, ?, 'running', ?, ?, ?)",
-            (run_id, time.time(), _dump(plan), _dump(context), _dump(baseline)),
+            " baseline_json, model) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, time.time(), RunStatus.RUNNING.value, _dump(plan.to_json()),
+             _dump(context.to_json()), _dump(_as_json(baseline)), context.model),
         )
         return run_id
 
-    def add_trial(self, run_id: str, trial: StoredTrial) -> None:
+    def add_trial(self, run_id: str, trial: TrialRecord) -> None:
         # One autocommitted INSERT: the row is on disk when this returns.
         self.db.execute(
             "INSERT INTO bench_trials (run_id, length, requested, rep, warmup, ok, stop_reason,"
             " error, created_at, result_json, thermal_before_json, thermal_after_json,"
-            " power_json, cooldown_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " power_json, cooldown_json, manifest_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 run_id, trial.length, trial.requested, trial.rep, int(trial.warmup),
-                int(trial.ok), trial.stop_reason, trial.error, time.time(),
-                _dump(trial.result), _dump(trial.thermal_before), _dump(trial.thermal_after),
-                _dump(trial.power), _dump(trial.cooldown),
+                int(trial.ok), trial.stop_reason.value, trial.error, time.time(),
+                _dump(trial.result.to_json()), _dump(_as_json(trial.thermal_before)),
+                _dump(_as_json(trial.thermal_after)), _dump(_as_json(trial.power)),
+                _dump(_as_json(trial.cooldown)), trial.manifest_hash,
             ),
         )
 
-    def set_status(self, run_id: str, status: str, *, context: dict | None = None) -> None:
+    def set_status(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        context: RunContext | None = None,
+        note: str | None = None,
+    ) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            finished = time.time() if status in ("done", "stopped") else None
+            finished = time.time() if status in (RunStatus.DONE, RunStatus.STOPPED) else None
             self.db.execute(
-                "UPDATE bench_runs SET status = ?, finished_at = ? WHERE id = ?",
-                (status, finished, run_id),
+                "UPDATE bench_runs SET status = ?, finished_at = ?, note = ? WHERE id = ?",
+                (RunStatus(status).value, finished, note, run_id),
             )
             if context is not None:
                 self.db.execute(
-                    "UPDATE bench_runs SET context_json = ? WHERE id = ?", (_dump(context), run_id)
+                    "UPDATE bench_runs SET context_json = ? WHERE id = ?",
+                    (_dump(context.to_json()), run_id),
                 )
             self.db.execute("COMMIT")
         except BaseException:
@@ -168,26 +192,50 @@ class BenchStorage:
             hint="Give more of the id.",
         )
 
-    def load_run(self, run_id: str) -> StoredRun | None:
+    def get_run(self, ref: str) -> RunRecord:
+        """The run ``ref`` names (an id, a unique prefix or ``last``); UsageError if none."""
+        run = self.load_run(self.resolve_run_id(ref))
+        assert run is not None  # resolve_run_id only returns stored ids
+        return run
+
+    def load_run(self, run_id: str) -> RunRecord | None:
         row = self.db.execute("SELECT * FROM bench_runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             return None
         trials = [
-            StoredTrial(
-                length=t["length"], requested=t["requested"], rep=t["rep"],
-                warmup=bool(t["warmup"]), ok=bool(t["ok"]), stop_reason=t["stop_reason"],
-                error=t["error"], result=_load(t["result_json"]),
-                thermal_before=_load(t["thermal_before_json"]),
-                thermal_after=_load(t["thermal_after_json"]), power=_load(t["power_json"]),
-                cooldown=_load(t["cooldown_json"]),
-            )
+            _trial(t)
             for t in self.db.execute(
                 "SELECT * FROM bench_trials WHERE run_id = ? ORDER BY id", (run_id,)
             )
         ]
-        return StoredRun(
-            id=row["id"], created_at=row["created_at"], finished_at=row["finished_at"],
-            status=row["status"], plan=_load(row["plan_json"]),
-            context=_load(row["context_json"]), baseline=_load(row["baseline_json"]),
+        return RunRecord(
+            id=row["id"],
+            created_at=row["created_at"],
+            status=RunStatus.parse(row["status"]),
+            plan=RunPlan.from_json(_load(row["plan_json"]) or {}),
+            context=RunContext.from_json(_load(row["context_json"]) or {}, model=row["model"]),
+            finished_at=row["finished_at"],
+            baseline=ThermalReading.from_json(_load(row["baseline_json"])),
             trials=trials,
+            note=row["note"],
         )
+
+
+def _trial(row: sqlite3.Row) -> TrialRecord:
+    result = TrialResult.from_json(_load(row["result_json"]) or {})
+    # The row's columns are what was reported when it was stored: they win over the JSON
+    # (before records were typed, a failed trial's column said "error" whatever its JSON said).
+    result.ok = bool(row["ok"])
+    result.stop_reason = StopReason.parse(row["stop_reason"])
+    result.error = row["error"]
+    return TrialRecord(
+        length=row["length"],
+        requested=row["requested"],
+        rep=row["rep"],
+        result=result,
+        thermal_before=ThermalReading.from_json(_load(row["thermal_before_json"])),
+        thermal_after=ThermalReading.from_json(_load(row["thermal_after_json"])),
+        power=PowerState.from_json(_load(row["power_json"])),
+        cooldown=CooldownResult.from_json(_load(row["cooldown_json"])),
+        manifest_hash=row["manifest_hash"],
+    )

@@ -70,8 +70,19 @@ class PlannedLength:
         return str(self.tokens) if not self.clamped else f"{self.tokens} (asked {self.requested})"
 
 
+def default_lengths(context_size: int) -> list[int]:
+    """The default sweep: powers of two from 128 up to the model's context (Qwen2's 4096:
+    128..4096; Llama-v2-7B-Chat's 1024: 128..1024)."""
+    return parse_lengths(f"{min(128, context_size)}..{context_size}")
+
+
 def plan_lengths(
-    lengths: list[int], *, context_size: int, gen_len: int, min_tokens: int
+    lengths: list[int],
+    *,
+    context_size: int,
+    gen_len: int,
+    min_tokens: int,
+    model: str = "the model",
 ) -> list[PlannedLength]:
     """Check the lengths against the context and the chat template's own tokens.
 
@@ -83,14 +94,15 @@ def plan_lengths(
     largest = context_size - gen_len
     if largest < min_tokens:
         raise UsageError(
-            f"--gen-len {gen_len} leaves no room for a prompt in the {context_size}-token context",
+            f"--gen-len {gen_len} leaves no room for a prompt in {_possessive(model)} "
+            f"{context_size}-token context",
             hint=f"Use --gen-len {context_size - min_tokens} or less.",
         )
     planned: list[PlannedLength] = []
     for n in lengths:
         if n > context_size:
             raise UsageError(
-                f"prompt length {n} is beyond the model's {context_size}-token context",
+                f"prompt length {n} is beyond {_possessive(model)} {context_size}-token context",
                 hint=f"Use lengths up to {context_size} (the largest is clamped to {largest} "
                 f"to leave room for {gen_len} generated tokens).",
             )
@@ -105,3 +117,7 @@ def plan_lengths(
     for p in planned:
         seen.setdefault(p.tokens, p)
     return sorted(seen.values(), key=lambda p: p.tokens)
+
+
+def _possessive(name: str) -> str:
+    return "the model's" if name == "the model" else f"{name}'s"

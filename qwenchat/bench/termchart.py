@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qwenchat.bench.report import BenchReport
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 
@@ -17,7 +20,7 @@ def bar(value: float, scale: float, width: int) -> str:
     return "█" * full + (_EIGHTHS[rest] if rest else "")
 
 
-def chart_lines(report: Any, width: int = 40) -> list[tuple[str, str, str]]:
+def chart_lines(report: BenchReport, width: int = 40) -> list[tuple[str, str, str]]:
     """(label, bar, figure) rows: per length, measured then published TTFT."""
     rows: list[tuple[str, str, str]] = []
     values = []
@@ -37,8 +40,8 @@ def chart_lines(report: Any, width: int = 40) -> list[tuple[str, str, str]]:
         if r.ttft_vs_published is not None:
             c = r.ttft_vs_published
             note = (
-                "within ±15%" if c.verdict == "within"
-                else f"{c.verdict} by {abs(c.margin_pct):.0f}%"
+                "median within ±15%" if c.standing == "within"
+                else f"median {c.standing} by {abs(c.margin_pct):.0f}%"
             )
             rows.append((
                 "       published",
@@ -49,14 +52,15 @@ def chart_lines(report: Any, width: int = 40) -> list[tuple[str, str, str]]:
 
 
 def write_chart(
-    report: Any, out: IO[str], *, width: int = 40, console_width: int | None = None
+    report: BenchReport, out: IO[str], *, width: int = 40, console_width: int | None = None
 ) -> None:
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(file=out, width=console_width or 160, highlight=False, soft_wrap=False)
     sim = " [bold yellow]SIMULATED[/]" if report.simulated else ""
-    console.print(f"[bold]TTFT by prompt length[/] (ms, Genie profiler vs published){sim}")
+    against = " vs published" if report.published is not None else "; no published figure"
+    console.print(f"[bold]TTFT by prompt length[/] (ms, Genie profiler{against}){sim}")
     for label, blocks, figure in chart_lines(report, width):
         colour = "cyan" if "measured" in label else "grey50"
         console.print(f"{escape(label)} [{colour}]{blocks:<{width}}[/] {escape(figure)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from qwenchat.device.base import Device
 from qwenchat.errors import UsageError
@@ -40,6 +40,13 @@ class ThermalReading:
     def as_json(self) -> dict:
         return {"zones": self.zones, "hottest_c": self.hottest_c, "at": self.at}
 
+    @classmethod
+    def from_json(cls, data: dict | None) -> ThermalReading | None:
+        if not data:
+            return None
+        zones = {str(k): (None if v is None else float(v)) for k, v in (data.get("zones") or {}).items()}
+        return cls(zones, float(data.get("at") or 0.0))
+
 
 @dataclass(frozen=True)
 class PowerState:
@@ -53,6 +60,12 @@ class PowerState:
             "charging": self.charging,
             "power_save": self.power_save,
         }
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> PowerState | None:
+        if not data:
+            return None
+        return cls(data.get("battery_level"), data.get("charging"), data.get("power_save"))
 
 
 def parse_zones(text: str) -> dict[str, float | None]:
@@ -142,6 +155,18 @@ class CooldownResult:
     start_c: float | None
     end_c: float | None
     reason: str  # "none", "fixed", "auto", "max-temp"
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> CooldownResult | None:
+        if not data:
+            return None
+        return cls(
+            float(data.get("waited_s") or 0.0), bool(data.get("reached", True)),
+            data.get("start_c"), data.get("end_c"), str(data.get("reason") or "none"),
+        )
 
 
 def cool_down(

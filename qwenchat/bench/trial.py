@@ -4,67 +4,29 @@ runner's record.
 The runner (``qwenchat.runner``) does the running; a trial only interprets the record: Genie's
 own figures from the profile, and the host clock from the moment the command was sent (not
 from the prompt push) to the first token and to the process's end, so host-side overhead can
-be told apart from Genie's own init + query + free.
+be told apart from Genie's own init + query + free. The result is a typed ``TrialResult``
+(``records.py``) that storage and every printer read as it is.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from qwenchat.bench.records import GenieFigures, HostFigures, StopReason, TrialResult
 from qwenchat.runner.record import Outcome, QueryRecord
-from qwenchat.runner.request import QueryRequest, SamplerSettings
+from qwenchat.runner.request import QueryRequest, SamplerSettings, WaitBounds
 
 if TYPE_CHECKING:
     from qwenchat.runner.engine import Engine
 
-
-@dataclass
-class GenieFigures:
-    """From Genie's own profiler (the --profile JSON), per trial."""
-
-    init_ms: float | None
-    ttft_ms: float
-    prompt_tok_s: float
-    decode_tok_s: float
-    prompt_tokens: int
-    generated_tokens: int
-    generation_ms: float
-    query_ms: float | None
-    free_ms: float | None
-
-
-@dataclass
-class HostFigures:
-    """From the host's clock: process start (the shell command sent) to first token / end."""
-
-    first_token_ms: float | None
-    total_ms: float
-    overhead_ms: float | None  # total minus Genie's own create + query + free durations
-    # time.monotonic() when the command was sent and when the stream ended: comparable with
-    # the profile's timestamps only when phone and host share a clock (the emulator).
-    sent_monotonic: float = 0.0
-    ended_monotonic: float = 0.0
-
-
-@dataclass
-class TrialResult:
-    length: int  # prompt tokens asked for (after clamping)
-    seed: int
-    ok: bool
-    stop_reason: str  # "max-tokens", "eos", "error", "context-overflow", "cancelled"
-    error: str | None = None
-    error_hint: str | None = None
-    exit_code: int | None = None
-    genie: GenieFigures | None = None
-    host: HostFigures | None = None
-    libgenie_version: str | None = None
-    profile: dict[str, Any] | None = None  # the raw JSON Genie wrote
-    started_at: float = field(default_factory=time.time)
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+# What a query that did not finish means for the trial.
+_UNFINISHED = {
+    Outcome.CONTEXT_EXCEEDED: StopReason.CONTEXT_OVERFLOW,
+    Outcome.CUT: StopReason.CANCELLED,
+    Outcome.TIMED_OUT: StopReason.TIMED_OUT,
+    Outcome.DEVICE_LOST: StopReason.DEVICE_LOST,
+    Outcome.FAILED: StopReason.ERROR,
+}
 
 
 def _event_duration_ms(doc: dict[str, Any], kind: str) -> float | None:
@@ -81,36 +43,76 @@ class TrialRunner:
     """Runs trials through one engine (a fresh process per trial: how the published figures
     were measured)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        context_size: int | None = None,
+        load_s: float | None = None,
+        stall_s: float | None = None,
+    ) -> None:
         self.engine = engine
+        self.context_size = context_size
+        self.load_s = load_s
+        self.stall_s = stall_s
+
+    def bounds(self, prompt_tokens: int) -> WaitBounds:
+        return WaitBounds.for_prompt(prompt_tokens, load_s=self.load_s, stall_s=self.stall_s)
 
     def run(self, prompt: str, *, length: int, gen_len: int, seed: int) -> TrialResult:
         # max-num-tokens = gen-len, and a new sampler seed per trial as Qualcomm's harness does.
-        request = QueryRequest(prompt, SamplerSettings(max_tokens=gen_len, seed=seed))
+        request = QueryRequest(
+            prompt, SamplerSettings(max_tokens=gen_len, seed=seed), bounds=self.bounds(length)
+        )
         record = self.engine.query(request)
-        return trial_result(record, length=length, gen_len=gen_len, seed=seed)
+        return trial_result(
+            record, length=length, gen_len=gen_len, seed=seed, context_size=self.context_size
+        )
 
 
-def trial_result(record: QueryRecord, *, length: int, gen_len: int, seed: int) -> TrialResult:
+def stop_reason(
+    prompt_tokens: int, generated: int, *, gen_len: int, context_size: int | None
+) -> StopReason:
+    """Why a query that finished ([END], exit 0) stopped: Genie does not say.
+
+    Reaching --gen-len is the limit; otherwise prompt + generated tokens filling the context
+    means Genie ran out of room (it ends such a reply with [END] and exit 0, like an EOS);
+    anything else is the model's own end of reply.
+    """
+    if generated >= gen_len:
+        return StopReason.MAX_TOKENS
+    if context_size and prompt_tokens + generated >= context_size:
+        return StopReason.CONTEXT_FULL
+    return StopReason.EOS
+
+
+def trial_result(
+    record: QueryRecord,
+    *,
+    length: int,
+    gen_len: int,
+    seed: int,
+    context_size: int | None = None,
+) -> TrialResult:
     """What a trial measured, from the runner's record."""
-    result = TrialResult(length=length, seed=seed, ok=False, stop_reason="error")
+    result = TrialResult(length=length, seed=seed, ok=False, stop_reason=StopReason.ERROR)
     result.exit_code = record.exit_code
     result.libgenie_version = record.libgenie_version
     first = record.first_token_at
+    sent = record.sent_at or record.started_at  # a link lost before the command was sent
     result.host = HostFigures(
-        first_token_ms=None if first is None else (first - record.sent_at) * 1000.0,
-        total_ms=(record.ended_at - record.sent_at) * 1000.0,
+        first_token_ms=None if first is None else (first - sent) * 1000.0,
+        total_ms=(record.ended_at - sent) * 1000.0,
         overhead_ms=None,
-        sent_monotonic=record.sent_at,
+        sent_monotonic=sent,
         ended_monotonic=record.ended_at,
     )
-    if record.outcome is Outcome.CONTEXT_EXCEEDED:
-        result.stop_reason = "context-overflow"
-        result.error = "Genie reports the context size was exceeded"
-        return result
     if record.outcome is not Outcome.FINISHED:
-        result.stop_reason = "cancelled" if record.outcome is Outcome.CUT else "error"
-        result.error = record.message or f"genie-t2t-run: {record.outcome.value}"
+        result.stop_reason = _UNFINISHED[record.outcome]
+        if record.outcome is Outcome.CONTEXT_EXCEEDED:
+            result.error = "Genie reports the context size was exceeded"
+        else:
+            result.error = record.message or f"genie-t2t-run: {record.outcome.value}"
         result.error_hint = record.hint
         return result
     profile, doc = record.profile, record.profile_json
@@ -144,5 +146,8 @@ def trial_result(record: QueryRecord, *, length: int, gen_len: int, seed: int) -
         )
         return result
     result.ok = True
-    result.stop_reason = "max-tokens" if profile.num_generated_tokens >= gen_len else "eos"
+    result.stop_reason = stop_reason(
+        profile.num_prompt_tokens, profile.num_generated_tokens,
+        gen_len=gen_len, context_size=context_size,
+    )
     return result

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Serial, Transport
+from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Model, Serial, Transport
 
 
 def register(app: typer.Typer) -> None:
@@ -16,12 +16,14 @@ def register(app: typer.Typer) -> None:
 
 def bench(
     prompt_len: Annotated[
-        str,
+        str | None,
         typer.Option(
             "-p", "--prompt-len",
-            help="Prompt lengths in tokens: 128..4096 (powers of two), 128..4096:512, 128,1000.",
+            help="Prompt lengths in tokens: 128..4096 (powers of two), 128..4096:512, 128,1000. "
+            "Default: 128..the model's context (Qwen2: 128..4096; Llama-v2-7B-Chat: 128..1024).",
+            show_default=False,
         ),
-    ] = "128..4096",
+    ] = None,
     gen_len: Annotated[int, typer.Option("-n", "--gen-len", help="Tokens to generate.")] = 128,
     repetitions: Annotated[
         int, typer.Option("-r", "--repetitions", help="Measured trials per length.")
@@ -56,16 +58,36 @@ def bench(
         str | None,
         typer.Option("--plot", help="Also write a plot: FILE.png or FILE.svg (needs matplotlib)."),
     ] = None,
+    load_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--load-timeout", metavar="S",
+            help="Seconds Genie may take to load the model before the first token (plus the "
+            "prompt at a floor rate). Default: derived.",
+        ),
+    ] = None,
+    stall_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--stall-timeout", metavar="S",
+            help="Seconds without a token, once the reply flows, before Genie counts as stuck.",
+        ),
+    ] = None,
     run_id: Annotated[
         str | None,
-        typer.Argument(help="With --resume: the run to finish (default: the latest one)."),
+        typer.Argument(
+            help="With --resume: the run to finish: an id, a unique prefix or 'last' "
+            "(default: the latest unfinished one)."
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Finish an interrupted run: --resume [RUN_ID].")
     ] = False,
     show: Annotated[
-        str | None, typer.Option("--show", help="Print the report of a stored run and exit.")
+        str | None,
+        typer.Option("--show", help="Print the report of a stored run (id, prefix or 'last')."),
     ] = None,
+    model: Model = None,
     serial: Serial = None,
     connect: Connect = None,
     transport: Transport = "auto",
@@ -99,7 +121,7 @@ def bench(
     options = None
     if not resume:
         options = BenchOptions(
-            lengths=parse_lengths(prompt_len),
+            lengths=None if prompt_len is None else parse_lengths(prompt_len),
             gen_len=gen_len,
             repetitions=repetitions,
             warmup=warmup,
@@ -109,18 +131,26 @@ def bench(
             max_temp_action=max_temp_action.strip().lower(),
             cooldown_max_wait_s=cooldown_max_wait,
             protocol=protocol.strip().lower(),
+            load_timeout_s=load_timeout,
+            stall_timeout_s=stall_timeout,
+            model=model,
         )
+    if model is not None:
+        from qwenchat.models.registry import get_model
 
+        get_model(model)  # an unknown name is one line, before any phone is opened
+
+    from qwenchat.bench.progress import SweepProgress
     from qwenchat.device.select import open_device
 
-    progress = _Progress()
+    progress = SweepProgress()
     device = open_device(serial=serial, connect=connect, transport=transport)
     with device, open_store() as store:
         storage = BenchStorage(store)
         try:
             if options is None:
                 run_id = resume_run(
-                    device, storage, run_id,
+                    device, storage, run_id, model=model,
                     on_progress=progress.update, on_start=progress.start,
                 )
             else:
@@ -132,17 +162,15 @@ def bench(
             progress.close()
             _print_report(storage, stopped.run_id, fmt, plot)
             raise
-        progress.close()
+        finally:
+            progress.close()
         return _print_report(storage, run_id, fmt, plot)
 
 
-def _print_report(storage, run_id: str, fmt: str, plot: str | None = None) -> int:  # noqa: ANN001
+def _print_report(storage, run_ref: str, fmt: str, plot: str | None = None) -> int:  # noqa: ANN001
     from qwenchat.bench.formats import write_report
-    from qwenchat.errors import UsageError
 
-    stored = storage.load_run(run_id)
-    if stored is None:
-        raise UsageError(f"no bench run {run_id!r} in the store")
+    stored = storage.get_run(run_ref)
     # table mode: report.py's table, the roofline line and the terminal chart under it
     report = write_report(stored, fmt, sys.stdout)
     if plot is not None:
@@ -151,44 +179,3 @@ def _print_report(storage, run_id: str, fmt: str, plot: str | None = None) -> in
         write_plot(report, plot, created_at=stored.created_at)
         print(f"plot written to {plot}", file=sys.stderr)
     return 0
-
-
-class _Progress:
-    """One line per trial on stderr, with an ETA (stdout keeps only the report)."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True, highlight=False)
-
-    def start(self, run_id: str) -> None:
-        self.console.print(f"[dim]bench run {run_id} (resume with --resume {run_id})[/]")
-
-    def update(self, event) -> None:  # noqa: ANN001 - runner.ProgressEvent
-        slot, trial = event.slot, event.trial
-        kind = "warm-up" if slot.warmup else f"rep {slot.rep + 1}"
-        what = "-"
-        if trial is not None:
-            genie = (trial.result or {}).get("genie") or {}
-            if trial.ok and genie:
-                what = (
-                    f"TTFT {genie['ttft_ms']:,.1f} ms · {genie['decode_tok_s']:.2f} tok/s "
-                    "[dim](genie)[/]"
-                )
-            else:
-                what = f"[red]failed: {trial.error or trial.stop_reason}[/]"
-            waited = (trial.cooldown or {}).get("waited_s") or 0.0
-            if waited >= 0.5:
-                what += f" [dim](cooled {waited:.0f} s first)[/]"
-        eta = "" if event.eta_s is None else f" · ETA {_clock(event.eta_s)}"
-        self.console.print(
-            f"[{event.done}/{event.total}] {slot.length.tokens} tok {kind}: {what}{eta}"
-        )
-
-    def close(self) -> None:
-        pass
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

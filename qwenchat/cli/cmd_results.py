@@ -34,7 +34,10 @@ def list_runs(
     limit: Annotated[int, typer.Option("-n", "--limit", help="How many to list.")] = 20,
     json_output: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
 ) -> int:
-    """The stored runs, newest first: id, date, device, SoC, simulated, lengths, status."""
+    """The stored runs, newest first: id, date, model, device, SoC, simulated, lengths, status.
+
+    Ids are always printed whole (they are what --resume, show and compare take): the other
+    columns wrap instead."""
     import json
 
     from qwenchat.bench.formats import run_date
@@ -44,36 +47,44 @@ def list_runs(
         storage = BenchStorage(store)
         rows = []
         for run_id in storage.run_ids()[:limit]:
-            run = storage.load_run(run_id)
-            dev = run.context.get("device") or {}
+            run = storage.get_run(run_id)
+            dev = run.context.device
             rows.append({
-                "id": run.id, "date": run_date(run.created_at), "device": dev.get("model"),
-                "soc": dev.get("soc"), "simulated": bool(run.context.get("simulated")),
-                "lengths": [p["tokens"] for p in run.plan.get("lengths", [])],
-                "status": run.status,
-                "trials": sum(1 for t in run.trials if not t.warmup),
+                "id": run.id, "date": run_date(run.created_at), "model": run.model,
+                "device": dev.model or None, "soc": dev.soc or None,
+                "simulated": run.simulated,
+                "lengths": [p.tokens for p in run.plan.lengths],
+                "status": run.status.value,
+                "trials": len(run.measured),
                 "failed": sum(1 for t in run.trials if not t.ok),
             })
     if json_output:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0
+    from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False)
     if not rows:
         console.print("no bench runs yet: `qwenchat bench` makes one")
         return 0
-    table = Table()
-    for head in ("id", "date", "device", "SoC", "simulated", "lengths", "trials", "status"):
-        table.add_column(head)
+    # The id, date and status never wrap (ids are what --resume, show and compare take);
+    # everything else shares one column that wraps at word boundaries.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id", no_wrap=True, min_width=max(len(r["id"]) for r in rows))
+    table.add_column("date", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("model · device · SoC · lengths · trials", ratio=1, overflow="fold")
     for r in rows:
+        kind = "[yellow]SIMULATED[/]" if r["simulated"] else "real phone"
+        failed = f" [red]({r['failed']} failed)[/]" if r["failed"] else ""
         table.add_row(
-            r["id"], r["date"], str(r["device"] or "?"), str(r["soc"] or "?"),
-            "[yellow]SIMULATED[/]" if r["simulated"] else "real",
-            ",".join(str(n) for n in r["lengths"]),
-            f"{r['trials']}" + (f" [red]({r['failed']} failed)[/]" if r["failed"] else ""),
-            r["status"],
+            r["id"], r["date"], r["status"],
+            f"{escape(r['model'])} · {escape(str(r['device'] or '?'))} · SoC "
+            f"{escape(str(r['soc'] or '?'))} · {kind} · "
+            + ", ".join(str(n) for n in r["lengths"]) + f" tokens · {r['trials']} trials{failed}",
         )
     console.print(table)
     return 0
@@ -94,8 +105,7 @@ def show(
     fmt = parse_format(output)
     store, BenchStorage = _open()
     with store:
-        storage = BenchStorage(store)
-        stored = storage.load_run(storage.resolve_run_id(run))
+        stored = BenchStorage(store).get_run(run)
     report = write_report(stored, fmt, sys.stdout, chart=chart)
     if plot:
         _plot(report, plot, stored.created_at)
@@ -114,10 +124,18 @@ def _plot(report, path: str, created_at: float) -> None:  # noqa: ANN001 - Bench
 @results_app.command("compare")
 def compare(
     a: Annotated[str, typer.Argument(help="Run A (the baseline): id, prefix or 'last'.")],
-    b: Annotated[str, typer.Argument(help="Run B (compared with A).")],
+    b: Annotated[str, typer.Argument(help="Run B (compared with A): id, prefix or 'last'.")],
     output: Annotated[
         str, typer.Option("-o", "--output", help="table, md, csv or json.")
     ] = "table",
+    allow_different_models: Annotated[
+        bool,
+        typer.Option(
+            "--allow-different-models",
+            help="Compare runs of two models (refused by default: the difference would be "
+            "the models', not the phones').",
+        ),
+    ] = False,
 ) -> int:
     """B against A per prompt length: differences of medians and whether they exceed the
     runs' own spread (p10–p90 half-widths)."""
@@ -129,16 +147,19 @@ def compare(
     store, BenchStorage = _open()
     with store:
         storage = BenchStorage(store)
-        run_a = storage.load_run(storage.resolve_run_id(a))
-        run_b = storage.load_run(storage.resolve_run_id(b))
+        run_a = storage.get_run(a)
+        run_b = storage.get_run(b)
     result = cmp.compare_reports(
         build_report(run_a), build_report(run_b),
-        a_created=run_a.created_at, b_created=run_b.created_at,
+        allow_different_models=allow_different_models,
     )
     if fmt == "table":
         cmp.write_comparison_table(result, sys.stdout)
-        for warning in result.warnings:  # also on stderr, where pipes don't hide it
-            typer.secho(f"warning: {warning}", err=True, fg="yellow")
+        if not sys.stdout.isatty():
+            # The table went to a pipe or a file: say the warnings where the user looks too
+            # (on a terminal they are already on screen, once).
+            for warning in result.warnings:
+                typer.secho(f"warning: {warning}", err=True, fg="yellow")
     else:
         {"md": cmp.write_comparison_markdown, "csv": cmp.write_comparison_csv,
          "json": cmp.write_comparison_json}[fmt](result, sys.stdout)
@@ -163,8 +184,7 @@ def export(
     fmt = parse_format(output, ("json", "csv"))
     store, BenchStorage = _open()
     with store:
-        storage = BenchStorage(store)
-        stored = storage.load_run(storage.resolve_run_id(run))
+        stored = BenchStorage(store).get_run(run)
     report = build_report(stored)
     writer = write_json if fmt == "json" else write_trials_csv
     if file is None:

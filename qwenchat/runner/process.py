@@ -24,7 +24,7 @@ from qwenchat.runner.engine import Engine, TextCallback
 from qwenchat.runner.phone_bundle import PhoneBundle
 from qwenchat.runner.record import Outcome, QueryRecord, TimedEvent, classify
 from qwenchat.runner.request import QueryRequest, SamplerSettings
-from qwenchat.runner.stop import stop_process
+from qwenchat.runner.stop import pids_running_with, stop_process
 from qwenchat.shellwords import quote
 
 
@@ -137,15 +137,21 @@ class ProcessEngine(Engine):
             record.outcome = Outcome.DEVICE_LOST
             record.error = exc.message
         except BaseException:
-            # Ctrl-C outside a chat (bench) or SystemExit: the phone's process must not
-            # outlive us, and it is stopped the same way as a cancel.
+            # Ctrl-C outside a chat (bench), SIGTERM/SIGHUP or SystemExit: the phone's
+            # process must not outlive us, and it is stopped the same way as a cancel.
             with self._lock:
                 pid = self._pid
-            if pid is not None:
-                try:
+            try:
+                if pid is not None:
                     self._stop(pid)
-                except QwenchatError:
-                    pass
+                if record.sent_at:
+                    # The interrupt may have come before Genie's own pid line: find it by
+                    # this query's unique prompt file on its command line.
+                    for other in pids_running_with(self.device, prompt_file):
+                        if other != pid:
+                            self._stop(other)
+            except QwenchatError:
+                pass
             raise
         finally:
             if not record.ended_at:

@@ -46,3 +46,17 @@ def stop_process(
         f"{name} (pid {pid}) survived kill -9 on the phone",
         hint=f"Reboot the phone or kill it by hand: adb shell kill -9 {int(pid)}",
     )
+
+
+def pids_running_with(device: Device, needle: str) -> list[int]:
+    """Pids whose command line holds ``needle`` (a query's unique prompt-file path): how a
+    query's Genie is found when its pid is not known (an interrupt before its pid line, or a
+    shell that forks instead of exec)."""
+    with device.side_channel() as dev:
+        result = dev.shell("ps -A -o PID,ARGS", timeout=10)
+    pids = []
+    for line in result.text.splitlines():
+        first, _, rest = line.strip().partition(" ")
+        if first.isdigit() and needle in rest:
+            pids.append(int(first))
+    return pids
