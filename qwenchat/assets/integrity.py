@@ -26,13 +26,14 @@ from qwenchat.assets.phone_state import (
     _MARK,
     _SHA_LINE,
     _split,
-    journal_path,
+    journal_command,
     lock_section_commands,
+    parse_journal_section,
 )
 from qwenchat.device.base import Device
 from qwenchat.errors import BundleError, ConfigError
 from qwenchat.layout import PhoneLayout
-from qwenchat.manifest import BundleManifest, PushJournal
+from qwenchat.manifest import BundleManifest
 from qwenchat.shellwords import quote
 
 _PUSH_AGAIN = "Run `qwenchat push-assets` again: it resumes and makes the bundle whole."
@@ -75,7 +76,7 @@ def bundle_integrity(
                 f"cat {quote(layout.manifest_path)} 2>/dev/null",
                 "echo",
                 f"echo {_MARK.format('journal')}",
-                f"cat {quote(journal_path(layout))} 2>/dev/null",
+                journal_command(layout),
                 f"echo {_MARK.format('lock')}",
                 *lock_section_commands(layout),
                 f"echo {_MARK.format('config')}",
@@ -97,7 +98,7 @@ def bundle_integrity(
         )
 
     if not sections["manifest"].strip():
-        journal = PushJournal.parse(sections["journal"]) if sections["journal"] else None
+        journal = parse_journal_section(sections["journal"])
         if journal is not None:
             what = f"{journal.model} " if journal.model else ""
             return _bad(

@@ -34,6 +34,21 @@ def journal_path(layout: PhoneLayout) -> str:
     return posixpath.join(layout.work_dir, JOURNAL_NAME)
 
 
+_JOURNAL_END = "__qwenchat_journal_end__"
+
+
+def journal_command(layout: PhoneLayout) -> str:
+    """Print the journal followed by an end mark right after its last byte, so a torn last
+    line (no newline: the push stopped mid-append) can be told from a whole one."""
+    return f"cat {quote(journal_path(layout))} 2>/dev/null && echo {_JOURNAL_END}"
+
+
+def parse_journal_section(section: str) -> PushJournal | None:
+    if _JOURNAL_END not in section:
+        return None
+    return PushJournal.parse(section[: section.rindex(_JOURNAL_END)])
+
+
 @dataclass
 class PhoneState:
     manifest: BundleManifest | None
@@ -111,7 +126,7 @@ def read_phone_state(device: Device, layout: PhoneLayout, remotes: list[str]) ->
             f"cat {quote(layout.manifest_path)} 2>/dev/null",
             "echo",
             f"echo {_MARK.format('journal')}",
-            f"cat {quote(journal_path(layout))} 2>/dev/null",
+            journal_command(layout),
             f"echo {_MARK.format('lock')}",
             *lock_section_commands(layout),
             f"echo {_MARK.format('sizes')}",
@@ -160,7 +175,7 @@ def read_phone_state(device: Device, layout: PhoneLayout, remotes: list[str]) ->
         partial_sizes=partial,
         free_bytes=parse_df_available(sections["df"]),
         model=sections["model"].strip(),
-        journal=PushJournal.parse(sections["journal"]) if sections["journal"] else None,
+        journal=parse_journal_section(sections["journal"]),
         lock=parse_lock_section(sections["lock"]),
         manifest_damaged=damaged,
         fingerprint=(sections["manifest"], sections["journal"], sections["sizes"]),

@@ -122,10 +122,9 @@ def push_assets_cmd(
     import json
 
     from qwenchat.assets.bundle import plan_bundle
-    from qwenchat.assets.push import PushInterruptedError, detect_soc, push_assets
-    from qwenchat.device.select import open_device
     from qwenchat.errors import UsageError
     from qwenchat.layout import PhoneLayout
+    from qwenchat.manifest import HashCache
 
     layout = PhoneLayout(device_dir)
     spec = _model_for(model, bundle)
@@ -156,13 +155,37 @@ def push_assets_cmd(
         seed=seed,
     )
 
+    # One hash cache for planning (the tokenizer's facts) and pushing (file hashes), so a
+    # damaged cache is rebuilt once and said once.
+    cache = HashCache()
+
     def plan_for(chip: str):  # noqa: ANN202
-        return plan_bundle(bundle, qairt, chip, tokenizer=tokenizer, model=spec, **overrides)
+        return plan_bundle(
+            bundle, qairt, chip, tokenizer=tokenizer, model=spec, cache=cache, **overrides
+        )
+
+    try:
+        report = _plan_and_push(
+            plan_for, soc, layout, verify, break_lock, json_output, cache,
+            serial=serial, connect=connect, transport=transport,
+        )  # fmt: skip
+    finally:
+        cache.close()
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return 0
+    _render(report)
+    return 0
+
+
+def _plan_and_push(plan_for, soc, layout, verify, break_lock, json_output, cache, **where):  # noqa: ANN001, ANN202, PLR0913
+    from qwenchat.assets.push import PushInterruptedError, detect_soc, push_assets
+    from qwenchat.device.select import open_device
 
     if soc is not None:
         # Check the bundle before touching a phone: bad input fails fast, even with none.
         plan = plan_for(soc)
-    device = open_device(serial=serial, connect=connect, transport=transport, on_wait=_say)
+    device = open_device(on_wait=_say, **where)
     try:
         if soc is None:
             plan = plan_for(detect_soc(device))
@@ -176,7 +199,13 @@ def push_assets_cmd(
             progress = RichPushProgress()
         try:
             report = push_assets(
-                device, plan, layout, verify=verify, progress=progress, break_lock=break_lock
+                device,
+                plan,
+                layout,
+                verify=verify,
+                progress=progress,
+                cache=cache,
+                break_lock=break_lock,
             )
         except KeyboardInterrupt:
             stopped = PushInterruptedError("interrupted; run again to resume")
@@ -187,12 +216,7 @@ def push_assets_cmd(
                 progress.end()
     finally:
         device.close()
-
-    if json_output:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-        return 0
-    _render(report)
-    return 0
+    return report
 
 
 def _model_for(name: str | None, bundle: Path | None):  # noqa: ANN202 - ModelSpec
@@ -276,6 +300,4 @@ def _render(report) -> None:  # noqa: ANN001
         console.print(report.verify_text)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
-    for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
     console.print(f"[dim]{report.work_dir} · {report.seconds:.2f} s in all[/]")
