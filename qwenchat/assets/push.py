@@ -235,10 +235,12 @@ def _decide(
     to_send: list[str] = []
     to_hash: list[str] = []  # present with the right size: the phone's hash decides
     for f in plan.files:
+        # A .partial of the full size is a send that finished but was never renamed (the
+        # run stopped in between): if its hash matches, it is renamed instead of re-sent.
+        if state.partial_sizes.get(f.remote) == f.size:
+            to_hash.append(f.remote + PARTIAL_SUFFIX)
         if state.sizes.get(f.remote) != f.size:
             to_send.append(f.remote)  # no hash needed to know it must go
-            if state.partial_sizes.get(f.remote) == f.size:
-                to_hash.append(f.remote + PARTIAL_SUFFIX)  # a finished send, never renamed
             continue
         if verify or f.remote not in known:
             to_hash.append(f.remote)  # unknown (e.g. an interrupted run): hash decides
@@ -260,15 +262,15 @@ def _decide(
         progress.status("hashing the bundle on the host (cached after the first time)")
         wanted = wanted_future.result()
         for r in to_hash:
-            if r.endswith(PARTIAL_SUFFIX):
-                base = r.removesuffix(PARTIAL_SUFFIX)
-                if phone_hashes.get(r) == wanted.files[base].sha256:
-                    resumed.append(base)
-                    to_send.remove(base)
-            elif phone_hashes.get(r) != wanted.files[r].sha256:
+            if not r.endswith(PARTIAL_SUFFIX) and phone_hashes.get(r) != wanted.files[r].sha256:
                 to_send.append(r)
                 if verify and known.get(r) == wanted.files[r]:
                     repaired.append(r)  # the manifest vouched for it, yet it differs
+        for r in to_hash:
+            base = r.removesuffix(PARTIAL_SUFFIX)
+            if r != base and base in to_send and phone_hashes.get(r) == wanted.files[base].sha256:
+                resumed.append(base)
+                to_send.remove(base)
     order = [f for f in plan.files if f.remote in set(to_send)]
     return _Decision(order, resumed, repaired, hashed)
 
