@@ -45,19 +45,24 @@ def check_overrides(overrides: dict[str, Any], context_limit: int, model_name: s
     if tokens is not None and not 1 <= tokens <= limit:
         raise UsageError(
             f"--max-tokens {tokens}: must be from 1 to the context size ({limit})",
+            "Leave it out to let each run set it (chat and bench do).",
         )
     temp = overrides.get("temp")
     if temp is not None and not 0 <= temp <= 100:
-        raise UsageError(f"--temp {temp}: must be from 0 (greedy) to 100")
+        raise UsageError(
+            f"--temp {temp}: must be from 0 (greedy) to 100", "Qualcomm's configs use 0.8."
+        )
     top_k = overrides.get("top_k")
     if top_k is not None and top_k < 0:
-        raise UsageError(f"--top-k {top_k}: must be 0 or more")
+        raise UsageError(f"--top-k {top_k}: must be 0 or more", "Qualcomm's configs use 40.")
     top_p = overrides.get("top_p")
     if top_p is not None and not 0 <= top_p <= 1:
-        raise UsageError(f"--top-p {top_p}: must be from 0 to 1")
+        raise UsageError(f"--top-p {top_p}: must be from 0 to 1", "Qualcomm's configs use 0.95.")
     seed = overrides.get("seed")
     if seed is not None and not 0 <= seed < 2**32:
-        raise UsageError(f"--seed {seed}: must be from 0 to {2**32 - 1}")
+        raise UsageError(
+            f"--seed {seed}: must be from 0 to {2**32 - 1}", "Any whole number in that range."
+        )
 
 
 # -------------------------------------------------------------------------- host files
@@ -122,7 +127,9 @@ def _read_tokenizer(path: Path) -> dict:
             "It is not a tokenizer.json: pass the model's own with --tokenizer.",
         ) from None
     except json.JSONDecodeError as exc:
-        truncated = exc.pos >= len(raw.rstrip()) - 1
+        # A tokenizer.json is one object: begun but not closed means the copy was cut short.
+        body = raw.strip()
+        truncated = body.startswith(b"{") and not body.endswith(b"}")
         raise BundleError(
             f"tokenizer {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
             f"{exc.msg}){': the file looks truncated' if truncated else ''}",
