@@ -321,3 +321,25 @@ def test_a_failing_mkdir_is_one_line_and_changes_nothing(
         push_assets(faulty, plan_b, PhoneLayout(WORK), overlap=False)
     assert _one_line(info.value) == message
     assert_phone_is(emulator, plan_a)
+
+
+def test_a_damaged_hash_cache_is_one_note_and_the_push_goes_on(
+    capsys, monkeypatch, emulator, synthetic_bundle, tmp_path
+):
+    from qwenchat.cli import app
+    from qwenchat.cli.errors import run_app
+
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    db = cache_dir / "hashes.sqlite"
+    db.write_bytes(b"\x00garbage" * 512)
+    monkeypatch.setenv("QWENCHAT_CACHE", str(cache_dir))
+    monkeypatch.setenv("COLUMNS", "1000")
+    code = run_app(app, ["push-assets", "--bundle", str(synthetic_bundle.bundle), "--qairt",
+                         str(synthetic_bundle.qairt), "--connect", emulator.address,
+                         "--transport", "direct"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    notes = [line for line in out.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: hash cache {db} was damaged (file is not a database); rebuilt it"]
+    assert "sent 15 file(s)" in out
