@@ -26,7 +26,6 @@ from fixtures_bundle import bundle_variant
 from qwenchat.assets.bundle import plan_bundle
 from qwenchat.assets.phone_state import bundle_integrity
 from qwenchat.assets.push import PushInterruptedError, push_assets
-from qwenchat.device.direct import DirectDevice
 from qwenchat.errors import BundleError, DeviceCommandError, QwenchatError
 from qwenchat.layout import PhoneLayout
 from qwenchat.manifest import HashCache
