@@ -222,15 +222,14 @@ def test_files_of_an_older_bundle_are_removed(device, emulator, plan, synthetic_
     push_assets(device, plan, layout)
     other = tmp_path / "other-export"
     other.mkdir()
-    for n in (1, 2):
-        (other / f"qwen_part_{n}_of_2.bin").write_bytes(bytes([n]) * 4096)
+    for n in (1, 2, 3, 4):
+        (other / f"qwen_part_{n}_of_4.bin").write_bytes(bytes([n]) * 4096)
     (other / "tokenizer.json").symlink_to(synthetic_bundle.tokenizer)
     new_plan = plan_bundle(other, synthetic_bundle.qairt, "SM8750")
     report = push_assets(device, new_plan, layout)
     assert sorted(report.sent) == [
         "bundle/genie_config.json",
-        "bundle/qwen_part_1_of_2.bin",
-        "bundle/qwen_part_2_of_2.bin",
+        *(f"bundle/qwen_part_{n}_of_4.bin" for n in (1, 2, 3, 4)),
     ]
     bundle = on_phone(emulator, f"{WORK}/bundle")
     assert not list(bundle.glob("weight_sharing_model_*"))

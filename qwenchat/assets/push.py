@@ -1,20 +1,33 @@
-"""Putting a ``BundlePlan`` on the phone: only what differs, each file verified, resumable.
+"""Putting a ``BundlePlan`` on the phone: only what differs, each file verified, resumable,
+and the bundle on the phone always either the old one or the new one as a whole.
 
-Protocol, so an interrupted push never leaves a file that looks complete:
+Protocol (a file on the phone never looks complete when it is not):
 
-1. One shell call reads the phone's manifest, the size of every planned file (and of any
-   ``.partial`` left over), free space and the model name (``phone_state``).
-2. A file is skipped when the manifest has its SHA-256 and size and ``stat`` agrees. A file
-   the manifest does not vouch for but whose size matches (an interrupted earlier run) is
-   hashed on the phone and skipped when it matches: whole-file resume.
-3. Free space is checked against the peak the push will need.
-4. If files the manifest vouches for are about to be replaced, the manifest is rewritten
-   without them first: it never claims a file that is not what it says.
-5. Each file goes to ``<name>.partial``, is hashed on the phone (``sha256sum``) and is
-   renamed into place only when the hash matches. Through Google's adb server that check
-   overlaps the sending of the next file; adb-shell (direct) cannot run a shell while a
-   sync push is in flight on its connection, so there it follows each file.
-6. The full manifest is written last (itself via a ``.partial`` + ``mv``).
+1. One shell call reads the phone's manifest, push journal and lock, the size of every
+   planned file (and of any ``.partial`` left over), free space and the model name
+   (``phone_state``). When the manifest already describes exactly this bundle and the
+   sizes agree, that one call is all (``--verify``: plus one ``sha256sum``).
+2. Otherwise the push takes the phone's lock (``lock.py``: one push at a time, with owner
+   and age, stale locks taken over safely) and reads the state again under it.
+3. A file the manifest (or the journal of an interrupted push) vouches for, with the right
+   size, is kept. A file nobody vouches for but whose size matches is hashed on the phone
+   and kept when it matches; so is a complete ``.partial`` left by an interrupted run,
+   which is renamed into place instead of being sent again.
+4. Free space is checked against the peak the push will need.
+5. Before the first file changes, one command (under the lock) removes files of the old
+   bundle that the new one does not use, writes ``.push-journal`` (which bundle is being
+   put there, and which files are already verified in place) and removes ``manifest.json``:
+   from here until step 7 the phone holds no manifest, and ``bundle_integrity`` calls it
+   incomplete, never whole.
+6. Each file goes to ``<name>.partial``, is hashed on the phone (``sha256sum``) and renamed
+   into place only when the hash matches (and the lock is still ours); its line is added
+   to the journal in the same command. A file that arrives damaged is sent once more; twice
+   damaged, the host file is hashed again to tell a bad host copy from a bad link. Through
+   Google's adb server the check overlaps the sending of the next file; adb-shell (direct)
+   cannot run a shell while a sync push is in flight on its connection, so there it
+   follows each file.
+7. The manifest is written last (``.partial`` + ``mv``, the journal removed in the same
+   command), then the lock is released.
 """
 
 from __future__ import annotations
@@ -29,19 +42,38 @@ from pathlib import Path
 from typing import Any
 
 from qwenchat.assets.bundle import BundleFile, BundlePlan, plan_bundle
+from qwenchat.assets.lock import PhoneLock, PushLockedError, PushLockLostError
 from qwenchat.assets.phone_state import (
     PARTIAL_SUFFIX,
     PhoneState,
+    journal_path,
     read_phone_state,
     sha256_on_phone,
 )
 from qwenchat.device.base import Device
-from qwenchat.errors import ConfigError, DeviceCommandError, DeviceError, DeviceStorageError
+from qwenchat.errors import (
+    BundleError,
+    ConfigError,
+    DeviceCommandError,
+    DeviceError,
+    DeviceStorageError,
+)
 from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
-from qwenchat.manifest import BundleManifest, FileEntry, HashCache
+from qwenchat.manifest import BundleManifest, FileEntry, HashCache, PushJournal, sha256_file
 from qwenchat.shellwords import quote
 
 RETRIES = 1  # a file whose hash differs on the phone is sent once more, then we give up
+
+__all__ = [
+    "PushInterruptedError",
+    "PushLockLostError",
+    "PushLockedError",
+    "PushProgress",
+    "PushReport",
+    "detect_soc",
+    "prepare_phone",
+    "push_assets",
+]
 
 
 class PushInterruptedError(DeviceError):
@@ -79,10 +111,18 @@ class PushReport:
     simulated: bool
     sent: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # found damaged by --verify, re-sent
+    resumed: list[str] = field(default_factory=list)  # complete .partial renamed, not re-sent
+    retried: list[str] = field(default_factory=list)  # arrived damaged once, sent again
     host_files_hashed: int = 0  # files read and hashed on the host in this run
     host_cache_hits: int = 0  # files whose hash came from the cache (not read)
     phone_files_hashed: int = 0  # files hashed by sha256sum on the phone in this run
     shell_calls: int = 0
+    bundle_id: str = ""
+    model: str | None = None
+    qairt_version: str | None = None
+    binaries_qairt_version: str | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. a QAIRT version mismatch
+    notes: list[str] = field(default_factory=list)  # e.g. a stale lock taken over
 
     @property
     def mb_per_s(self) -> float:
@@ -95,7 +135,8 @@ class PushReport:
         fixed = (
             f", repaired {len(self.repaired)}: {', '.join(self.repaired)}" if self.repaired else ""
         )
-        return f"verified: all {self.files_sent + self.files_skipped} file(s) re-hashed on the phone{fixed}"
+        total = self.files_sent + self.files_skipped
+        return f"verified: all {total} file(s) re-hashed on the host and the phone{fixed}"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -114,7 +155,7 @@ def format_bytes(n: float) -> str:
 
 
 class _CountingDevice:
-    """Counts shell calls (the report shows the unchanged case costs one or two)."""
+    """Counts shell calls (the report shows the unchanged case costs one)."""
 
     def __init__(self, device: Device) -> None:
         self.device = device
@@ -128,26 +169,36 @@ class _CountingDevice:
         return getattr(self.device, name)
 
 
-def host_manifest(plan: BundlePlan, cache: HashCache) -> BundleManifest:
-    """Size + SHA-256 of every planned file; files on disk come from the hash cache."""
+def host_manifest(plan: BundlePlan, cache: HashCache, rehash: bool = False) -> BundleManifest:
+    """Size + SHA-256 of every planned file; files on disk come from the hash cache unless
+    ``rehash`` (``--verify``), which reads them all again and refuses a file whose bytes
+    changed while its size and mtime did not."""
     on_disk = [f.local for f in plan.files if f.local is not None]
-    shas = cache.sha256_many(on_disk)
+    shas = cache.sha256_many(on_disk, rehash=rehash)
+    if cache.changed:
+        first = cache.changed[0]
+        more = f" (and {len(cache.changed) - 1} more)" if len(cache.changed) > 1 else ""
+        raise BundleError(
+            f"host file {first.path} changed without its size or time changing{more}: SHA-256 "
+            f"now {first.now[:12]}, {first.cached[:12]} when first read; the host copy may "
+            "be damaged (bit rot)",
+            "Get the file again (download, fetch or copy); if you changed it on purpose, "
+            "`touch` it and push again.",
+        )
     files: dict[str, FileEntry] = {}
     for f in plan.files:
         if f.local is not None:
             files[f.remote] = FileEntry(f.size, shas[f.local])
         else:
             files[f.remote] = FileEntry(f.size, hashlib.sha256(f.data or b"").hexdigest())
-    return BundleManifest(files=files)
-
-
-def _check(device: Any, command: str, what: str, timeout: float = 60.0) -> None:
-    result = device.shell(command, timeout=timeout)
-    if not result.ok:
-        detail = (result.error_text or result.text).strip().splitlines()
-        raise DeviceCommandError(
-            f"{what} failed on the phone: {detail[-1] if detail else f'exit {result.exit_code}'}"
-        )
+    return BundleManifest(
+        files=files,
+        model=plan.model,
+        soc=plan.soc,
+        arch=plan.arch,
+        qairt_version=plan.qairt_version,
+        binaries_qairt_version=plan.binaries_qairt_version,
+    )
 
 
 def _peak_need(order: list[BundleFile], state: PhoneState) -> int:
@@ -160,6 +211,70 @@ def _peak_need(order: list[BundleFile], state: PhoneState) -> int:
     return max(peak, delta)
 
 
+@dataclass
+class _Decision:
+    order: list[BundleFile]  # to send, in plan order
+    resumed: list[str]  # complete .partial files that match: renamed into place
+    repaired: list[str]
+    hashed: int  # files hashed on the phone to decide
+
+
+def _decide(
+    dev: Any,
+    layout: PhoneLayout,
+    plan: BundlePlan,
+    state: PhoneState,
+    wanted_future: Future[BundleManifest],
+    verify: bool,
+    progress: PushProgress,
+    phone_hashes: dict[str, str],
+) -> _Decision:
+    """What must be sent, given what the phone holds. ``phone_hashes`` (remote → sha) is
+    reused and filled: hashes taken earlier in this run are not taken again."""
+    known = state.known
+    to_send: list[str] = []
+    to_hash: list[str] = []  # present with the right size: the phone's hash decides
+    for f in plan.files:
+        # A .partial of the full size is a send that finished but was never renamed (the
+        # run stopped in between): if its hash matches, it is renamed instead of re-sent.
+        if state.partial_sizes.get(f.remote) == f.size:
+            to_hash.append(f.remote + PARTIAL_SUFFIX)
+        if state.sizes.get(f.remote) != f.size:
+            to_send.append(f.remote)  # no hash needed to know it must go
+            continue
+        if verify or f.remote not in known:
+            to_hash.append(f.remote)  # unknown (e.g. an interrupted run): hash decides
+            continue
+        progress.status("hashing the bundle on the host (cached after the first time)")
+        if known[f.remote] != wanted_future.result().files[f.remote]:
+            to_send.append(f.remote)  # vouched for, but as an older version
+    hashed = 0
+    need = [r for r in to_hash if r not in phone_hashes]
+    if need:
+        sizes = {f.remote: f.size for f in plan.files}
+        total = sum(sizes[r.removesuffix(PARTIAL_SUFFIX)] for r in need)
+        progress.status(f"checking {len(need)} file(s) on the phone with SHA-256")
+        phone_hashes.update(sha256_on_phone(dev, layout, need, total))
+        hashed = len(need)
+    resumed: list[str] = []
+    repaired: list[str] = []
+    if to_hash:
+        progress.status("hashing the bundle on the host (cached after the first time)")
+        wanted = wanted_future.result()
+        for r in to_hash:
+            if not r.endswith(PARTIAL_SUFFIX) and phone_hashes.get(r) != wanted.files[r].sha256:
+                to_send.append(r)
+                if verify and known.get(r) == wanted.files[r]:
+                    repaired.append(r)  # the manifest vouched for it, yet it differs
+        for r in to_hash:
+            base = r.removesuffix(PARTIAL_SUFFIX)
+            if r != base and base in to_send and phone_hashes.get(r) == wanted.files[base].sha256:
+                resumed.append(base)
+                to_send.remove(base)
+    order = [f for f in plan.files if f.remote in set(to_send)]
+    return _Decision(order, resumed, repaired, hashed)
+
+
 def push_assets(
     device: Device,
     plan: BundlePlan,
@@ -169,12 +284,15 @@ def push_assets(
     progress: PushProgress | None = None,
     cache: HashCache | None = None,
     overlap: bool | None = None,
+    break_lock: bool = False,
 ) -> PushReport:
     """Make the phone hold exactly ``plan`` under ``layout.work_dir``; see the module doc.
 
+    ``verify``: re-hash every file on the host and on the phone, repair what differs.
     ``overlap``: hash file N on the phone while file N+1 is being sent. Default: where the
     device can carry a shell stream during a push (``Device.concurrent_streams``); otherwise
-    each file is verified right after sending it.
+    each file is verified right after sending it. ``break_lock``: take over the phone's push
+    lock even when its owner may still be at work.
     """
     if overlap is None:
         overlap = device.concurrent_streams
@@ -183,83 +301,116 @@ def push_assets(
     dev = _CountingDevice(device)
     own_cache = cache is None
     cache = cache or HashCache()
+    lock: PhoneLock | None = None
     # Host hashing runs while the phone is asked what it holds and, on a first push, while
     # the first files are already on the wire: their hashes are only needed to verify them.
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwenchat-host-hash")
     try:
-        wanted_future = hasher.submit(host_manifest, plan, cache)
+        wanted_future = hasher.submit(host_manifest, plan, cache, verify)
         progress.status("reading the phone's work dir")
-        state = read_phone_state(dev, layout, [f.remote for f in plan.files])
+        remotes = [f.remote for f in plan.files]
+        state = read_phone_state(dev, layout, remotes)
+        lock_present = state.lock is not None and state.lock.present
+        if lock_present and state.lock.stale_reason() is None and not break_lock:
+            raise PushLockedError(
+                f"another push is writing to {layout.work_dir} on this phone "
+                f"({state.lock.describe()})"
+            )
 
+        phone_hashes: dict[str, str] = {}
+        decision = None
+        if state.manifest is not None and not lock_present:
+            # Maybe nothing to do: decided without the lock (only reads, at most sha256sum).
+            decision = _decide(dev, layout, plan, state, wanted_future, verify, progress,
+                               phone_hashes)  # fmt: skip
+            if (
+                not decision.order
+                and not decision.resumed
+                and state.manifest.identity() == wanted_future.result().identity()
+            ):
+                progress.end()
+                return _report(plan, layout, state, decision, [], verify, started, 0.0, cache,
+                               dev, wanted_future.result(), [])  # fmt: skip
+
+        lock = PhoneLock(dev, layout, break_lock=break_lock)
+        progress.status("taking the phone's push lock")
+        lock.acquire(state.lock)
+        fresh = read_phone_state(dev, layout, remotes)
+        if decision is None or fresh.fingerprint != state.fingerprint:
+            phone_hashes.clear()  # something changed between the two reads: look again
+            decision = _decide(dev, layout, plan, fresh, wanted_future, verify, progress,
+                               phone_hashes)  # fmt: skip
+            state = fresh
+        else:
+            state = fresh
+        wanted = wanted_future.result()
         by_remote = {f.remote: f for f in plan.files}
-        phone_known = state.manifest.files if state.manifest else {}
-        to_send: list[str] = []
-        to_hash: list[str] = []  # present with the right size: the phone's hash decides
-        wanted: BundleManifest | None = None
-        for f in plan.files:
-            remote_size = state.sizes.get(f.remote)
-            if remote_size != f.size:
-                to_send.append(f.remote)  # no hash needed to know it must go
-                continue
-            if wanted is None:
-                progress.status("hashing the bundle on the host (cached after the first time)")
-                wanted = wanted_future.result()
-            want = wanted.files[f.remote]
-            have = phone_known.get(f.remote)
-            if verify or have is None:
-                to_hash.append(f.remote)  # unknown (e.g. an interrupted run): hash decides
-            elif have != want:
-                to_send.append(f.remote)  # the manifest vouches it is an older version
-        phone_hashed = 0
-        repaired: list[str] = []
-        if to_hash:
-            progress.status(f"checking {len(to_hash)} file(s) on the phone with SHA-256")
-            got = sha256_on_phone(dev, layout, to_hash, sum(by_remote[r].size for r in to_hash))
-            phone_hashed += len(to_hash)
-            assert wanted is not None  # to_hash is only filled after the hashes are known
-            for r in to_hash:
-                if got.get(r) != wanted.files[r].sha256:
-                    to_send.append(r)
-                    if verify and phone_known.get(r) == wanted.files[r]:
-                        repaired.append(r)  # the manifest vouched for it, yet it differs
-        order = [f for f in plan.files if f.remote in set(to_send)]
         # Files an older bundle left (e.g. ctx-bins of another export): GBs of dead weight.
-        stale = [r for r in phone_known if r not in by_remote and _safe_relative(r)]
+        stale = [r for r in state.known if r not in by_remote and _safe_relative(r)]
+        _check_space(decision.order, state, layout, stale)
 
         send_started = time.perf_counter()
-        if order or state.manifest is None or _manifest_stale(state.manifest, wanted_future):
-            _check_space(order, state, layout, stale)
-            phone_hashed += _send(
-                dev, layout, order, wanted_future, state, progress, overlap, stale
-            )
-            _write_manifest(dev, layout, wanted_future.result())
+        retried: list[str] = []
+        changing = bool(decision.order or decision.resumed or stale)
+        if changing:
+            _begin(lock, dev, layout, wanted, state, decision, stale)
+        hashed = decision.hashed + _send(
+            lock, dev, layout, decision.order, wanted_future, progress, overlap, retried
+        )
+        _commit(lock, dev, layout, wanted, state, decision, changing)
         send_seconds = time.perf_counter() - send_started
         progress.end()
-        return PushReport(
-            work_dir=layout.work_dir,
-            files_sent=len(order),
-            files_skipped=len(plan.files) - len(order),
-            bytes_sent=sum(f.size for f in order),
-            bytes_total=plan.total_size,
-            seconds=time.perf_counter() - started,
-            send_seconds=send_seconds,
-            verified=verify,
-            simulated=state.simulated,
-            sent=[f.remote for f in order],
-            repaired=repaired,
-            host_files_hashed=cache.hashed,
-            host_cache_hits=cache.hits,
-            phone_files_hashed=phone_hashed,
-            shell_calls=dev.shell_calls,
-        )
+        decision.hashed = hashed
+        return _report(plan, layout, state, decision, decision.order, verify, started,
+                       send_seconds, cache, dev, wanted, retried, lock)  # fmt: skip
     finally:
+        if lock is not None:
+            lock.release()
         hasher.shutdown(wait=True, cancel_futures=True)
         if own_cache:
             cache.close()
 
 
-def _manifest_stale(have: BundleManifest, want: Future[BundleManifest]) -> bool:
-    return have.files != want.result().files
+def _report(
+    plan: BundlePlan,
+    layout: PhoneLayout,
+    state: PhoneState,
+    decision: _Decision,
+    order: list[BundleFile],
+    verify: bool,
+    started: float,
+    send_seconds: float,
+    cache: HashCache,
+    dev: _CountingDevice,
+    wanted: BundleManifest,
+    retried: list[str],
+    lock: PhoneLock | None = None,
+) -> PushReport:
+    return PushReport(
+        work_dir=layout.work_dir,
+        files_sent=len(order),
+        files_skipped=len(plan.files) - len(order),
+        bytes_sent=sum(f.size for f in order),
+        bytes_total=plan.total_size,
+        seconds=time.perf_counter() - started,
+        send_seconds=send_seconds,
+        verified=verify,
+        simulated=state.simulated,
+        sent=[f.remote for f in order],
+        repaired=decision.repaired,
+        resumed=decision.resumed,
+        retried=retried,
+        host_files_hashed=cache.hashed,
+        host_cache_hits=cache.hits,
+        phone_files_hashed=decision.hashed,
+        shell_calls=dev.shell_calls,
+        bundle_id=wanted.bundle_id,
+        model=wanted.model,
+        qairt_version=wanted.qairt_version,
+        binaries_qairt_version=wanted.binaries_qairt_version,
+        warnings=list(plan.warnings),
+        notes=list(cache.notes) + (list(lock.notes) if lock is not None else []),
+    )
 
 
 def _safe_relative(name: str) -> bool:
@@ -276,54 +427,112 @@ def _check_space(
         return  # df unreadable: the push itself will fail cleanly on a full disk
     need = _peak_need(order, state)
     free = state.free_bytes + sum(state.partial_sizes.values())  # leftovers are removed first
-    if state.manifest is not None:
-        free += sum(state.manifest.files[r].size for r in stale)
+    known = state.known
+    free += sum(known[r].size for r in stale if r in known)
     if need > free:
         raise DeviceStorageError(
             f"needs {format_bytes(need)}, phone has {format_bytes(free)} free in {layout.work_dir}"
         )
 
 
+def _journal_line(name: str, entry: FileEntry) -> str:
+    return PushJournal.line(name, entry).rstrip("\n")
+
+
+def _begin(
+    lock: PhoneLock,
+    dev: Any,
+    layout: PhoneLayout,
+    wanted: BundleManifest,
+    state: PhoneState,
+    decision: _Decision,
+    stale: list[str],
+) -> None:
+    """Before the first file changes: drop the old bundle's extra files and the manifest,
+    write the journal (one command under the lock), and put complete ``.partial`` files that
+    matched into place."""
+    work = layout.work_dir.rstrip("/") + "/"
+    changing = {f.remote for f in decision.order} | set(decision.resumed)
+    journal = PushJournal(wanted.bundle_id, wanted.model)
+    journal.verified = {r: e for r, e in wanted.files.items() if r not in changing}
+    journal_file = journal_path(layout)
+    dev.push_bytes(journal.text().encode(), journal_file + PARTIAL_SUFFIX)
+    leftovers = [r for r in state.partial_sizes if r not in decision.resumed]
+    removals = [quote(work + r) for r in stale] + [
+        quote(work + r + PARTIAL_SUFFIX) for r in leftovers
+    ]
+    steps = []
+    if removals:
+        # While the manifest still vouches for them: an interruption here leaves a manifest
+        # that lists missing files (refused as damaged, and the next push removes them
+        # again), never orphans nobody lists.
+        steps.append(f"rm -f {' '.join(removals)}")
+    steps.append(f"mv -f {quote(journal_file + PARTIAL_SUFFIX)} {quote(journal_file)}")
+    steps.append(f"rm -f {quote(layout.manifest_path)}")
+    for r in decision.resumed:
+        steps.append(
+            f"mv -f {quote(work + r + PARTIAL_SUFFIX)} {quote(work + r)}"
+            f" && echo {quote(_journal_line(r, wanted.files[r]))} >> {quote(journal_file)}"
+        )
+    lock.run(" && ".join(steps), "starting the push (journal, old files, manifest)")
+
+
+def _commit(
+    lock: PhoneLock,
+    dev: Any,
+    layout: PhoneLayout,
+    wanted: BundleManifest,
+    state: PhoneState,
+    decision: _Decision,
+    changed: bool,
+) -> None:
+    """The manifest, last: from now on the phone holds this bundle, whole."""
+    tmp = layout.manifest_path + PARTIAL_SUFFIX
+    dev.push_bytes(wanted.to_json().encode(), tmp)
+    steps = [f"mv -f {quote(tmp)} {quote(layout.manifest_path)}"]
+    steps.append(f"rm -f {quote(journal_path(layout))}")
+    if not changed:
+        work = layout.work_dir.rstrip("/") + "/"
+        leftovers = [quote(work + r + PARTIAL_SUFFIX) for r in state.partial_sizes]
+        if leftovers:
+            steps.append(f"rm -f {' '.join(leftovers)}")
+    lock.run(" && ".join(steps), "writing the manifest")
+
+
 def _send(
+    lock: PhoneLock,
     dev: Any,
     layout: PhoneLayout,
     order: list[BundleFile],
     wanted: Future[BundleManifest],
-    state: PhoneState,
     progress: PushProgress,
     overlap: bool,
-    stale: list[str],
+    retried: list[str],
 ) -> int:
     """Send ``order``; returns how many files were hashed on the phone."""
-    work = layout.work_dir.rstrip("/") + "/"
-    replacing = [f.remote for f in order if state.manifest and f.remote in state.manifest.files]
-    drop = set(replacing) | set(stale)
-    cleanup = [quote(work + r + PARTIAL_SUFFIX) for r in state.partial_sizes]
-    cleanup += [quote(work + r) for r in stale]
-    if drop and state.manifest is not None:
-        # Keep the manifest truthful while files it vouches for are replaced or removed.
-        kept = {k: v for k, v in state.manifest.files.items() if k not in drop}
-        _put_manifest(dev, layout, BundleManifest(files=kept))
-    if cleanup:
-        _check(dev, f"rm -f {' '.join(cleanup)}", "removing leftovers of an earlier push")
     if not order:
         return 0
-
+    work = layout.work_dir.rstrip("/") + "/"
+    journal_file = journal_path(layout)
     progress.begin(len(order), sum(f.size for f in order))
     hashed = 0
     pool = ThreadPoolExecutor(max_workers=1) if overlap else None
     pending: list[tuple[BundleFile, Future[bool] | bool]] = []
     current: BundleFile | None = None
     ctrl_c = _CtrlC(dev, progress)
+
+    def place(f: BundleFile) -> bool:
+        return _verify_and_place(lock, dev, layout, journal_file, f, wanted)
+
     try:
         ctrl_c.install()
         for f in order:
             current = f
             _push_one(dev, work, f, ctrl_c)
             if pool is not None:
-                pending.append((f, pool.submit(_verify_and_place, dev, work, f, wanted)))
+                pending.append((f, pool.submit(place, f)))
             else:
-                pending.append((f, _verify_and_place(dev, work, f, wanted)))
+                pending.append((f, place(f)))
             hashed += 1
             progress.file_finished(f.remote)
         current = None
@@ -332,15 +541,15 @@ def _send(
             for _ in range(RETRIES):
                 if ok:
                     break
+                retried.append(f.remote)
                 progress.status(f"{f.remote} arrived damaged: sending it again")
+                current = f
                 _push_one(dev, work, f, ctrl_c)
-                ok = _verify_and_place(dev, work, f, wanted)
+                ok = place(f)
                 hashed += 1
+                current = None
             if not ok:
-                raise DeviceCommandError(
-                    f"{f.remote} arrived damaged on the phone twice (SHA-256 differs)",
-                    "Check the cable/connection and run again; `--verify` re-checks everything.",
-                )
+                _damaged_twice(f, wanted.result().files[f.remote].sha256)
     except (KeyboardInterrupt, Exception) as exc:
         where = current.remote if current else "the bundle"
         if ctrl_c.pressed or isinstance(exc, KeyboardInterrupt):
@@ -350,17 +559,40 @@ def _send(
             stopped.exit_code = 130  # the shell's code for Ctrl-C
             raise stopped from None
         if isinstance(exc, DeviceError) and not isinstance(
-            exc, DeviceCommandError | PushInterruptedError
+            exc,
+            DeviceCommandError | PushInterruptedError | PushLockedError | PushLockLostError,
         ):
-            raise PushInterruptedError(
+            lost = PushInterruptedError(
                 f"connection lost while sending {where} ({exc.message}); run again to resume"
-            ) from exc
+            )
+            lost.exit_code = 75  # as DeviceLostError: try again when the phone is back
+            raise lost from exc
         raise
     finally:
         ctrl_c.restore()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return hashed
+
+
+def _damaged_twice(f: BundleFile, want: str) -> None:
+    """Two damaged arrivals: read the host file again to tell which side is bad."""
+    if f.local is not None:
+        now = sha256_file(f.local)
+        if now != want:
+            raise BundleError(
+                f"{f.local} changed on the host during the push or is damaged: its SHA-256 is "
+                f"now {now[:12]}, it was {want[:12]} when the push began; the host file may be "
+                "bad",
+                "Get the file again (download, fetch or copy) and push again with --verify.",
+            )
+    raise DeviceCommandError(
+        f"{f.remote} arrived damaged on the phone twice (SHA-256 differs); the host file "
+        "still hashes as expected, so the link or the phone's storage corrupts it, or the "
+        "host file may be bad (a disk that returns different bytes on each read)",
+        "Check the cable or connection and run again with --verify (it re-hashes the host "
+        "side too).",
+    )
 
 
 class _CtrlC(PushProgress):
@@ -417,31 +649,34 @@ def _push_one(dev: Any, work: str, f: BundleFile, progress: PushProgress) -> Non
         progress.advance(f.size)
 
 
-def _verify_and_place(dev: Any, work: str, f: BundleFile, wanted: Future[BundleManifest]) -> bool:
-    """Hash the .partial on the phone; rename it into place when it matches, else delete it."""
+def _verify_and_place(
+    lock: PhoneLock,
+    dev: Any,
+    layout: PhoneLayout,
+    journal_file: str,
+    f: BundleFile,
+    wanted: Future[BundleManifest],
+) -> bool:
+    """Hash the .partial on the phone; rename it into place (and note it in the journal)
+    when it matches, else delete it. Both under the lock."""
+    work = layout.work_dir.rstrip("/") + "/"
     partial = f.remote + PARTIAL_SUFFIX
-    got = sha256_on_phone(dev, PhoneLayout(work.rstrip("/")), [partial], f.size)
-    if got.get(partial) != wanted.result().files[f.remote].sha256:
-        dev.shell(f"rm -f {quote(work + partial)}")
+    got = sha256_on_phone(dev, layout, [partial], f.size)
+    entry = wanted.result().files[f.remote]
+    if got.get(partial) != entry.sha256:
+        lock.run(f"rm -f {quote(work + partial)}", f"removing the damaged {partial}")
         return False
-    _check(dev, f"mv -f {quote(work + partial)} {quote(work + f.remote)}", f"renaming {f.remote}")
+    lock.run(
+        f"mv -f {quote(work + partial)} {quote(work + f.remote)}"
+        f" && echo {quote(_journal_line(f.remote, entry))} >> {quote(journal_file)}",
+        f"renaming {f.remote} into place",
+    )
     return True
-
-
-def _put_manifest(dev: Any, layout: PhoneLayout, manifest: BundleManifest) -> None:
-    tmp = layout.manifest_path + PARTIAL_SUFFIX
-    dev.push_bytes(manifest.to_json().encode(), tmp)
-    _check(dev, f"mv -f {quote(tmp)} {quote(layout.manifest_path)}", "writing the manifest")
-
-
-def _write_manifest(dev: Any, layout: PhoneLayout, manifest: BundleManifest) -> None:
-    _put_manifest(dev, layout, manifest)
 
 
 def detect_soc(device: Device) -> str:
     soc = device.getprop("ro.soc.model").strip()
     if not soc:
-
         raise ConfigError(
             "the phone does not report its chip (getprop ro.soc.model is empty)",
             "Pass --soc (e.g. SM8750 for Snapdragon 8 Elite).",
@@ -457,19 +692,22 @@ def prepare_phone(
     soc: str | None = None,
     *,
     tokenizer: Path | None = None,
+    model: Any = None,
     verify: bool = False,
     progress: PushProgress | None = None,
     **overrides: Any,
 ) -> PushReport:
     """Plan the bundle for this phone's chip and push it: the one call demo/bench/tests need.
 
-    ``overrides``: context_size, max_num_tokens, temp, top_k, top_p, seed.
+    ``model``: a ModelSpec or its name (None: the default model). ``overrides``:
+    context_size, max_num_tokens, temp, top_k, top_p, seed.
     """
-
     if qairt_dir is None and os.environ.get("QAIRT_HOME"):
         qairt_dir = Path(os.environ["QAIRT_HOME"])
     soc = soc or detect_soc(device)
-    plan = plan_bundle(Path(bundle_dir), qairt_dir, soc, tokenizer=tokenizer, **overrides)
+    plan = plan_bundle(
+        Path(bundle_dir), qairt_dir, soc, tokenizer=tokenizer, model=model, **overrides
+    )
     return push_assets(
         device, plan, PhoneLayout(posixpath.normpath(work_dir)), verify=verify, progress=progress
     )
