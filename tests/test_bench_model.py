@@ -68,14 +68,12 @@ def phone(emulator_factory, adb_key, synthetic_bundle):
         emu = emulator_factory(authorized_keys=[adb_key], time_scale=0.01, jitter=False)
         dev = DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5)
         opened.append(dev)
+        # The context goes in through push-assets' own override, so the bundle stays whole
+        # (integrity refuses a config edited behind the manifest's back).
         plan = plan_bundle(synthetic_bundle.bundle, synthetic_bundle.qairt, "SM8750",
-                           tokenizer=synthetic_bundle.tokenizer)
+                           tokenizer=synthetic_bundle.tokenizer, context_size=context)
         layout = PhoneLayout()
         push_assets(dev, plan, layout)
-        if context is not None:
-            config = json.loads(dev.pull_bytes(layout.config_path))
-            config["dialog"]["context"]["size"] = context
-            dev.push_bytes(json.dumps(config, indent=2).encode(), layout.config_path)
         if model is not None:
             manifest = json.loads(dev.pull_bytes(layout.manifest_path))
             manifest["model"] = model

@@ -212,7 +212,7 @@ def test_bad_input_is_one_clear_line(phone, capsys, args, message):
 def test_phone_without_the_bundle(phone, capsys):
     emu, _ = phone(push=False)
     code, out, err = bench(capsys, emu, "-p", "128", *FAST)
-    assert code != 0 and "no Genie bundle on the phone" in err and "qwenchat push-assets" in err
+    assert code != 0 and "no bundle on the phone" in err and "qwenchat push-assets" in err
     assert "Traceback" not in err
 
 

@@ -75,3 +75,18 @@ def test_report_to_a_missing_folder_is_one_line(bundled_phone, capsys, tmp_path)
     code = run_app(app, ["doctor", "--connect", emu.address, "--report", str(tmp_path / "no" / "r.json")])
     err = capsys.readouterr().err
     assert code != 0 and "does not exist" in err and "Traceback" not in err
+
+
+def test_qairt_versions_are_compared_by_their_numbers():
+    from qwenchat.checks.doctor import _qairt_version_check
+    from qwenchat.manifest import BundleManifest
+
+    same = _qairt_version_check(BundleManifest(qairt_version="2.31.0.250130", binaries_qairt_version="2.31.0"))
+    assert same.ok and not same.warn
+    other = _qairt_version_check(BundleManifest(qairt_version="2.31.0", binaries_qairt_version="2.28.2"))
+    assert other.ok and other.warn
+    assert other.detail == (
+        "the phone runs QAIRT 2.31.0, the context binaries were compiled with QAIRT 2.28.2"
+    )
+    odd = _qairt_version_check(BundleManifest(qairt_version="2.31.0-rc1", binaries_qairt_version="2.31.0"))
+    assert odd.warn  # not the same text, not comparable by numbers: said, not guessed

@@ -239,11 +239,6 @@ def test_a_truncated_tokenizer_says_so(tmp_path, synthetic_bundle):
     assert info.value.message.endswith(": the file looks truncated")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="typer 0.28 vendors its own click: usage errors exit 70 until the error handler "
-    "fix on the chat branch (bfca0fa) is merged; remove this marker then",
-)
 def test_an_option_push_assets_does_not_have_is_a_usage_error(capsys, synthetic_bundle):
     code, _, err = cli(capsys, "push-assets", "--bundle", str(synthetic_bundle.bundle),
                        "--arch", "v99")  # fmt: skip

@@ -73,9 +73,12 @@ def binaries_qairt_version(bundle_dir: Path) -> tuple[str | None, str]:
 def versions_match(a: str, b: str) -> bool:
     """Same release: the numbers both give agree (2.31.0 matches 2.31.0.250130; a build
     stamp is only compared when both carry one)."""
-    pa, pb = a.split("."), b.split(".")
+    pa, pb = a.strip().split("."), b.strip().split(".")
     n = min(len(pa), len(pb))
-    return [int(x) for x in pa[:n]] == [int(x) for x in pb[:n]]
+    try:
+        return [int(x) for x in pa[:n]] == [int(x) for x in pb[:n]]
+    except ValueError:  # a tag such as "2.31.0-rc1": only the same text is the same release
+        return a.strip() == b.strip()
 
 
 def mismatch_warning(

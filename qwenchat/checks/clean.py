@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 
+from qwenchat.assets.phone_state import journal_path
 from qwenchat.device.base import Device
 from qwenchat.errors import DeviceCommandError, UsageError
 from qwenchat.layout import PhoneLayout
@@ -34,8 +35,10 @@ def clean_targets(work_dir: str, *, bundle: bool = False, everything: bool = Fal
         return [layout.work_dir]
     targets = [layout.states_dir, layout.tmp_dir]
     if bundle:
+        # The manifest goes first: from the first removal on, nothing looks whole.
         targets = [
             layout.manifest_path,
+            journal_path(layout),
             layout.bundle_dir,
             layout.bin_dir,
             layout.lib_dir,

@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from qwenchat.assets.integrity import bundle_integrity
+from qwenchat.assets.qairt_version import versions_match
 from qwenchat.device.base import Device
 from qwenchat.device.info import read_device_info
 from qwenchat.errors import (
@@ -178,7 +180,8 @@ def _device_checks(device, work_dir, deep, wanted, report, add) -> None:  # noqa
         )
     else:
         add(_model_check(manifest, wanted))
-        add(_bundle_check(device, layout, manifest, deep))
+        add(_bundle_check(device, layout, deep))
+        add(_qairt_version_check(manifest))
 
     arch = info.hexagon_arch
     add(_qairt_check(device, layout, arch))
@@ -253,36 +256,39 @@ def _read_manifest(device: Device, path: str):  # noqa: ANN202 - BundleManifest 
         return None
 
 
-def _bundle_check(device: Device, layout, manifest, deep: bool) -> Check:  # noqa: ANN001
-    import posixpath
-
-    problems: list[str] = []
-    for name, entry in sorted(manifest.files.items()):
-        st = device.stat(posixpath.join(layout.work_dir, name))
-        if st is None:
-            problems.append(f"{name} missing")
-        elif st.size != entry.size:
-            problems.append(f"{name} is {st.size} bytes, expected {entry.size}")
-    if not problems and deep:
-        names = sorted(manifest.files)
-        result = device.shell(
-            f"cd {quote(layout.work_dir)} && sha256sum " + " ".join(quote(n) for n in names),
-            timeout=1800.0,
-        )
-        seen = {}
-        for line in result.text.splitlines():
-            digest, _, name = line.partition("  ")
-            seen[name.strip()] = digest.strip()
-        for name in names:
-            if seen.get(name) != manifest.files[name].sha256:
-                problems.append(f"{name} has a different SHA-256")
+def _bundle_check(device: Device, layout, deep: bool) -> Check:  # noqa: ANN001
+    """The bundle is one whole push (assets.integrity): no push at work, no mix of two
+    bundles, every file there with its size (``--deep``: its SHA-256)."""
+    verdict = bundle_integrity(device, layout, deep=deep)
+    if not verdict.ok:
+        return Check("bundle intact", False, verdict.message, verdict.hint)
+    manifest = verdict.manifest
     what = f"{len(manifest.files)} files, {manifest.total_size / 1e9:.2f} GB"
-    if problems:
-        shown = "; ".join(problems[:3]) + (
-            f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-        )
-        return Check("bundle intact", False, shown, "Push again with `qwenchat push-assets`.")
     return Check("bundle intact", True, what + (", SHA-256 verified" if deep else ", sizes match"))
+
+
+def _qairt_version_check(manifest: BundleManifest) -> Check:
+    """The QAIRT pushed against the one the binaries were compiled with (both from the
+    phone's manifest, as push-assets read them); the tutorial and ChatApp need them equal."""
+    pushed, built = manifest.qairt_version, manifest.binaries_qairt_version
+    if pushed and built:
+        if versions_match(pushed, built):
+            return Check("QAIRT version", True, f"QAIRT {pushed}, as the binaries were compiled with")
+        return Check(
+            "QAIRT version",
+            True,
+            f"the phone runs QAIRT {pushed}, the context binaries were compiled with QAIRT {built}",
+            f"Push the QAIRT {built} runtime (`qwenchat push-assets --qairt DIR`); a mismatch "
+            "gives QNN errors 5000/5005 at load.",
+            warn=True,
+        )
+    known = pushed or built
+    detail = (
+        f"QAIRT {pushed} pushed; the binaries' QAIRT is unknown (not fetched with qwenchat)"
+        if pushed else f"binaries compiled with QAIRT {built}; the pushed runtime's version is unknown"
+        if built else "neither version is known"
+    )
+    return Check("QAIRT version", True, detail, "" if known else "Push with a QAIRT SDK that has sdk.yaml.", warn=True)
 
 
 def _qairt_check(device: Device, layout, arch: str | None) -> Check:  # noqa: ANN001

@@ -154,6 +154,11 @@ def bench(
                     on_progress=progress.update, on_start=progress.start,
                 )
             else:
+                from qwenchat.assets.integrity import bundle_integrity
+                from qwenchat.layout import PhoneLayout
+
+                # A half-pushed or mixed bundle is refused before any trial is stored.
+                bundle_integrity(device, PhoneLayout(device_dir)).require()
                 run_id = new_run(
                     device, storage, options, work_dir=device_dir,
                     on_progress=progress.update, on_start=progress.start,

@@ -136,6 +136,7 @@ def push_assets_cmd(
         bundle = fetch_bundle(
             chipset=chipset or soc,
             hub_job=hub_job,
+            model=model,
             serial=serial,
             connect=connect,
             transport=transport,
