@@ -178,8 +178,10 @@ def _case(tmp: Path, sb, name: str) -> tuple[list[str], int, str]:
         (folder / "manifest.json").write_text(json.dumps(
             {"format": "qwenchat-hub-bundle/1", "model": {"name": "baichuan2-7b"}}
         ))  # fmt: skip
-        return ["--bundle", str(folder), "--qairt", qairt], 1, (
-            f"the bundle in {folder} was made for "  # baichuan2-7b or its display name
+        # Without --model the bundle's own metadata would name the model (Baichuan2-7B,
+        # whose 5 parts this export lacks); naming Qwen2 makes the clash the message.
+        return ["--bundle", str(folder), "--qairt", qairt, "--model", "qwen2-7b-instruct"], 1, (
+            f"the bundle in {folder} was made for Baichuan2-7B, not Qwen2-7B-Instruct"
         )
     if name == "truncated-part":
         folder = export(tmp / "e", sb)
