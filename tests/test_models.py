@@ -53,3 +53,34 @@ def test_the_phone_names_its_model_and_a_wrong_one_is_refused(bundled_phone):
         bundle.require_model(other)
     assert err.value.message == "the phone holds Qwen2-7B-Instruct, not Other-7B"
     assert "push-assets --model other-7b" in err.value.hint
+
+
+def test_models_lists_every_model_with_its_figures_and_the_phones(bundled_phone, capsys):
+    import json
+
+    from qwenchat.cli import app
+    from qwenchat.cli.errors import run_app
+
+    emu, _ = bundled_phone()
+    assert run_app(app, ["models", "--connect", emu.address, "--transport", "direct", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert list(rows) == ["qwen2-7b-instruct", "qwen2.5-7b-instruct", "llama-v2-7b-chat", "baichuan2-7b"]
+    assert rows["qwen2-7b-instruct"]["on_phone"] is True
+    assert rows["baichuan2-7b"]["on_phone"] is False
+    llama = rows["llama-v2-7b-chat"]
+    assert llama["context"] == 1024 and llama["downloadable"] is False
+    assert llama["published"]["ttft_ms"] == [1440.0, 1440.0] and llama["published"]["decode_tok_s"] == 17.94
+    assert rows["baichuan2-7b"]["published"]["decode_tok_s"] == 7.72
+    assert rows["baichuan2-7b"]["tokenizer"] == "SIMULATED stand-in"
+    assert rows["qwen2.5-7b-instruct"]["published"]["ttft_ms"] == [135.6538, 4340.9216]
+
+
+def test_models_without_a_phone_says_so(capsys):
+    import json
+
+    from qwenchat.cli import app
+    from qwenchat.cli.errors import run_app
+
+    assert run_app(app, ["models", "--no-phone", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(r["on_phone"] is None for r in rows)

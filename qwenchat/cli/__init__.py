@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "results",
     "fetch",
     "replay",
+    "models",
 )
 
 app = typer.Typer(

@@ -1,0 +1,81 @@
+"""`qwenchat models`: the models qwenchat runs, Qualcomm's figures for each, and which one the
+phone holds."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Json, Serial, Transport
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models)
+
+
+def models(
+    phone: Annotated[
+        bool, typer.Option("--phone/--no-phone", help="Ask the phone which model it holds.")
+    ] = True,
+    serial: Serial = None,
+    connect: Connect = None,
+    transport: Transport = "auto",
+    device_dir: DeviceDir = DEFAULT_WORK_DIR,
+    json_output: Json = False,
+) -> int:
+    """List every model: AI Hub id, context, chips Qualcomm lists it for, published figures
+    with their source and date, and whether it is the one on the phone."""
+    import json
+
+    from qwenchat.checks.models import model_rows, phone_model
+    from qwenchat.errors import QwenchatError
+    from qwenchat.layout import PhoneLayout
+
+    on_phone, asked, note = None, False, ""
+    if phone:
+        from qwenchat.device.select import open_device
+
+        try:
+            with open_device(serial=serial, connect=connect, transport=transport,
+                             auth_timeout=5) as device:
+                on_phone, asked = phone_model(device, PhoneLayout(device_dir)), True
+                note = f"phone {device.serial}: " + (on_phone or "no bundle")
+        except QwenchatError as exc:
+            note = f"no phone asked ({exc.message})"
+    rows = model_rows(on_phone, asked)
+    if json_output:
+        sys.stdout.write(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        return 0
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title="Models", title_justify="left", show_lines=True)
+    for header in ("model", "AI Hub id", "context", "published for", "published figures",
+                   "on phone"):
+        table.add_column(header, overflow="fold")
+    sources: list[str] = []
+    for r in rows:
+        figures = "no published figure"
+        if r.published is not None:
+            p = r.published
+            sources.append(f"[{len(sources) + 1}] {p['source']} ({p['date']})")
+            figures = (
+                f"TTFT {p['ttft_ms'][0]:.10g}–{p['ttft_ms'][1]:.10g} ms, "
+                f"{p['decode_tok_s']:.10g} tok/s\n{p['device']} [{len(sources)}]"
+            )
+        name = r.name + ("" if r.downloadable else "\n(not downloadable: export it)")
+        if r.tokenizer != "real":
+            name += f"\n(tokenizer: {r.tokenizer})"
+        on = "?" if r.on_phone is None else ("yes" if r.on_phone else "")
+        table.add_row(escape(name), r.hub_id, str(r.context), escape("\n".join(r.published_chips)),
+                      escape(figures), on)
+    console.print(table)
+    for line in sources:
+        console.print(escape(line))
+    if note:
+        console.print(escape(note))
+    return 0
