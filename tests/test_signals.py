@@ -13,8 +13,8 @@ PROGRAM = """
 import sys, time
 from qwenchat import signals
 signals.install()
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside: the signal may land the moment it is printed
     time.sleep(60)
 except KeyboardInterrupt as exc:   # the clean-up path every command already has for Ctrl-C
     print("cleaned up", flush=True)
