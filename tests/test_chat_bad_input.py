@@ -195,3 +195,39 @@ def test_a_damaged_store_is_one_line_naming_the_file(tmp_path, capsys):
     err = capsys.readouterr().err.replace("\n", "")  # rich wraps long lines at 80 columns
     assert err.startswith(f"error: the qwenchat store {path} cannot be read:"), err
     assert "malformed" in err and "hint: Move it aside" in err and "Traceback" not in err
+
+
+def test_a_read_only_data_dir_gets_the_right_hint(tmp_path):
+    """Not "move the store aside" (it is fine): the folder cannot be written."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from qwenchat.store import open_store
+
+    home = tmp_path / "home"
+    data = home / "data"
+    data.mkdir(parents=True)
+    open_store(data / "qwenchat.db").close()  # a good store, then its folder made read-only
+    for leftover in data.glob("qwenchat.db-*"):
+        leftover.unlink()
+    data.chmod(0o555)
+    command = [sys.executable, "-m", "qwenchat", "history"]
+    if os.geteuid() == 0:  # root writes anywhere: drop that power, as a normal user has none
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv (util-linux)")
+        command = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *command]
+    try:
+        proc = subprocess.run(
+            command, env=dict(os.environ, QWENCHAT_HOME=str(home)), capture_output=True,
+            text=True, timeout=60,
+        )
+    finally:
+        data.chmod(0o755)
+    err = proc.stderr.replace("\n", "")
+    assert proc.returncode == 1, proc.stderr
+    assert err.startswith(f"error: qwenchat cannot write its store in {data}"), proc.stderr
+    assert "hint: Make that folder writable, or set QWENCHAT_HOME" in err
+    assert "Move the file aside" not in err
