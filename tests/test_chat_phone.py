@@ -374,3 +374,41 @@ def test_a_chat_survives_its_phone_vanishing_and_reconnects(phone, tmp_path):
             link.close()
         finally:
             back.stop()
+
+
+def test_a_reply_that_fills_the_context_says_so(bundled_phone):
+    """Genie ends the reply with [END], exit 0, when the context is full: the stop reason is
+    "context full" (not max tokens or EOS), and ctx used is the context size."""
+    from qwenchat.chat.plan import ChatMessage
+
+    _, dev = bundled_phone(profile={"decode_tok_s": 5000})
+    session = open_chat_session(dev)
+    text = "Write 4090 tokens about phones."
+    prompt_tokens = session.counter.count(full_prompt(None, [ChatMessage("user", text)]))
+    room = session.ctx_size - prompt_tokens  # the budget lets the reply fill the rest
+    session.update_settings(max_tokens=room)
+    result = session.send(text)
+    assert result.stop is StopReason.CONTEXT_FULL, (result.stop, result.error)
+    assert result.figures.genie_generated_tokens == room
+    assert result.figures.ctx_used == session.ctx_size == 4096
+
+
+def test_continue_sends_the_history_with_the_reply_left_open(phone):
+    """/continue renders the transcript with the cut reply as the open last turn: no
+    <|im_end|> after it, no new assistant header (hand-written ChatML as the oracle)."""
+    _, dev = phone()
+    session = _session(dev, max_tokens=8)
+    first = session.send("Write a long story about phones.")
+    assert first.stop is StopReason.MAX_TOKENS
+    partial = session.messages[-1].content
+    expected = (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\nWrite a long story about phones.<|im_end|>\n"
+        f"<|im_start|>assistant\n{partial}"
+    )
+    cont = session.continue_reply()
+    assert cont.mode is PromptMode.CONTINUATION
+    assert cont.figures.genie_prompt_tokens == session.counter.count(expected)
+    # The reply grows: the cut part, then what Genie generated after it.
+    assert cont.text == session.messages[-1].content and cont.text.startswith(partial)
+    assert len(cont.text) > len(partial)
