@@ -81,6 +81,8 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         report_error(exc.message, exc.hint)
+        if exc.exit_code == 130 and signals.Terminated.received is not None:
+            return 128 + signals.Terminated.received  # e.g. a bench stopped by SIGTERM
         return exc.exit_code
     except _catch("Exit") as exc:
         return exc.exit_code
