@@ -18,13 +18,23 @@ HANDLED = (signal.SIGTERM, signal.SIGHUP)
 class Terminated(KeyboardInterrupt):
     """The process was asked to stop by a signal other than SIGINT."""
 
+    # The first signal that asked this process to stop: the CLI's exit code, even where a
+    # framework (typer) catches the KeyboardInterrupt and keeps only "130".
+    received: int | None = None
+
     def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
+        super().__init__(signal_name(signum))
         self.signum = signum
+        if Terminated.received is None:
+            Terminated.received = signum
 
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
 
 
 def _raise(signum: int, frame: object) -> None:

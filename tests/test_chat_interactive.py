@@ -89,7 +89,7 @@ def chat_terminal(emulator_factory, adb_key, synthetic_bundle, tmp_path):
     emu = emulator_factory(authorized_keys=[adb_key], time_scale=0.1, jitter=False)
     with DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5) as dev:
         _push_bundle(dev, synthetic_bundle)
-    env = dict(os.environ, COLUMNS="120", LINES="40", TERM="xterm")
+    env = dict(os.environ, COLUMNS="120", LINES="40", TERM="xterm", LC_ALL="C.UTF-8")
     term = Terminal(["run", "--connect", emu.address, "--transport", "direct"], env)
     yield term, emu
     term.close()
@@ -136,3 +136,113 @@ def test_interactive_chat_turns_settings_ctrl_c_and_exit(chat_terminal):
 
     term.type("/exit")
     assert term.proc.wait(20) == 0
+
+    # However the chat ends, its dialog state leaves the phone.
+    with DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5) as dev:
+        layout = PhoneLayout()
+        assert dev.shell(f"ls {layout.states_dir}").text.split() == []
+        assert dev.shell(f"ls {layout.tmp_dir}").text.split() == []
+
+
+def _store_messages() -> list[dict]:
+    from qwenchat.chat.storage import ChatStorage
+    from qwenchat.store import open_store
+
+    with open_store() as store:
+        chats = ChatStorage(store)
+        return chats.conversation(chats.resolve_id("last"))["messages"]
+
+
+def test_a_paste_is_one_message(chat_terminal):
+    term, _ = chat_terminal
+    term.read_until(PROMPT)
+    # Three lines arriving at once, as a terminal without bracketed paste delivers a paste.
+    os.write(term.master, b"first line\rsecond line\rthird line\r")
+    out = term.read_until(PROMPT)
+    assert out.count(b"genie: ttft") == 1, term.text()  # one reply (its figures line)
+    assert b'you said "first line second line third line"' in out
+    # A terminal with bracketed paste wraps it in markers (the chat turns the mode on).
+    assert b"\x1b[?2004h" in term.screen
+    os.write(term.master, b"\x1b[200~alpha\nbeta\ngamma\n\x1b[201~\r")
+    out = term.read_until(PROMPT)
+    assert out.count(b"genie: ttft") == 1, term.text()
+    assert b'you said "alpha beta gamma"' in out
+    term.type("/exit")
+    assert term.proc.wait(20) == 0
+    users = [m["content"] for m in _store_messages() if m["role"] == "user"]
+    assert users == ["first line\nsecond line\nthird line", "alpha\nbeta\ngamma"]
+
+
+def test_a_question_does_not_swallow_the_next_line(chat_terminal):
+    term, _ = chat_terminal
+    term.read_until(PROMPT)
+    term.type("/set max_tokens=100")
+    term.read_until(PROMPT)
+    term.type("Write a long story about phones.")  # 300-600 tokens: stops at 100
+    term.read_until(b"[Y/n]")  # stopped at max tokens: continue it?
+    term.type("what about NPUs?")  # the user went on typing instead of answering
+    out = term.read_until(PROMPT)
+    assert b"taken as no" in out
+    assert b'you said "what about NPUs?"' in out, term.text()
+    term.type("/exit")
+    assert term.proc.wait(20) == 0
+
+
+def test_sigterm_mid_reply_stores_it_removes_the_state_and_exits_143(chat_terminal):
+    from qwenchat.device.direct import DirectDevice
+
+    term, emu = chat_terminal
+    term.read_until(PROMPT)
+    term.type("a first turn")
+    term.read_until(PROMPT)
+    term.type("/set max_tokens=600")
+    term.read_until(PROMPT)
+    term.type("Write a long essay about phones, 600 tokens")
+    term.read_until(b"you said")
+    term.proc.send_signal(signal.SIGTERM)
+    assert term.proc.wait(30) == 143
+    reply = _store_messages()[-1]
+    assert reply["stop_reason"] == "cut" and "you said" in reply["content"]
+    with DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5) as dev:
+        layout = PhoneLayout()
+        assert dev.shell("pidof genie-t2t-run").text.split() == []
+        assert dev.shell(f"ls {layout.states_dir}").text.split() == []  # the chat's state
+        assert dev.shell(f"ls {layout.tmp_dir}").text.split() == []
+
+
+def test_a_chat_whose_phone_vanishes_stays_open_and_reconnects(chat_terminal):
+    import dataclasses
+
+    from qwenchat.emulator.server import EmulatorServer
+
+    term, emu = chat_terminal
+    term.read_until(PROMPT)
+    term.type("/set max_tokens=600")
+    term.read_until(PROMPT)
+    term.type("Write a long essay about phones, 600 tokens")
+    term.read_until(b"you said")
+    emu.stop()  # the phone vanishes mid-reply
+    out = term.read_until(PROMPT)
+    assert b"the phone is gone" in out and b"stop: device lost" in out
+    assert term.proc.poll() is None  # the chat stays open
+    term.type("are you there?")
+    out = term.read_until(PROMPT)
+    assert b"still gone" in out
+    back = EmulatorServer(dataclasses.replace(emu.config), port=emu.port)  # same serial
+    back.start()
+    try:
+        term.type("hello again")
+        out = term.read_until(PROMPT)
+        assert b"reconnected" in out, term.text()
+        assert b'you said "hello again"' in out and b"rebuild" in out
+        term.type("/exit")
+        assert term.proc.wait(20) == 0
+    finally:
+        back.stop()
+    messages = _store_messages()
+    lost = [m for m in messages if m["role"] == "assistant" and m["stop_reason"] == "device_lost"]
+    assert len(lost) == 1 and "you said" in lost[0]["content"]
+    assert [m["content"] for m in messages if m["role"] == "user"] == [
+        "Write a long essay about phones, 600 tokens",
+        "hello again",
+    ]

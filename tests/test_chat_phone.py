@@ -200,3 +200,215 @@ def test_cli_fail_to_load_is_one_line_and_nonzero(phone, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("error:") and "Traceback" not in err
+
+
+# ----- faults: nothing lost, state never trusted after a failed turn, state removed at the end
+
+
+def _ls(device, path) -> list[str]:
+    from qwenchat.shellwords import quote
+
+    return device.shell(f"ls {quote(path)} 2>/dev/null").text.split()
+
+
+def test_an_exception_mid_reply_stores_the_text_and_the_next_turn_rebuilds(phone, tmp_path):
+    """A turn that ends in an exception (here the caller's callback raising, as Ctrl-C does
+    where no handler is installed) must not leave the session trusting a state that lacks
+    that turn: the next turn rebuilds from the transcript, which keeps the printed part."""
+    from qwenchat.store import open_store
+
+    _, dev = phone()
+    with open_store(tmp_path / "chat.db") as store:
+        session = _session(dev, store=store, max_tokens=64)
+        assert session.send("first question").mode is PromptMode.REBUILD
+        shown: list[str] = []
+
+        def interrupt_after_some_text(text: str) -> None:
+            shown.append(text)
+            if len("".join(shown)) > 20:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            session.send("second question", interrupt_after_some_text)
+        assert _genie_pids(dev) == []  # the runner stopped the phone's process
+        partial = session.messages[-1]
+        assert partial.role == "assistant" and partial.content == "".join(shown)
+        stored = session.storage.conversation(session.session_id)["messages"][-1]
+        assert stored["content"] == "".join(shown) and stored["stop_reason"] == "cut"
+        assert stored["generations"][0]["stop_reason"] == "cut"  # a figures row exists
+        third = session.send("third question")
+        assert third.mode is PromptMode.REBUILD and third.ok
+        # The rebuilt prompt held the interrupted turn: Genie counted exactly the transcript.
+        whole = full_prompt(None, session.messages[:-1])
+        assert third.figures.genie_prompt_tokens == session.counter.count(whole)
+
+
+def test_a_timed_out_followup_makes_the_next_turn_rebuild(phone):
+    emu, dev = phone()
+    session = _session(dev, max_tokens=32)
+    assert session.send("one").ok
+    session.load_timeout = 3.0  # --load-timeout 3
+    emu.config.faults = Faults(hang_before_first_token=True)
+    emu.config.save()  # the simulated genie-t2t-run reads its settings at every start
+    hung = session.send("two")
+    assert hung.stop is StopReason.TIMEOUT and hung.mode is PromptMode.FOLLOWUP
+    assert hung.error and "no reply within 3 s" in hung.error
+    assert _genie_pids(dev) == []
+    emu.config.faults = Faults()
+    emu.config.save()
+    assert session.send("three").mode is PromptMode.REBUILD
+
+
+def test_a_chat_removes_its_state_from_the_phone_when_it_ends(phone):
+    _, dev = phone()
+    layout = PhoneLayout()
+    session = _session(dev, max_tokens=16, temp=0.5)  # non-default settings: a session config
+    session.send("hello")
+    first = session.session_id
+    assert _ls(dev, layout.states_dir) == [first]
+    assert _ls(dev, layout.tmp_dir) == [f"session-{first}.json"]
+    session.clear()  # /clear: the old conversation's state goes
+    assert _ls(dev, layout.states_dir) == [] and _ls(dev, layout.tmp_dir) == []
+    session.send("again")
+    assert _ls(dev, layout.states_dir) == [session.session_id]
+    session.end()
+    assert _ls(dev, layout.states_dir) == [] and _ls(dev, layout.tmp_dir) == []
+
+
+def test_figures_count_from_enter(phone):
+    """Host time before the query (rendering, counting, a tokenizer still loading) is time
+    the user waits: the host figures start when the message was handed over."""
+    import time
+
+    _, dev = phone()
+    session = _session(dev, max_tokens=16)
+    entered = time.monotonic() - 5.0  # as if Enter was pressed 5 s ago
+    result = session.send("hello", entered_at=entered)
+    f = result.figures
+    assert f.host_prepare_s >= 5.0
+    assert f.host_first_token_s >= f.host_prepare_s + f.genie_ttft_us / 1e6
+    assert f.host_total_s >= f.host_first_token_s
+
+
+def test_the_tokenizer_loads_before_the_first_message(phone):
+    """Opening a chat starts loading the tokenizer (and template) in the background, so the
+    first turn does not wait for it."""
+    import threading
+
+    _, dev = phone()
+    session = _session(dev)
+    loaders = [t for t in threading.enumerate() if t.name == "warm-up"]
+    for thread in loaders:
+        thread.join(60)
+    assert session.counter._tokenizer is not None  # loaded without any message sent
+
+
+def test_another_model_than_the_phones_is_refused_before_genie_runs(phone):
+    import dataclasses
+
+    from qwenchat.errors import BundleError
+    from qwenchat.models.registry import get_model
+
+    _, dev = phone()
+    other = dataclasses.replace(get_model(), name="llama-v2-7b-chat", display_name="Llama-v2-7B-Chat")
+    with pytest.raises(BundleError) as caught:
+        open_chat_session(dev, model=other)
+    assert caught.value.message == "the phone holds Qwen2-7B-Instruct, not Llama-v2-7B-Chat"
+    assert _ls(dev, PhoneLayout().tmp_dir) == []  # no prompt was ever pushed
+    session = open_chat_session(dev)  # no --model: the phone's
+    assert session.model.name == "qwen2-7b-instruct"
+
+
+def _restart(emu, **changes):
+    """The same emulated phone back on the same address (optionally changed)."""
+    import dataclasses
+
+    from qwenchat.emulator.server import EmulatorServer
+
+    config = dataclasses.replace(emu.config, **changes)
+    server = EmulatorServer(config, port=emu.port)
+    server.start()
+    return server
+
+
+def test_a_chat_survives_its_phone_vanishing_and_reconnects(phone, tmp_path):
+    from qwenchat.chat.link import PhoneLink
+    from qwenchat.device.direct import DirectDevice
+    from qwenchat.errors import DeviceError, DeviceLostError
+    from qwenchat.store import open_store
+
+    emu, dev = phone()
+    opened = []
+
+    def reopen():
+        device = DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5)
+        opened.append(device)
+        return device
+
+    link = PhoneLink(reopen)
+    with open_store(tmp_path / "chat.db") as store:
+        session = _session(dev, store=store, max_tokens=32)
+        assert session.send("before").ok
+        emu.stop()
+        with pytest.raises(DeviceLostError):
+            session.send("while gone")  # nothing sent, nothing stored
+        assert session.lost and [m.content for m in session.messages][0] == "before"
+        assert len(session.messages) == 2
+        with pytest.raises(DeviceError):
+            link.reconnect(session)  # still gone
+        other = _restart(emu, serial="another-phone-0002")
+        try:
+            with pytest.raises(DeviceError, match="another phone answered"):
+                link.reconnect(session)
+        finally:
+            other.stop()
+        back = _restart(emu)
+        try:
+            link.reconnect(session)
+            assert not session.lost
+            after = session.send("after")
+            assert after.ok and after.mode is PromptMode.REBUILD  # rebuilt from the transcript
+            assert 'you said "after"' in after.text
+            assert [m.content for m in session.messages if m.role == "user"] == ["before", "after"]
+            session.end()
+            link.close()
+        finally:
+            back.stop()
+
+
+def test_a_reply_that_fills_the_context_says_so(bundled_phone):
+    """Genie ends the reply with [END], exit 0, when the context is full: the stop reason is
+    "context full" (not max tokens or EOS), and ctx used is the context size."""
+    from qwenchat.chat.plan import ChatMessage
+
+    _, dev = bundled_phone(profile={"decode_tok_s": 5000})
+    session = open_chat_session(dev)
+    text = "Write 4090 tokens about phones."
+    prompt_tokens = session.counter.count(full_prompt(None, [ChatMessage("user", text)]))
+    room = session.ctx_size - prompt_tokens  # the budget lets the reply fill the rest
+    session.update_settings(max_tokens=room)
+    result = session.send(text)
+    assert result.stop is StopReason.CONTEXT_FULL, (result.stop, result.error)
+    assert result.figures.genie_generated_tokens == room
+    assert result.figures.ctx_used == session.ctx_size == 4096
+
+
+def test_continue_sends_the_history_with_the_reply_left_open(phone):
+    """/continue renders the transcript with the cut reply as the open last turn: no
+    <|im_end|> after it, no new assistant header (hand-written ChatML as the oracle)."""
+    _, dev = phone()
+    session = _session(dev, max_tokens=8)
+    first = session.send("Write a long story about phones.")
+    assert first.stop is StopReason.MAX_TOKENS
+    partial = session.messages[-1].content
+    expected = (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\nWrite a long story about phones.<|im_end|>\n"
+        f"<|im_start|>assistant\n{partial}"
+    )
+    cont = session.continue_reply()
+    assert cont.mode is PromptMode.CONTINUATION
+    assert cont.figures.genie_prompt_tokens == session.counter.count(expected)
+    # The reply grows: the cut part, then what Genie generated after it.
+    assert cont.text == session.messages[-1].content and cont.text.startswith(partial)
+    assert len(cont.text) > len(partial)

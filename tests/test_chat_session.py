@@ -93,6 +93,53 @@ def test_stop_reason_stop_sequence_and_eos():
     assert decide_stop_reason("a b", None, 64, None) is StopReason.EOS
 
 
+def test_a_reply_that_filled_the_context_is_context_full_not_eos():
+    """Genie ends with [END] and exit 0 when the context fills mid-reply (issue 14.5)."""
+    assert (
+        decide_stop_reason("abc", 40, 512, [], ctx_used=4096, ctx_size=4096)
+        is StopReason.CONTEXT_FULL
+    )
+    # Even when the count also reached max tokens: /continue could not go on anyway.
+    assert (
+        decide_stop_reason("abc", 64, 64, [], ctx_used=4096, ctx_size=4096)
+        is StopReason.CONTEXT_FULL
+    )
+    assert decide_stop_reason("abc", 40, 512, [], ctx_used=4095, ctx_size=4096) is StopReason.EOS
+
+
+def _record(outcome, text="", **fields):
+    from qwenchat.genie.events import ReplyText
+    from qwenchat.runner.record import QueryRecord, TimedEvent
+
+    record = QueryRecord(engine="process", started_at=1.0, outcome=outcome, **fields)
+    if text:
+        record.events.append(TimedEvent(2.0, ReplyText(text)))
+    return record
+
+
+@pytest.mark.parametrize(
+    ("outcome", "text", "stop", "error"),
+    [
+        ("cut", "partial", "cut", None),
+        ("device_lost", "partial", "device_lost", "lost the link"),
+        ("timed_out", "", "timeout", "lost the link"),
+        ("context_exceeded", "partial", "context_full", None),
+        ("context_exceeded", "", "error", "the conversation no longer fits the model's context"),
+        ("failed", "", "error", "lost the link"),
+    ],
+)
+def test_every_way_a_reply_ends_has_its_stop_reason(outcome, text, stop, error):
+    from qwenchat.chat.outcome import ReplyFigures, stop_from_record
+    from qwenchat.runner.record import Outcome
+
+    record = _record(Outcome(outcome), text, error="lost the link")
+    got, message, _ = stop_from_record(
+        record, text, ReplyFigures(), max_tokens=64, stop_sequences=None
+    )
+    assert got.value == stop
+    assert message == error
+
+
 # ----- planning
 
 

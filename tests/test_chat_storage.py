@@ -82,6 +82,7 @@ def test_reply_figures_keep_their_source_and_dropped_turns_stay_flagged(tmp_path
             genie_decode_time_us=4_100_000,
             host_first_token_s=3.4,
             host_total_s=7.9,
+            host_prepare_s=0.02,
             counted_prompt_tokens=20,
             ctx_used=77,
             simulated=True,
@@ -97,7 +98,8 @@ def test_reply_figures_keep_their_source_and_dropped_turns_stay_flagged(tmp_path
     assert msgs[1]["content"] == "the answer" and msgs[1]["stop_reason"] == "eos"
     gen = msgs[1]["generations"][0]
     assert gen["genie"]["source"] == "genie --profile" and gen["genie"]["num_prompt_tokens"] == 20
-    assert gen["host"]["source"] == "host clock" and gen["host"]["first_token_s"] == 3.4
+    assert gen["host"]["source"] == "host clock, from Enter"
+    assert gen["host"]["first_token_s"] == 3.4 and gen["host"]["prepare_s"] == 0.02
     assert gen["simulated"] is True and gen["prompt_mode"] == "rebuild"
     json.dumps(data)  # the export is plain JSON
 
@@ -120,3 +122,34 @@ def test_history_cli_lists_shows_and_exports(tmp_path, capsys):
     assert data["id"] == session.session_id and data["device"]["simulated"] is True
     assert run_app(app, ["history", "nope"]) == 2
     assert "no conversation" in capsys.readouterr().err
+
+
+def test_conversations_from_before_models_were_recorded_are_qwen2(tmp_path):
+    """A store written before m013 (no model column) upgrades in place: its conversations
+    were held with the only model there was, Qwen2-7B-Instruct; new ones record theirs."""
+    import dataclasses
+    import sqlite3
+
+    from qwenchat.chat import storage as chat_storage
+    from qwenchat.models.registry import get_model
+    from qwenchat.store import migrations
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    for fn in (migrations.m001_meta, chat_storage.m010_chat_conversations,
+               chat_storage.m011_chat_messages, chat_storage.m012_chat_replies):
+        fn(db)
+        db.execute("INSERT INTO _migrations (name) VALUES (?)", (fn.__name__,))
+    db.execute("INSERT INTO chat_conversations (id, title) VALUES ('old-chat', 'hello')")
+    db.close()
+    with open_store(path) as store:
+        storage = ChatStorage(store)
+        assert storage.conversation("old-chat")["model"] == "qwen2-7b-instruct"
+        session = _session(storage)
+        session.model = dataclasses.replace(get_model(), name="baichuan2-7b")
+        message = ChatMessage("user", "new")
+        session.messages.append(message)
+        session._store_message(message)
+        listed = {c.id: c.model for c in storage.list_conversations()}
+    assert listed == {"old-chat": "qwen2-7b-instruct", session.session_id: "baichuan2-7b"}

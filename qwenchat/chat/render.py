@@ -13,15 +13,20 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from qwenchat.chat.session import ReplyFigures, ReplyResult
+    from qwenchat.chat.outcome import ReplyFigures, ReplyResult
 
 STOP_LABELS = {
     "eos": "eos",
     "max_tokens": "max tokens",
     "stop_sequence": "stop sequence",
-    "cut": "cut (Ctrl-C)",
+    "context_full": "context full",
+    "cut": "cut",
+    "timeout": "timeout",
+    "device_lost": "device lost",
     "error": "error",
 }
+# Why a reply has no profile from Genie.
+_NO_PROFILE = {"cut": "process stopped", "timeout": "process stopped", "device_lost": "phone lost"}
 
 
 class ReplyStream:
@@ -91,6 +96,8 @@ def figures_line(result: ReplyResult) -> str:
 
     ``genie: ttft 171 ms · prefill 750 tok/s · decode 13.6 tok/s · load 3.1 s │ host: first
     token 3.4 s │ 57 tok · ctx 412/4096 · stop: eos │ SIMULATED``
+
+    The host figure counts from Enter: everything the user waited, host work included.
     """
     f: ReplyFigures = result.figures
     if f.genie_ttft_us is not None or f.genie_decode_rate is not None:
@@ -102,9 +109,7 @@ def figures_line(result: ReplyResult) -> str:
             f" · load {_seconds(None if f.genie_init_us is None else f.genie_init_us / 1e6)}"
         )
     else:
-        genie = "genie: no profile (process " + (
-            "stopped)" if result.stop.value == "cut" else "failed)"
-        )
+        genie = f"genie: no profile ({_NO_PROFILE.get(result.stop.value, 'process failed')})"
     host = f"host: first token {_seconds(f.host_first_token_s)}"
     generated = f.genie_generated_tokens
     tokens = f"{generated} tok" if generated is not None else "? tok"
@@ -122,13 +127,14 @@ def _rate(value: float | None) -> str:
     return f"{value:.1f} tok/s" if value < 100 else f"{value:.0f} tok/s"
 
 
-def print_figures(result: ReplyResult, out: TextIO | None = None) -> None:
+def print_figures(result: ReplyResult, out: TextIO | None = None, *, errors: bool = True) -> None:
+    """The figures line; then the reply's error and hint (unless the caller reports them)."""
     from rich.console import Console
     from rich.markup import escape
 
-    console = Console(file=out if out is not None else sys.stdout, highlight=False)
+    console = Console(file=out if out is not None else sys.stdout, highlight=False, soft_wrap=True)
     console.print(f"[dim]{escape(figures_line(result))}[/]")
-    if result.error:
+    if result.error and errors:
         console.print(f"[bold red]error:[/] {escape(result.error)}")
         if result.error_hint:
             console.print(f"[dim]hint: {escape(result.error_hint)}[/]")

@@ -1,32 +1,39 @@
-"""The interactive chat loop: prompt, slash commands, Ctrl-C, offers.
+"""The interactive chat loop: prompt, slash commands, signals, offers, a phone that vanishes.
 
 Slash commands: /help /clear /system /set /stats /save /load /regen /continue /exit.
-``\"\"\"`` starts and ends multi-line input. Ctrl-C during a reply stops generation on the
-phone (the session kills exactly that process) and returns to the prompt; Ctrl-D exits.
+``\"\"\"`` starts and ends multi-line input; a paste is one message (``lines.py``). Ctrl-C
+during a reply stops generation on the phone (the session kills exactly that process) and
+returns to the prompt; SIGTERM/SIGHUP do the same, then end the chat; Ctrl-D exits. However
+the chat ends, its dialog state is removed from the phone. Bad input gets one line and the
+chat goes on with nothing lost.
 """
 
 from __future__ import annotations
 
-import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from qwenchat.chat.interrupt import cancel_on_interrupt
+from qwenchat.chat.lines import LineReader
+from qwenchat.chat.link import PhoneLink
+from qwenchat.chat.outcome import StopReason
 from qwenchat.chat.render import ReplyStream, figures_line, print_figures
-from qwenchat.chat.session import ContextBudgetError, StopReason, parse_set_command
-from qwenchat.errors import QwenchatError, UsageError
-from qwenchat.paths import data_dir
+from qwenchat.chat.session import ContextBudgetError
+from qwenchat.errors import DeviceLostError, QwenchatError, UsageError
+from qwenchat.signals import Terminated
 
 if TYPE_CHECKING:
-    from qwenchat.chat.session import ChatSession, ReplyResult
+    from qwenchat.chat.outcome import ReplyResult
+    from qwenchat.chat.session import ChatSession
 
 HELP = """\
 /help               this help
 /clear              start a new conversation (keeps /system and /set)
-/system TEXT        set the system prompt (empty: Qwen's default); the state is rebuilt
+/system TEXT        set the system prompt (empty: the model's default); the state is rebuilt
 /set k=v ...        temp=0.7 top_k=40 top_p=0.95 seed=1 max_tokens=256
 /stats              figures of the last reply and of the session
 /save FILE          save the transcript as JSON
@@ -34,10 +41,12 @@ HELP = """\
 /regen              generate the last reply again
 /continue           continue a reply that stopped at max tokens
 /exit               leave (Ctrl-D too)
-\"\"\"                 start/end multi-line input
+\"\"\"                 start/end multi-line input (a paste is one message anyway)
 Ctrl-C              stop the reply being generated (on the phone)"""
 
 COMMANDS = ("help", "clear", "system", "set", "stats", "save", "load", "regen", "continue", "exit")
+
+Action = Callable[..., "ReplyResult"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class Command:
 def parse_command(line: str) -> Command | None:
     """A slash command, or None for a message. Unknown commands raise UsageError."""
     stripped = line.strip()
-    if not stripped.startswith("/") or stripped.startswith("//"):
+    if not stripped.startswith("/") or stripped.startswith("//") or "\n" in stripped:
         return None
     name, _, arg = stripped[1:].partition(" ")
     name = name.lower()
@@ -60,57 +69,6 @@ def parse_command(line: str) -> Command | None:
     return Command(name, arg.strip())
 
 
-class LineReader:
-    """input() with readline history (imported lazily) and \"\"\" blocks."""
-
-    def __init__(self, input_fn: Callable[[str], str] | None = None) -> None:
-        self.input_fn = input_fn or input
-        if input_fn is None:
-            self._setup_readline()
-
-    def _setup_readline(self) -> None:
-        try:
-            import readline
-        except ImportError:  # not on every platform; line editing is a nicety
-            return
-
-        self._history = data_dir() / "chat_history"
-        try:
-            readline.read_history_file(self._history)
-        except OSError:
-            pass
-        readline.set_history_length(1000)
-        import atexit
-
-        atexit.register(self._save_history)
-
-    def _save_history(self) -> None:
-        try:
-            import readline
-
-            readline.write_history_file(self._history)
-        except OSError:
-            pass
-
-    def read(self) -> str:
-        """One message or command; raises EOFError on Ctrl-D."""
-        line = self.input_fn(">>> ")
-        if not line.lstrip().startswith('"""'):
-            return line
-        first = line.lstrip()[3:]
-        if first.rstrip().endswith('"""') and first.strip():
-            return first.rstrip()[:-3]
-        lines = [first] if first else []
-        while True:
-            more = self.input_fn("... ")
-            if more.rstrip().endswith('"""'):
-                tail = more.rstrip()[:-3]
-                if tail:
-                    lines.append(tail)
-                return "\n".join(lines)
-            lines.append(more)
-
-
 class Repl:
     def __init__(
         self,
@@ -119,48 +77,100 @@ class Repl:
         reader: LineReader | None = None,
         out: TextIO | None = None,
         confirm: Callable[[str], bool] | None = None,
+        link: PhoneLink | None = None,
     ) -> None:
         self.session = session
         self.reader = reader or LineReader()
         self.out = out if out is not None else sys.stdout
         self.confirm = confirm or self._ask
+        self.link = link or PhoneLink()
 
     def _ask(self, question: str) -> bool:
         try:
-            answer = self.reader.input_fn(f"{question} [Y/n] ")
+            answer = self.reader.ask(f"{question} [Y/n] ")
         except EOFError:
             return False
-        return answer.strip().lower() in ("", "y", "yes")
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, Terminated):
+                raise
+            self._write("\n")
+            return False
+        word = answer.strip().lower()
+        if word in ("", "y", "yes"):
+            return True
+        if word not in ("n", "no"):
+            # Not an answer: the user went on typing (or typed ahead while the reply
+            # streamed). The line is theirs: it is read again as the next message.
+            self.reader.push_back(answer)
+            self.say("(taken as no; your line is kept as the next message)")
+        return False
+
+    # ----- output that survives a terminal that went away (SIGHUP)
+    def _write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (OSError, ValueError):
+            pass
 
     def say(self, text: str, style: str = "dim") -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        Console(file=self.out, highlight=False).print(f"[{style}]{escape(text)}[/]")
+        try:
+            Console(file=self.out, highlight=False, soft_wrap=True).print(f"[{style}]{escape(text)}[/]")
+        except (OSError, ValueError):
+            pass
 
     def error(self, exc: QwenchatError) -> None:
         self.say(f"error: {exc.message}", "bold red")
         if exc.hint:
             self.say(f"hint: {exc.hint}")
 
+    # ----- the loop
     def run(self) -> int:
         s = self.session
         sim = " (SIMULATED phone)" if s.info.simulated else ""
-        self.say(f"qwenchat · {s.info.model} {s.info.soc}{sim} · /help for commands, Ctrl-D exits")
+        llm = s.model.display_name if s.model is not None else ""
+        self.say(
+            f"qwenchat · {llm} on {s.info.model} {s.info.soc}{sim} · /help for commands, "
+            "Ctrl-D exits"
+        )
+        try:
+            return self._loop()
+        finally:
+            # However the chat ends (/exit, Ctrl-D, SIGTERM, an error): its dialog state
+            # (the KV cache: large) leaves the phone with it.
+            s.end()
+            self.link.close()
+
+    def _loop(self) -> int:
+        s = self.session
         while True:
             try:
                 line = self.reader.read()
             except EOFError:
-                self.out.write("\n")
+                self._write("\n")
                 return 0
-            except KeyboardInterrupt:
-                self.out.write("\n")
+            except KeyboardInterrupt as exc:
+                if isinstance(exc, Terminated):
+                    raise
+                self._write("\n")
                 continue
+            except QwenchatError as exc:  # e.g. a line that is not UTF-8
+                self.error(exc)
+                continue
+            entered = time.monotonic()
             try:
                 command = parse_command(line)
                 if command is None:
                     if line.strip():
-                        self.reply(lambda on_text, text=line: s.send(text, on_text), line)
+                        self.reply(
+                            lambda on_text, text=line, at=entered: s.send(
+                                text, on_text, entered_at=at
+                            ),
+                            line,
+                        )
                     continue
                 if command.name == "exit":
                     return 0
@@ -172,7 +182,7 @@ class Repl:
         s = self.session
         name, arg = command.name, command.arg
         if name == "help":
-            self.out.write(HELP + "\n")
+            self._write(HELP + "\n")
         elif name == "clear":
             s.clear()
             self.say("new conversation")
@@ -180,68 +190,128 @@ class Repl:
             s.set_system(arg or None)
             self.say("system prompt set; the dialog state will be rebuilt on the next turn")
         elif name == "set":
-
             if not arg:
                 self.say(f"settings: {s.settings.as_dict() or 'bundle defaults'}"
                          f" · max_tokens {s.max_tokens}")
                 return
-            s.update_settings(**parse_set_command(arg))
+            s.update_settings(**s.parse_set(arg))
             self.say(f"settings: {s.settings.as_dict()} (no rebuild needed)")
         elif name == "stats":
             self.stats()
         elif name == "save":
             if not arg:
-                raise UsageError("/save needs a file name")
+                raise UsageError("/save needs a file name", hint="e.g. /save chat.json")
             s.save_transcript(Path(arg).expanduser())
             self.say(f"saved {len(s.messages)} messages to {arg}")
         elif name == "load":
             if not arg:
-                raise UsageError("/load needs a file name")
-            try:
-                data = json.loads(Path(arg).expanduser().read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise UsageError(f"cannot read transcript {arg}: {exc}") from None
-            s.load_transcript(data)
+                raise UsageError("/load needs a file name", hint="e.g. /load chat.json")
+            from qwenchat.chat.transcript import read_transcript
+
+            # Read and checked whole before the session is touched: a bad file changes nothing.
+            transcript = read_transcript(Path(arg).expanduser(), ctx_size=s.ctx_size)
+            s.load_transcript(transcript)
             self.say(f"loaded {len(s.messages)} messages; the phone state is rebuilt next turn")
         elif name == "regen":
-            self.reply(s.regenerate, None)
+            at = time.monotonic()
+            self.reply(lambda on_text: s.regenerate(on_text, entered_at=at), None)
         elif name == "continue":
+            at = time.monotonic()
             self.say("continuing: rebuilding the state with the reply left open")
-            self.reply(s.continue_reply, None)
+            self.reply(lambda on_text: s.continue_reply(on_text, entered_at=at), None)
 
     def stats(self) -> None:
-
         s = self.session
         self.say(
-            f"session {s.session_id} · {len(s.messages)} messages · {s.turns_done} replies"
+            f"session {s.session_id} · {s.model_name} · {len(s.messages)} messages"
+            f" · {s.turns_done} replies"
             f" · ctx used {s.state.tokens if s.state.valid else '?'}/{s.ctx_size}"
             f" · state on phone: {'yes' if s.state.valid else 'rebuild next turn'}"
+            + (" · phone: gone" if s.lost else "")
         )
         if s.last is not None:
             self.say("last reply: " + figures_line(s.last))
 
-    def reply(self, action: Callable[..., ReplyResult], user_text: str | None) -> None:
-
+    # ----- one reply
+    def reply(self, action: Action, user_text: str | None) -> None:
+        if self.session.lost and not self._reconnect():
+            return
         stream = ReplyStream(self.out)
         try:
             with cancel_on_interrupt(self.session):
                 result = action(stream.write)
+                self._finish_stream(stream)
+                self.show(result)
         except ContextBudgetError as exc:
             self.error(exc)
             if exc.drop_turns and user_text is not None and self.confirm(
                 f"drop the {exc.drop_turns} oldest turn(s) and rebuild?"
             ):
                 self.session.drop_oldest(exc.drop_turns)
-                self.reply(lambda on_text: self.session.send(user_text, on_text), user_text)
+                at = time.monotonic()
+                self.reply(
+                    lambda on_text: self.session.send(user_text, on_text, entered_at=at),
+                    user_text,
+                )
             return
-        stream.finish()
-        if result.stop is StopReason.CUT:
-            self.say("[cut: generation stopped on the phone; the next turn rebuilds the state]")
-        print_figures(result, self.out)
+        except DeviceLostError as exc:
+            # Gone before anything was sent (nothing of this turn was stored).
+            self.session.lost = True
+            self.say(
+                f"the phone is gone ({exc.message}); your message was not sent (↑ recalls it)."
+                " The chat stays open: the next message reconnects.",
+                "bold red",
+            )
+            return
         if result.stop is StopReason.MAX_TOKENS and self.confirm(
             "the reply stopped at max tokens; continue it (rebuilds the state with the turn open)?"
         ):
-            self.reply(self.session.continue_reply, None)
+            at = time.monotonic()
+            self.reply(lambda on_text: self.session.continue_reply(on_text, entered_at=at), None)
+
+    def _finish_stream(self, stream: ReplyStream) -> None:
+        try:
+            stream.finish()
+        except (OSError, ValueError):
+            pass
+
+    def show(self, result: ReplyResult) -> None:
+        """What the user needs after a reply: its figures and, when it did not end on its
+        own, what happened and what comes next."""
+        if result.stop is StopReason.CUT:
+            self.say("[cut: generation stopped on the phone; the next turn rebuilds the state]")
+        try:
+            print_figures(result, self.out)
+        except (OSError, ValueError):
+            pass
+        if result.stop is StopReason.DEVICE_LOST:
+            self.say(
+                "the phone is gone. What was printed is saved (stop: device lost). The chat "
+                "stays open: when the phone is back, the next message reconnects and rebuilds "
+                "the conversation.",
+                "bold red",
+            )
+        elif result.stop is StopReason.CONTEXT_FULL:
+            self.say(
+                "[the context is full: the next message offers to drop the oldest turns; "
+                "/clear starts over]"
+            )
+
+    def _reconnect(self) -> bool:
+        self.say("reconnecting to the phone…")
+        try:
+            self.link.reconnect(self.session)
+        except QwenchatError as exc:
+            self.say(
+                f"the phone is still gone ({exc.message}); your message was not sent "
+                "(↑ recalls it)",
+                "bold red",
+            )
+            if exc.hint:
+                self.say(f"hint: {exc.hint}")
+            return False
+        self.say("reconnected: the conversation is rebuilt on the phone with this turn")
+        return True
 
 
 __all__ = ["Command", "LineReader", "Repl", "parse_command"]

@@ -8,16 +8,25 @@ but the last fraction of a second of a reply. Figures keep their source in the c
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from qwenchat.errors import StoreError
 from qwenchat.store.migrations import migration
 
 if TYPE_CHECKING:
-    from qwenchat.chat.session import ChatMessage, ChatSession, ReplyResult, SamplerSettings
+    from qwenchat.chat.outcome import ReplyResult
+    from qwenchat.chat.plan import ChatMessage
+    from qwenchat.chat.session import ChatSession
+    from qwenchat.runner.request import SamplerSettings
     from qwenchat.store import Store
+
+# The only model qwenchat ran before conversations recorded theirs (store migration m013).
+MODEL_BEFORE_MODELS = "qwen2-7b-instruct"
 
 
 @migration
@@ -85,6 +94,21 @@ def m012_chat_replies(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX chat_replies_conv ON chat_replies(conversation_id, id)")
 
 
+@migration
+def m013_chat_conversation_model(db: sqlite3.Connection) -> None:
+    # Which LLM a conversation was held with. Before models were named there was one.
+    db.execute(
+        "ALTER TABLE chat_conversations ADD COLUMN model TEXT NOT NULL"
+        f" DEFAULT '{MODEL_BEFORE_MODELS}'"
+    )
+
+
+@migration
+def m014_chat_reply_prepare_time(db: sqlite3.Connection) -> None:
+    # Host time from Enter to the query leaving for the phone (rendering, counting).
+    db.execute("ALTER TABLE chat_replies ADD COLUMN host_prepare_s REAL")
+
+
 @dataclass(frozen=True)
 class ConversationSummary:
     id: str
@@ -94,6 +118,29 @@ class ConversationSummary:
     messages: int
     device_model: str | None
     simulated: bool
+    model: str
+
+
+def store_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A damaged store file (a corrupted page) becomes one line naming the file and what to
+    do, not a traceback: SQLite finds the damage only when a query reads that page."""
+
+    @functools.wraps(method)
+    def guarded(self: ChatStorage, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise damaged_store(self.path, exc) from exc
+
+    return guarded
+
+
+def damaged_store(path: Any, exc: Exception) -> StoreError:
+    return StoreError(
+        f"the qwenchat store {path} cannot be read: {exc}",
+        hint=f"Move it aside (qwenchat then starts a new one); `sqlite3 {path} .recover` "
+        "salvages what is still readable into SQL.",
+    )
 
 
 class ChatStorage:
@@ -101,8 +148,10 @@ class ChatStorage:
 
     def __init__(self, store: Store) -> None:
         self.db = store.db
+        self.path = store.path
 
     # ----- writes
+    @store_errors
     def save_conversation(self, session: ChatSession) -> None:
         title = next((m.content for m in session.messages if m.role == "user"), None)
         if title is not None:
@@ -110,8 +159,8 @@ class ChatStorage:
         self.db.execute(
             """INSERT INTO chat_conversations
                  (id, title, system_prompt, settings_json, device_serial, device_model,
-                  device_soc, simulated)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                  device_soc, simulated, model)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(id) DO UPDATE SET
                  title = COALESCE(chat_conversations.title, excluded.title),
                  system_prompt = excluded.system_prompt,
@@ -126,9 +175,11 @@ class ChatStorage:
                 session.info.model,
                 session.info.soc,
                 int(session.info.simulated),
+                session.model_name,
             ),
         )
 
+    @store_errors
     def add_message(self, conversation_id: str, message: ChatMessage) -> int:
         self.db.execute("BEGIN")
         try:
@@ -151,18 +202,21 @@ class ChatStorage:
             raise
         return int(cur.lastrowid)
 
+    @store_errors
     def update_message(self, message: ChatMessage) -> None:
         self.db.execute(
             "UPDATE chat_messages SET content = ?, stop_reason = ? WHERE id = ?",
             (message.content, message.stop_reason, message.db_id),
         )
 
+    @store_errors
     def mark_dropped(self, ids: list[int]) -> None:
         """Dropped turns (context budget, /regen) stay in the history, flagged."""
         if ids:
             marks = ",".join("?" * len(ids))
             self.db.execute(f"UPDATE chat_messages SET dropped = 1 WHERE id IN ({marks})", ids)
 
+    @store_errors
     def record_reply(
         self,
         conversation_id: str,
@@ -183,8 +237,8 @@ class ChatStorage:
                      genie_num_prompt_tokens, genie_prompt_rate_tok_s, genie_ttft_us,
                      genie_num_generated_tokens, genie_decode_rate_tok_s, genie_decode_time_us,
                      host_first_token_s, host_total_s, host_counted_prompt_tokens, ctx_used,
-                     ctx_size, simulated)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                     ctx_size, simulated, host_prepare_s)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     conversation_id,
                     message_id,
@@ -205,6 +259,7 @@ class ChatStorage:
                     f.ctx_used,
                     f.ctx_size,
                     int(f.simulated),
+                    f.host_prepare_s,
                 ),
             )
             self.db.execute("COMMIT")
@@ -213,10 +268,11 @@ class ChatStorage:
             raise
 
     # ----- reads
+    @store_errors
     def list_conversations(self, limit: int = 20) -> list[ConversationSummary]:
         rows = self.db.execute(
             """SELECT c.id, c.created_at, c.updated_at, c.title, c.device_model, c.simulated,
-                      (SELECT COUNT(*) FROM chat_messages m
+                      c.model, (SELECT COUNT(*) FROM chat_messages m
                         WHERE m.conversation_id = c.id AND m.dropped = 0) AS messages
                  FROM chat_conversations c ORDER BY c.updated_at DESC, c.rowid DESC LIMIT ?""",
             (limit,),
@@ -230,10 +286,12 @@ class ChatStorage:
                 messages=r["messages"],
                 device_model=r["device_model"],
                 simulated=bool(r["simulated"]),
+                model=r["model"],
             )
             for r in rows
         ]
 
+    @store_errors
     def resolve_id(self, prefix: str) -> str | None:
         """A full id from a unique prefix (ids are long); 'last' is the newest."""
         if prefix == "last":
@@ -250,6 +308,7 @@ class ChatStorage:
             return exact[0]
         return rows[0]["id"] if len(rows) == 1 else None
 
+    @store_errors
     def conversation(self, conversation_id: str) -> dict[str, Any] | None:
         """A whole conversation as plain JSON-ready data (the `--json` export)."""
         row = self.db.execute(
@@ -284,6 +343,7 @@ class ChatStorage:
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],
             "title": row["title"],
+            "model": row["model"],
             "system": row["system_prompt"],
             "settings": json.loads(row["settings_json"] or "{}"),
             "device": {
@@ -313,9 +373,13 @@ def _reply_json(r: sqlite3.Row) -> dict[str, Any]:
             "token_generation_time_us": r["genie_decode_time_us"],
         },
         "host": {
-            "source": "host clock",
+            # Rows written before m014 (no prepare_s) counted from the query's start.
+            "source": "host clock, from Enter"
+            if r["host_prepare_s"] is not None
+            else "host clock, from the query's start",
             "first_token_s": r["host_first_token_s"],
             "total_s": r["host_total_s"],
+            "prepare_s": r["host_prepare_s"],
         },
         "context": {
             "prompt_tokens_counted": r["host_counted_prompt_tokens"],

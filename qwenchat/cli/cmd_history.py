@@ -9,6 +9,21 @@ import typer
 
 from qwenchat.cli.options import Json
 
+# How a reply that did not end on its own is marked where it is shown.
+_UNFINISHED = {
+    "cut": "cut",
+    "timeout": "timed out",
+    "device_lost": "device lost",
+    "error": "failed",
+}
+_STOP_WORDS = {
+    "eos": "eos",
+    "max_tokens": "max tokens",
+    "stop_sequence": "stop sequence",
+    "context_full": "context full",
+    **_UNFINISHED,
+}
+
 
 def register(app: typer.Typer) -> None:
     app.command("history")(history)
@@ -19,7 +34,7 @@ def history(
         str | None,
         typer.Argument(help="A conversation id (or unique prefix, or 'last') to show."),
     ] = None,
-    limit: Annotated[int, typer.Option("-n", "--limit", help="How many to list.")] = 20,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="How many to list.", min=1)] = 20,
     json_output: Json = False,
 ) -> int:
     """List saved chats, or show one (with each reply's figures); --json exports."""
@@ -64,51 +79,74 @@ def _print_list(rows) -> None:  # noqa: ANN001
     table.add_column("id", no_wrap=True)
     table.add_column("updated", no_wrap=True)
     table.add_column("msgs", justify="right")
-    table.add_column("device")
-    table.add_column("first message", ratio=1)
+    table.add_column("model · phone", ratio=1)
+    table.add_column("first message", ratio=2, no_wrap=True, overflow="ellipsis")
     for r in rows:
         device = r.device_model or "?"
         if r.simulated and "SIMULATED" not in device:
             device += " (SIMULATED)"
-        table.add_row(r.id, r.updated_at, str(r.messages), device, r.title or "")
+        table.add_row(
+            r.id, _short_time(r.updated_at), str(r.messages), f"{r.model} · {device}",
+            r.title or "",
+        )
     console.print(table)
+
+
+def _short_time(stamp: str) -> str:
+    """``2026-11-30T07:36:15Z`` → ``11-30 07:36`` (the id already holds the full start)."""
+    if len(stamp) >= 16 and stamp[10] == "T":
+        return f"{stamp[5:10]} {stamp[11:16]}"
+    return stamp
 
 
 def _print_conversation(data: dict) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    console = Console(highlight=False)
+    # Soft wrap: the terminal wraps; copied text keeps its own lines.
+    console = Console(highlight=False, soft_wrap=True)
     device = data["device"]
     sim = " · SIMULATED" if device["simulated"] else ""
     console.print(
-        f"[bold]{escape(data['id'])}[/] · {data['created_at']} · "
-        f"{escape(str(device['model']))} {escape(str(device['soc']))}{sim}"
+        f"[bold]{escape(data['id'])}[/] · {data['created_at']} · {escape(str(data['model']))}"
+        f" on {escape(str(device['model']))} {escape(str(device['soc']))}{sim}"
     )
     if data["system"]:
         console.print(f"[dim]system:[/] {escape(data['system'])}")
     if data["settings"]:
         console.print(f"[dim]settings: {escape(json.dumps(data['settings']))}[/]")
+    speaker = escape(str(data["model"]))
     for m in data["messages"]:
         dropped = " [dim](dropped)[/]" if m["dropped"] else ""
         if m["role"] == "user":
             console.print(f"\n[bold cyan]you:[/]{dropped} {escape(m['content'])}")
             continue
-        console.print(f"\n[bold green]qwen:[/]{dropped} {escape(m['content'])}")
+        # A reply that did not end on its own says so before its text, not only in the
+        # figures: it is not what the model would have answered.
+        mark = _UNFINISHED.get(m.get("stop_reason") or "")
+        flag = f" [bold yellow]({mark}: partial)[/]" if mark and m["content"] else ""
+        flag = f" [bold yellow]({mark}: no reply)[/]" if mark and not m["content"] else flag
+        console.print(f"\n[bold green]{speaker}:[/]{dropped}{flag} {escape(m['content'])}")
         for g in m.get("generations", []):
-            genie, host = g["genie"], g["host"]
-            ttft = genie["time_to_first_token_us"]
-            decode = genie["token_generation_rate_tok_s"]
-            line = (
-                f"genie: ttft {ttft / 1000:.0f} ms · decode {decode:.1f} tok/s · "
-                f"{genie['num_prompt_tokens']} prompt tok · {genie['num_generated_tokens']} tok"
-                if ttft is not None and decode is not None
-                else "genie: no profile"
-            )
-            first = host["first_token_s"]
-            line += f" │ host: first token {first:.2f} s" if first is not None else ""
-            line += f" │ stop: {g['stop_reason']} · {g['prompt_mode']}"
-            if g["error"]:
-                line += f" · error: {g['error']}"
-            console.print(f"[dim]{escape(line)}[/]")
+            console.print(f"[dim]{escape(_generation_line(g))}[/]")
 
+
+def _generation_line(g: dict) -> str:
+    genie, host = g["genie"], g["host"]
+    ttft = genie["time_to_first_token_us"]
+    decode = genie["token_generation_rate_tok_s"]
+    line = (
+        f"genie: ttft {ttft / 1000:.0f} ms · decode {decode:.1f} tok/s · "
+        f"{genie['num_prompt_tokens']} prompt tok · {genie['num_generated_tokens']} tok"
+        if ttft is not None and decode is not None
+        else "genie: no profile"
+    )
+    first = host["first_token_s"]
+    line += f" │ host: first token {first:.2f} s" if first is not None else ""
+    stop = g["stop_reason"]
+    line += f" │ stop: {_STOP_WORDS.get(stop, stop)} · {g['prompt_mode']}"
+    if g["error"]:
+        line += f" · error: {g['error']}"
+    if g.get("simulated"):
+        line += " │ SIMULATED"
+    return line

@@ -69,6 +69,12 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
     signals.install()
     try:
         result = app(args=argv, prog_name="qwenchat", standalone_mode=False)
+        if result == 130 and signals.Terminated.received is not None:
+            # Typer turns a KeyboardInterrupt into a plain 130: SIGTERM and SIGHUP
+            # (Terminated) keep their own exit codes (143, 129).
+            signum = signals.Terminated.received
+            report_error(f"interrupted ({signals.signal_name(signum)})")
+            return 128 + signum
         return result if isinstance(result, int) else 0
     except QwenchatError as exc:
         if _debug():
@@ -76,6 +82,8 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         report_error(exc.message, exc.hint)
+        if exc.exit_code == 130 and signals.Terminated.received is not None:
+            return 128 + signals.Terminated.received  # e.g. a bench stopped by SIGTERM
         return exc.exit_code
     except _catch("Exit") as exc:
         return exc.exit_code
