@@ -3,6 +3,7 @@ builds on), plus wire-level checks with a minimal raw client over a real socket.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -44,7 +45,7 @@ def test_push_pull_stat_list(device, emulator, tmp_path):
     src = tmp_path / "weights.bin"
     src.write_bytes(os.urandom(700_000))
     device.push(str(src), "/data/local/tmp/as/weights.bin", mtime=1_700_000_000)
-    host = emulator.phone.sandbox.to_host("/data/local/tmp/as/weights.bin")
+    host = emulator.phone.host_path("/data/local/tmp/as/weights.bin")
     assert host.read_bytes() == src.read_bytes()
     back = tmp_path / "back.bin"
     device.pull("/data/local/tmp/as/weights.bin", str(back))
@@ -68,12 +69,16 @@ def test_answers_never_overtake_the_okay(device, tmp_path):
         assert device.shell("echo hi", read_timeout_s=3) == "hi\n"
 
 
-def test_push_outside_writable_roots_is_refused(device, emulator, tmp_path):
+def test_push_outside_writable_places_is_refused_by_the_kernel(device, emulator, tmp_path):
     src = tmp_path / "evil"
     src.write_bytes(b"x")
-    with pytest.raises(Exception, match="Permission denied"):
+    with pytest.raises(Exception, match="Read-only file system"):
         device.push(str(src), "/system/bin/evil")
-    assert not emulator.phone.sandbox.to_host("/system/bin/evil").exists()
+    assert not emulator.phone.host_path("/system/bin/evil").exists()
+    with pytest.raises(Exception, match="Permission denied"):  # /data is system's, 0771
+        device.push(str(src), "/data/evil")
+    with pytest.raises(Exception, match="Read-only file system"):
+        device.push(str(src), "/evil")
 
 
 def test_wrong_key_is_refused(emulator, tmp_path):
@@ -220,8 +225,12 @@ def test_sync_requests_packed_in_one_write_and_symlinks_stay_inside(raw, tmp_pat
     assert stat[0] == b"STA2" and stat[1] == 0 and stat[8] == 5 and stat[10] == 1_600_000_000
     link = emu.config.fs_root / "data/local/tmp/link"
     assert link.is_symlink() and os.readlink(link) == target.decode()
-    # the link's absolute target resolves inside the sandbox, not on the host
-    assert emu.phone.sandbox.to_host("/data/local/tmp/link").read_bytes() == b"real\n"
+    # the link's absolute target resolves inside the phone, where it is the pushed file...
+    assert emu.phone.sh("cat /data/local/tmp/link").out == "real\n"
+    # ...and the host's view of the phone never follows a link the phone made
+    with pytest.raises(OSError) as info:
+        link.read_bytes()
+    assert info.value.errno == errno.ELOOP
 
 
 # --- the CLI's daemon ------------------------------------------------------------------

@@ -1,15 +1,17 @@
-"""The simulated genie-t2t-run, launched as the emulated shell launches it (a real process,
-real env, real Qwen2 tokenizer, real files in an emulator root). SIMULATED throughout."""
+"""The simulated genie-t2t-run, run as the phone runs it: the phone's own mksh execs the
+pushed genie-t2t-run stub inside the sandbox (real argv, cwd and environment, real Qwen2
+tokenizer, real files on the phone's /data). SIMULATED throughout."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
+import selectors
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from qwenchat.emulator import thermal
 from qwenchat.emulator.config import EmulatorConfig, Faults
 from qwenchat.emulator.genie_sim.state import STATE_FILE
 from qwenchat.emulator.genie_sim.timing import default_profile
+from qwenchat.emulator.phone import Phone
 
 WORK = "/data/local/tmp/qwenchat"
 BUNDLE = f"{WORK}/bundle"
@@ -83,20 +86,78 @@ def genie_config(**dialog_overrides) -> dict:
     return cfg
 
 
+class SimProc:
+    """A genie-t2t-run started on the phone, as a shell stream holds it."""
+
+    def __init__(self, phone: Phone, command: str) -> None:
+        self._io, child_io = socket.socketpair()
+        self._err, child_err = socket.socketpair()
+        try:
+            self.session = phone.spawn(
+                command, stdio=(child_io.fileno(), child_io.fileno(), child_err.fileno())
+            )
+        finally:
+            child_io.close()
+            child_err.close()
+        self._io.shutdown(socket.SHUT_WR)
+        self.pid = self.session.pid  # the shell's pid: `exec` makes it genie-t2t-run's
+        self.returncode: int | None = None
+
+    def read_stdout(self) -> bytes:
+        return self._io.recv(4096)
+
+    def send_signal(self, sig: int) -> None:
+        self.session.signal(sig)
+
+    def communicate(self, timeout: float = 120) -> tuple[bytes, bytes]:
+        out, err = bytearray(), bytearray()
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._io, selectors.EVENT_READ, out)
+            sel.register(self._err, selectors.EVENT_READ, err)
+            deadline = time.monotonic() + timeout
+            while sel.get_map():
+                ready = sel.select(max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    raise subprocess.TimeoutExpired("genie-t2t-run", timeout)
+                for key, _ in ready:
+                    data = key.fileobj.recv(65536)
+                    if data:
+                        key.data.extend(data)
+                    else:
+                        sel.unregister(key.fileobj)
+        self.returncode = self.session.wait(timeout)
+        self._io.close()
+        self._err.close()
+        return bytes(out), bytes(err)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            self.returncode = self.session.wait(timeout)
+        except TimeoutError:
+            raise subprocess.TimeoutExpired("genie-t2t-run", timeout) from None
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            self.session.signal(signal.SIGKILL)
+
+
 class SimPhone:
-    """An emulator root holding a pushed bundle, and a way to run the sim in it."""
+    """A running emulated phone holding a pushed bundle, and a way to run the sim on it."""
 
     def __init__(self, root: Path, bundle, **config) -> None:
         config.setdefault("time_scale", SCALE)
         config.setdefault("jitter", False)
         self.config = EmulatorConfig(root=root, **config)
         self.config.save()
-        self.fs = root / "fs"
+        self.phone = Phone(self.config)
+        self.phone.start()
         work = self.host(WORK)
-        # Hard links: the bytes are the fixture's, the files are the phone's.
-        shutil.copytree(bundle.bundle, work / "bundle", copy_function=os.link)
+        shutil.copytree(bundle.bundle, work / "bundle")
         shutil.copytree(bundle.qairt / "lib" / "aarch64-android", work / "lib")
         shutil.copytree(next((bundle.qairt / "lib").glob("hexagon-*")) / "unsigned", work / "skel")
+        (work / "bin").mkdir()
+        shutil.copy(bundle.qairt / "bin" / "aarch64-android" / "genie-t2t-run", work / "bin")
         (work / "tmp").mkdir()
         (work / "states").mkdir()
         self.write_config(genie_config())
@@ -105,36 +166,25 @@ class SimPhone:
         )
 
     def host(self, emulated: str) -> Path:
-        return self.fs / emulated.lstrip("/")
+        return self.phone.host_path(emulated)
 
     def write_config(self, cfg: dict) -> None:
         self.host(BUNDLE + "/genie_config.json").write_text(json.dumps(cfg))
 
-    def env(self, **extra: str) -> dict[str, str]:
-        env = dict(
-            os.environ,
-            QWENCHAT_EMU_ROOT=str(self.config.root),
-            QWENCHAT_EMU_CWD=BUNDLE,
-            LD_LIBRARY_PATH=f"{WORK}/lib",
-            ADSP_LIBRARY_PATH=f"{WORK}/skel",
-        )
-        env.update(extra)
-        return env
+    def command(self, args: list[str], **env: str) -> str:
+        """What qwenchat sends: cd, the library paths, then exec the pushed binary."""
+        values = {"LD_LIBRARY_PATH": f"{WORK}/lib", "ADSP_LIBRARY_PATH": f"{WORK}/skel", **env}
+        assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in values.items())
+        words = " ".join(shlex.quote(a) for a in args)
+        return f"cd {BUNDLE} && {assigns} exec {WORK}/bin/genie-t2t-run {words}"
 
-    def popen(self, args: list[str], **env: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "qwenchat.emulator.genie_sim", *args],
-            cwd=self.host(BUNDLE),
-            env=self.env(**env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+    def popen(self, args: list[str], **env: str) -> SimProc:
+        return SimProc(self.phone, self.command(args, **env))
 
     def run(self, args: list[str], **env: str) -> subprocess.CompletedProcess:
         proc = self.popen(args, **env)
         out, err = proc.communicate(timeout=120)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
     def profile(self, name: str = "p.json") -> dict:
         return json.loads(self.host(f"{WORK}/tmp/{name}").read_text())
@@ -158,18 +208,22 @@ def tokenizer(synthetic_bundle) -> Tokenizer:
 
 
 @pytest.fixture
-def phone(tmp_path, synthetic_bundle) -> SimPhone:
-    return SimPhone(tmp_path / "emu", synthetic_bundle)
+def make_phone(tmp_path, synthetic_bundle):
+    count = iter(range(100))
+    made: list[SimPhone] = []
+
+    def make(**config) -> SimPhone:
+        made.append(SimPhone(tmp_path / f"emu{next(count)}", synthetic_bundle, **config))
+        return made[-1]
+
+    yield make
+    for phone in made:
+        phone.phone.stop()
 
 
 @pytest.fixture
-def make_phone(tmp_path, synthetic_bundle):
-    count = iter(range(100))
-
-    def make(**config) -> SimPhone:
-        return SimPhone(tmp_path / f"emu{next(count)}", synthetic_bundle, **config)
-
-    return make
+def phone(make_phone) -> SimPhone:
+    return make_phone()
 
 
 def count(tokenizer: Tokenizer, text: str) -> int:
@@ -251,7 +305,8 @@ def test_custom_device_profile_is_what_the_profile_reports(make_phone, tmp_path,
     want_ttft = math.ceil(n / 128) * 100_000 * scale
     assert want_ttft * 0.99 <= q["time-to-first-token"]["value"] <= want_ttft * 1.1 + 15_000
     rate = q["token-generation-rate"]["value"]
-    assert 20 / scale * 0.85 <= rate <= 20 / scale * 1.01
+    # 2.5 ms a token on the host: on 2 busy cores (xdist) a few tokens come late
+    assert 20 / scale * 0.75 <= rate <= 20 / scale * 1.01
 
 
 def test_reply_is_deterministic_for_the_seed_and_varies_with_sampler(phone):
@@ -548,7 +603,7 @@ def test_context_overflow_while_decoding(phone, tokenizer):
 def test_fault_crash_mid_reply(make_phone):
     phone = make_phone(faults=Faults(crash_after_tokens=5))
     r = phone.run(["-c", "genie_config.json", "-p", chatml("hi"), "--profile", "../tmp/p.json"])
-    assert r.returncode == -signal.SIGSEGV
+    assert r.returncode == 128 + signal.SIGSEGV  # as adbd reports a native crash
     out = r.stdout.decode()
     assert "[BEGIN]: SIMULATED" in out and "[END]" not in out
     assert not phone.host(f"{WORK}/tmp/p.json").exists()
@@ -560,12 +615,12 @@ def test_fault_fail_load(make_phone):
     assert r.returncode == 1 and "Failed to create the dialog." in r.stderr.decode()
 
 
-def _wait_for(proc: subprocess.Popen, marker: bytes, timeout: float = 30.0) -> bytes:
+def _wait_for(proc: SimProc, marker: bytes, timeout: float = 30.0) -> bytes:
     seen = b""
     deadline = time.monotonic() + timeout
     while marker not in seen:
         assert time.monotonic() < deadline, seen
-        chunk = os.read(proc.stdout.fileno(), 4096)
+        chunk = proc.read_stdout()
         assert chunk, seen
         seen += chunk
     return seen
@@ -607,7 +662,7 @@ def test_signal_kills_without_profile_or_state(make_phone, sig):
     finally:
         proc.kill()
         proc.communicate()
-    assert proc.returncode == -sig
+    assert proc.returncode == 128 + sig
     assert not phone.host(f"{WORK}/tmp/p.json").exists()
     assert not phone.host(f"{WORK}/states/s/{STATE_FILE}").exists()
 
