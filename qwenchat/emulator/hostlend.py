@@ -116,7 +116,7 @@ def lending() -> Lending:
     )
     qwenchat = _package_dir("qwenchat")
     tokenizers = _package_dir("tokenizers")
-    native = [tools["mksh"], tools["toybox"], python, *extensions, *tokenizers.glob("*.so")]
+    native = [*tools.values(), python, *extensions, *tokenizers.glob("*.so")]
     loader, libs = _ldd(native)
     if not loader:
         raise MissingTool("cannot find the dynamic loader of mksh (is ldd installed?)")
