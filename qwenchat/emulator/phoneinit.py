@@ -305,7 +305,7 @@ def op_create_temp(init: Init, msg: dict, reply: socket.socket) -> None:
     if msg.get("mkdirs"):
         _makedirs(parent)
     temp = os.path.join(parent, "." + os.path.basename(path) + ".adbd-" + os.urandom(4).hex())
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC  # RDWR: corrupt-bytes
     fd = os.open(temp, flags, 0o600)
     try:
         send(reply, {"ok": True, "temp": temp}, [fd])

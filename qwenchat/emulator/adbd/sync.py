@@ -79,8 +79,11 @@ class SyncService:
                 if handler is None:
                     raise SyncProtocolError(f"unknown sync request {ident!r}")
                 if ident in LOGGED:
-                    self.ctx.log.record(self.stream.conn.number, "sync", path,
-                                        request=ident.decode())  # fmt: skip
+                    what, mode = path, None
+                    if ident == b"SEND" and "," in path:
+                        what, _, mode = path.rpartition(",")
+                    self.ctx.log.record(self.stream.conn.number, "sync", what,
+                                        request=ident.decode(), mode=mode)  # fmt: skip
                 if handler(path) is False:
                     return
         except StreamClosed:
