@@ -117,6 +117,15 @@ def test_accept_new_keys_stores_the_key(emulator_factory, adb_key, connect):
     assert adb_key.with_name("adbkey.pub").read_text().split()[0] in stored
 
 
+def test_the_phones_shell_is_androids(online):
+    assert "MIRBSD KSH" in adb("-s", online, "shell", "echo $KSH_VERSION", check=True).stdout
+    assert adb("-s", online, "shell", "toybox --version", check=True).stdout.startswith("toybox")
+    assert adb("-s", online, "shell", "id", check=True).stdout.startswith("uid=2000(shell)")
+    mount = adb("-s", online, "shell", "mkdir -p /data/local/tmp/m; mount -t tmpfs x /data/local/tmp/m")
+    assert mount.returncode != 0
+    assert "/data/local/tmp/m" not in adb("-s", online, "shell", "cat /proc/mounts").stdout
+
+
 def test_shell_exit_code_and_separate_stderr(online):
     result = adb("-s", online, "shell", "echo out; echo err >&2; exit 7")
     assert result.returncode == 7

@@ -10,6 +10,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 from adb_shell.adb_device import AdbDeviceTcp
@@ -199,6 +200,46 @@ def test_shell_v2_frames_spanning_writes(raw):
         data = data[5 + length :]
     assert (1, b"hello\n") in frames and (2, b"done\n") in frames
     assert frames[-1] == (3, b"\x03")
+
+
+def _wait_for_file(emu, path: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = emu.phone.sh(f"cat {path} 2>/dev/null")
+        if result.out:
+            return result.out
+        time.sleep(0.05)
+    return ""
+
+
+@pytest.mark.parametrize("service", ["shell,v2,raw:", "shell:", "exec:"])
+def test_closing_the_stream_hangs_the_shell_up(raw, service):
+    """As adbd: the client closing a stream sends SIGHUP to the shell (v2: by the phone's
+    init; shell:/exec: have a pty, whose hang-up the kernel signals)."""
+    client, emu = raw
+    script = ("trap 'echo HUP > /data/local/tmp/hup; exit 0' HUP; echo ready; "
+              "while :; do sleep 0.05; done")  # fmt: skip
+    okay = client.open(service + script)
+    assert okay.command == p.OKAY
+    seen = b""
+    while b"ready" not in seen:
+        pkt = client.read()
+        assert pkt.command == p.WRTE, pkt.name
+        seen += pkt.data
+        client.send(p.OKAY, 1, okay.arg0)
+    client.send(p.CLSE, 1, okay.arg0)
+    assert _wait_for_file(emu, "/data/local/tmp/hup") == "HUP\n"
+
+
+def test_shell_and_exec_get_a_raw_terminal_v2_does_not(raw):
+    client, _emu = raw
+    okay = client.open("shell:tty; printf 'a\\nb\\n'")
+    assert client.collect(1, okay.arg0) == b"/dev/pts/0\na\nb\n"  # raw: no \r added
+    okay = client.open("exec:tty", local_id=2)
+    assert client.collect(2, okay.arg0).startswith(b"/dev/pts/")
+    okay = client.open("shell,v2,raw:tty", local_id=3)
+    data = client.collect(3, okay.arg0)
+    assert b"not a tty" in data and data.endswith(struct.pack("<BI", 3, 1) + b"\x01")
 
 
 def test_sync_requests_packed_in_one_write_and_symlinks_stay_inside(raw, tmp_path):

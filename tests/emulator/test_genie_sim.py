@@ -715,3 +715,96 @@ def test_bos_token_counts_as_a_prompt_token(phone, tokenizer):
     )
     q = event(phone.profile(), "GenieDialog_query")
     assert q["num-prompt-tokens"]["value"] == count(tokenizer, prompt) + 1
+
+
+# ---- the launch chain: exec, pid, names, environment ------------------------------------
+
+
+def test_the_pid_the_shell_printed_is_genies_and_other_streams_can_stop_it(make_phone):
+    """What qwenchat sends: `cd B && echo MARK $$ && LD_LIBRARY_PATH=... exec BIN ...`. Every
+    step is an exec, so $$ is genie-t2t-run's pid, which ps and pidof name and kill stops."""
+    phone = make_phone(time_scale=1.0)  # real-speed: time to look at it
+    args = ["-c", "genie_config.json", "-p", chatml("Write a long essay"), "--profile",
+            "../tmp/p.json", "--pid"]  # fmt: skip
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        command = phone.command(args).replace(" && ", ' && echo "MARK $$" && ', 1)
+        proc = SimProc(phone.phone, command)
+        try:
+            seen = _wait_for(proc, b"[BEGIN]: ")
+            shell_pid = int(seen.split(b"MARK ", 1)[1].split()[0])
+            assert f"genie-t2t-run pid: {shell_pid}\n".encode() in seen  # --pid still works
+            assert phone.phone.sh("pidof genie-t2t-run").out.split() == [str(shell_pid)]
+            ps = phone.phone.sh(f"ps -o pid,name,cmdline -p {shell_pid}").out
+            assert f"{shell_pid} genie-t2t-run {WORK}/bin/genie-t2t-run -c genie_config.json" in (
+                " ".join(ps.split())
+            ), ps
+            assert phone.phone.sh(f"kill -{int(sig)} {shell_pid}").exit_code == 0
+            assert proc.wait(10) == 128 + sig
+        finally:
+            proc.kill()
+        assert phone.phone.sh("pidof genie-t2t-run").out == ""
+        assert not phone.host(f"{WORK}/tmp/p.json").exists()
+
+
+def test_the_phones_library_path_never_reaches_the_hosts_loader(phone):
+    """The simulation reads LD_LIBRARY_PATH as Genie's linker would, but the host's loader
+    starting its Python ignores it: libraries pushed there under the names Python and its
+    modules load (libpython, libstdc++ for tokenizers, libffi, zlib) change nothing."""
+    lib = phone.host(f"{WORK}/lib")
+    for name in ("libpython3.11.so.1.0", "libstdc++.so.6", "libgcc_s.so.1", "libffi.so.8",
+                 "libz.so.1", "libcrypto.so.3", "libm.so.6"):  # fmt: skip
+        (lib / name).write_bytes(b"not an ELF file, pushed to the phone\n")
+    r = phone.run(["-c", "genie_config.json", "-p", "hi"])
+    assert r.returncode == 0, r.stderr
+    assert b"[BEGIN]: SIMULATED reply" in r.stdout
+
+
+def test_genie_sees_the_phones_environment_and_cwd(phone):
+    proc = phone.popen(["-c", "genie_config.json", "-p", chatml("Write a long essay")])
+    try:
+        _wait_for(proc, b"[BEGIN]: ")
+        environ = phone.phone.sh(f"cat /proc/{proc.pid}/environ | tr '\\0' '\\n'").out
+        assert f"LD_LIBRARY_PATH={WORK}/lib\n" in environ
+        assert f"ADSP_LIBRARY_PATH={WORK}/skel\n" in environ
+        assert phone.phone.sh(f"readlink /proc/{proc.pid}/cwd").out == BUNDLE + "\n"
+    finally:
+        proc.kill()
+        proc.communicate(10)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "check"),
+    [
+        ("genie-fail-load", None, "load"),
+        ("genie-crash-after", "3", "crash"),
+        ("genie-hang-before-first-token", None, "hang"),
+    ],
+)
+def test_genie_faults_switched_on_a_running_phone_apply_at_once(phone, name, value, check):
+    from qwenchat.emulator.faults import clear_faults, set_fault
+
+    args = ["-c", "genie_config.json", "-p", chatml("hi"), "--profile", "../tmp/p.json"]
+    assert phone.run(args).returncode == 0
+    phone.host(f"{WORK}/tmp/p.json").unlink()
+    set_fault(phone.config.root, name, value)
+    if check == "hang":
+        proc = phone.popen(args)
+        try:
+            seen = _wait_for(proc, b"[PROMPT]: ")
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=1.0)
+            assert b"[BEGIN]" not in seen
+        finally:
+            proc.kill()
+            proc.communicate(10)
+    else:
+        r = phone.run(args)
+        if check == "load":
+            assert r.returncode == 1 and "Failed to create the dialog." in r.stderr.decode()
+        else:
+            assert r.returncode == 128 + signal.SIGSEGV
+            reply = r.stdout.decode().split("[BEGIN]: ", 1)[1]
+            assert "[END]" not in reply
+    assert not phone.host(f"{WORK}/tmp/p.json").exists()
+    clear_faults(phone.config.root)
+    assert phone.run(args).returncode == 0
