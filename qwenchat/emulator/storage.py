@@ -46,7 +46,10 @@ INODES = 32768
 SYSTEM_UID = 1000  # owner of /data and /data/local, as on Android (the shell can't write there)
 MNT_DETACH = 2
 PHONE_MOUNT = "loop,nosuid,nodev,noatime"
-HOST_VIEW = "remount,bind,nosymfollow,nosuid,nodev,noexec"
+# mount(2) flags for the host's view: a bind, then its flags (MS_NOSYMFOLLOW: Linux 5.10)
+MS_BIND, MS_REMOUNT, MS_REC = 4096, 32, 16384
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOSYMFOLLOW = 2, 4, 8, 256
+HOST_VIEW_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW
 
 
 class StorageError(PhoneStartError):
@@ -79,6 +82,14 @@ def _mounted(path: Path) -> bool:
             return any(line.split()[4] == target for line in f)
     except OSError:
         return False
+
+
+def _mount(source: Path | None, target: Path, flags: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    src = os.fsencode(os.path.realpath(source)) if source is not None else None
+    if libc.mount(src, os.fsencode(os.path.realpath(target)), None, flags, None) != 0:
+        err = ctypes.get_errno()
+        raise StorageError(f"cannot mount {target}: {os.strerror(err)}")
 
 
 def _umount(path: Path) -> None:
@@ -144,8 +155,8 @@ class Storage:
             if not self._close_enough():
                 self._resize()
         self._skeleton(self.phone_mount, chown=True)
-        _run("mount", "--bind", str(self.phone_mount), str(self.host_view))
-        _run("mount", "-o", HOST_VIEW, str(self.host_view))
+        _mount(self.phone_mount, self.host_view, MS_BIND)
+        _mount(None, self.host_view, MS_REMOUNT | MS_BIND | HOST_VIEW_FLAGS)
 
     def release(self) -> None:
         if self.enforced:

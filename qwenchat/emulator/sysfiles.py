@@ -39,6 +39,19 @@ def _replace(path: Path, text: str, mode: int = 0o444) -> None:
     os.replace(tmp, path)
 
 
+class _Writer:
+    """Replaces a file only when its text changes: a phone at rest costs no writes."""
+
+    def __init__(self) -> None:
+        self._last: dict[Path, tuple[str, int]] = {}
+
+    def __call__(self, path: Path, text: str, mode: int = 0o444) -> None:
+        if self._last.get(path) == (text, mode):
+            return
+        _replace(path, text, mode)
+        self._last[path] = (text, mode)
+
+
 def meminfo(ram_mb: int) -> str:
     total_kb = ram_mb * 1024
     lines = [
@@ -69,6 +82,7 @@ class SysFiles:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # the thread and a heat report may update at once
+        self._write = _Writer()
 
     @property
     def proc_overlays(self) -> dict[str, Path]:
@@ -106,19 +120,19 @@ class SysFiles:
         for i, temp in enumerate(temps):
             path = self.sys_dir / "class" / "thermal" / f"thermal_zone{i}" / "temp"
             if temp is None:
-                _replace(path, "", 0o000)  # unreadable, as some zones are on real phones
+                self._write(path, "", 0o000)  # unreadable, as some zones are on real phones
             else:
-                _replace(path, f"{round(temp * 1000)}\n")
+                self._write(path, f"{round(temp * 1000)}\n")
         battery = self.battery()
         names = [z.type for z in ZONES]
         battery_c = temps[names.index("battery")] if "battery" in names else None
         ps = self.sys_dir / "class" / "power_supply"
-        _replace(ps / "battery" / "capacity", f"{int(battery['level'])}\n")
-        _replace(ps / "battery" / "status", f"{battery['status']}\n")
-        _replace(ps / "battery" / "temp", f"{round((battery_c or 30.0) * 10)}\n")
-        _replace(ps / "usb" / "online", "1\n" if battery["usb"] else "0\n")
+        self._write(ps / "battery" / "capacity", f"{int(battery['level'])}\n")
+        self._write(ps / "battery" / "status", f"{battery['status']}\n")
+        self._write(ps / "battery" / "temp", f"{round((battery_c or 30.0) * 10)}\n")
+        self._write(ps / "usb" / "online", "1\n" if battery["usb"] else "0\n")
         low_power = "1\n" if battery.get("power_save") else "0\n"
-        _replace(self.sys_dir / "qwenchat" / "settings" / "global" / "low_power", low_power)
+        self._write(self.sys_dir / "qwenchat" / "settings" / "global" / "low_power", low_power)
 
     def start(self) -> None:
         self.write_static()
