@@ -210,6 +210,9 @@ class Phone:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             phoneinit.send(control, msg, [theirs.fileno(), *fds])
+        except phoneinit.MessageTooLong:
+            mine.close()
+            raise
         except OSError:
             mine.close()
             raise PhoneGone() from None

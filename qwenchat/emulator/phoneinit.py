@@ -41,7 +41,7 @@ import sys
 import termios
 import tty
 
-MAX_MESSAGE = 256 * 1024
+MAX_MESSAGE = 192 * 1024  # a command line longer than execve's 128 KiB per string fails anyway
 MAX_FDS = 8
 LIST_CHUNK = 256  # directory entries per message: one message stays far below MAX_MESSAGE
 SHELL = "/system/bin/sh"
@@ -50,8 +50,14 @@ PR_SET_DUMPABLE = 4
 
 
 # --- the message format (shared with the host) ----------------------------------------------
+class MessageTooLong(OSError):
+    """A request the init could not receive whole (the caller's fault, not a dead phone)."""
+
+
 def send(sock: socket.socket, obj: dict, fds: list[int] | tuple[int, ...] = ()) -> None:
     data = json.dumps(obj, separators=(",", ":")).encode()
+    if len(data) > MAX_MESSAGE:
+        raise MessageTooLong(errno.E2BIG, os.strerror(errno.E2BIG))
     ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
     sock.sendmsg([data], ancillary)
 

@@ -45,7 +45,9 @@ BLOCK = 4096
 INODES = 32768
 SYSTEM_UID = 1000  # owner of /data and /data/local, as on Android (the shell can't write there)
 MNT_DETACH = 2
-PHONE_MOUNT = "loop,nosuid,nodev,noatime"
+# noinit_itable: the image is a fresh sparse file, its inode tables already read as zeros;
+# zeroing them again would write 8 MiB into every image for nothing.
+PHONE_MOUNT = "loop,nosuid,nodev,noatime,noinit_itable"
 # mount(2) flags for the host's view: a bind, then its flags (MS_NOSYMFOLLOW: Linux 5.10)
 MS_BIND, MS_REMOUNT, MS_REC = 4096, 32, 16384
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOSYMFOLLOW = 2, 4, 8, 256
@@ -185,7 +187,7 @@ class Storage:
         # resized offline, and without it the metadata is small and easy to predict.
         _run("mkfs.ext4", "-q", "-F", "-b", str(BLOCK), "-m", "0", "-N", str(INODES),
              "-O", "^has_journal,^resize_inode", "-L", "userdata", "-E",
-             f"lazy_itable_init=0,nodiscard,root_owner={SYSTEM_UID}:{SYSTEM_UID}",
+             f"lazy_itable_init=1,nodiscard,root_owner={SYSTEM_UID}:{SYSTEM_UID}",
              str(self.image))  # fmt: skip
 
     def _overhead_blocks(self) -> int:
