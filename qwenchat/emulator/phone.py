@@ -108,7 +108,7 @@ class Session:
         try:
             msg, fds = phoneinit.recv(self._reply)
         except TimeoutError:
-            raise
+            raise  # still running: the caller decides (TimeoutError is an OSError too)
         except (OSError, ValueError):
             msg, fds = None, []
         for fd in fds:
@@ -155,7 +155,6 @@ class Phone:
         )
         self.sandbox: Sandbox | None = None
         self._props = build_props(config)
-        self._started = False
         self.live.on_faults_changed.append(self._apply_fail_commands)
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -183,7 +182,6 @@ class Phone:
         except BaseException:
             self.stop()
             raise
-        self._started = True
 
     def stop(self) -> None:
         """Stop every phone process (the kernel does: pid 1 ends), then release /data."""
@@ -192,7 +190,6 @@ class Phone:
         self.services.stop()
         self.sysfiles.stop()
         self.storage.release()
-        self._started = False
 
     shutdown = stop
 
