@@ -157,8 +157,31 @@ class Storage:
             if not self._close_enough():
                 self._resize()
         self._skeleton(self.phone_mount, chown=True)
+        self._adopt_old_layout()
         _mount(self.phone_mount, self.host_view, MS_BIND)
         _mount(None, self.host_view, MS_REMOUNT | MS_BIND | HOST_VIEW_FLAGS)
+
+    def _adopt_old_layout(self) -> None:
+        """A root made by the emulator before /data was an image kept the phone's files in
+        plain folders (fs/data, fs/sdcard): move them into the image once, links as links."""
+        fs = self.root / "fs"
+        for old, new in (
+            (self.host_view, self.phone_mount),
+            (fs / "sdcard", self.phone_mount / "media/0"),
+        ):
+            if old.is_symlink() or not old.is_dir() or _mounted(old) or not any(old.iterdir()):
+                continue
+            log.info("moving the phone's files from %s into its /data image", old)
+            shutil.copytree(old, new, symlinks=True, dirs_exist_ok=True)
+            for child in old.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        for stale in ("sdcard", "storage", "proc", "sys", "dev"):  # the old skeleton's folders
+            path = fs / stale
+            if path.is_dir() and not path.is_symlink() and not _mounted(path):
+                shutil.rmtree(path, ignore_errors=True)
 
     def release(self) -> None:
         if self.enforced:

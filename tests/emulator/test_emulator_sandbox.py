@@ -251,3 +251,20 @@ def test_a_kernel_that_refuses_namespaces_is_one_line(tmp_path, monkeypatch):
     assert cli.returncode != 0 and "Traceback" not in cli.stderr
     errors = [line for line in cli.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "user namespaces" in errors[0], cli.stderr
+
+
+def test_a_root_from_the_old_emulator_keeps_its_files(emulator_factory, tmp_path):
+    """Before /data was an image, the phone's files were plain folders under fs/."""
+    root = tmp_path / "old"
+    bundle = root / "fs" / "data" / "local" / "tmp" / "qwenchat"
+    bundle.mkdir(parents=True)
+    (bundle / "manifest.json").write_text('{"old": true}')
+    (bundle / "link").symlink_to("/etc/passwd")  # moved as a link, never followed
+    (root / "fs" / "sdcard").mkdir()
+    (root / "fs" / "sdcard" / "photo.txt").write_text("old sdcard\n")
+    (root / "fs" / "proc").mkdir()
+    emu = emulator_factory(auth=False, root=root, free_mb=16)
+    assert sh(emu, "cat /data/local/tmp/qwenchat/manifest.json").out == '{"old": true}'
+    assert sh(emu, "readlink /data/local/tmp/qwenchat/link").out == "/etc/passwd\n"
+    assert sh(emu, "cat /sdcard/photo.txt").out == "old sdcard\n"
+    assert not (root / "fs" / "proc").exists() and not (root / "fs" / "sdcard").exists()
