@@ -91,6 +91,11 @@ def set_fault(root: Path, name: str, value: str | None = None) -> str:
             faults.fail_load = True
         else:
             command = str(value)
+            if rootfs.is_builtin(command):
+                raise FaultError(
+                    f"{command} is a builtin of the phone's shell (mksh): no /system/bin "
+                    "program to replace"
+                )
             if not _COMMAND.match(command) or not rootfs.faultable(config.fs_root, command):
                 raise FaultError(f"no command {command!r} in the phone's /system/bin to fail")
             if command not in faults.fail_commands:

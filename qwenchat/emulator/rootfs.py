@@ -47,6 +47,9 @@ PASSWD = "root:x:0:0:root:/:/system/bin/sh\nsystem:x:1000:1000::/:/system/bin/sh
 GROUP = "root:x:0:\nsystem:x:1000:\nshell:x:2000:\ninet:x:3003:\nnobody:x:9999:\n"
 FAULT_PROGRAM = "qwenchat-fault"
 NOT_FAULTABLE = frozenset({"sh", "toybox", "busybox", programs.GENIE_LAUNCHER, FAULT_PROGRAM})
+# Commands the phone's mksh runs as builtins (`whence -v NAME`): its /system/bin link is never
+# used by a shell command line, so a fault there would silently do nothing.
+SHELL_BUILTINS = frozenset("[ echo false kill login pwd realpath test true ulimit".split())
 
 
 @functools.lru_cache(maxsize=4)
@@ -102,6 +105,10 @@ def build(fs_root: Path, build_prop: str, fail_commands: frozenset[str] = frozen
 def faultable(fs_root: Path, name: str) -> bool:
     path = fs_root / "system" / "bin" / name
     return name not in NOT_FAULTABLE and "/" not in name and (path.is_symlink() or path.exists())
+
+
+def is_builtin(name: str) -> bool:
+    return name in SHELL_BUILTINS
 
 
 def set_failing(fs_root: Path, name: str, failing: bool) -> None:

@@ -109,6 +109,7 @@ def test_drop_after_bytes_drops_the_next_push_then_clear(emu, phone_fault, tmp_p
         (["fault", "genie-fail-load", "1"], "takes no value"),
         (["fault", "fail-command", "../../bin/x"], "no command"),
         (["fault", "fail-command", "sh"], "no command 'sh'"),
+        (["fault", "fail-command", "kill"], "kill is a builtin of the phone's shell"),
         (["fault", "clear", "explode"], "unknown fault"),
     ],
 )
