@@ -12,6 +12,7 @@ from __future__ import annotations
 from qwenchat.emulator.hostlend import SIM_PYTHONPATH, Lending
 
 GENIE_LAUNCHER = "qwenchat-genie-sim"
+HASHSUM = "qwenchat-hashsum"  # md5sum, sha1sum, ... sha512sum link to it (emulator.hashsum)
 SETTINGS_DIR = "/sys/qwenchat/settings"  # written by sysfiles: settings the phone reports
 
 GETPROP = r"""#!/system/bin/sh
@@ -138,6 +139,17 @@ exec -a "$argv0" {lent.loader} --library-path {libdir} {lent.python} -S -E -s -B
 """
 
 
+def hashsum(lent: Lending) -> str:
+    """md5sum/sha*sum with toybox's output at OpenSSL's speed (see ``emulator.hashsum``)."""
+    return f"""#!{lent.python} -SEsB
+# qwenchat emulator: toybox's md5sum/sha*sum output at the speed of Android's (BoringSSL) toybox.
+import sys
+sys.path.insert(0, {SIM_PYTHONPATH!r})
+from qwenchat.emulator.hashsum import main
+sys.exit(main(sys.argv))
+"""
+
+
 def programs(lent: Lending) -> dict[str, str]:
     return {
         "getprop": GETPROP,
@@ -147,4 +159,5 @@ def programs(lent: Lending) -> dict[str, str]:
         "dumpsys": DUMPSYS,
         "qwenchat-fault": FAULT,
         GENIE_LAUNCHER: genie_launcher(lent),
+        HASHSUM: hashsum(lent),
     }

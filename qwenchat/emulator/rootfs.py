@@ -3,7 +3,9 @@
 They live in ``DIR/fs/system`` and ``DIR/fs/vendor`` (the emulator's, never the phone's
 storage) and are bound read-only into the sandbox. /system/bin is laid out as on Android:
 ``sh`` (mksh), ``toybox`` and one link per toybox command; the commands Android's toybox has
-and Debian's build lacks (``tr``, ``dd``, ``expr``, ...) link to busybox; ``getprop``,
+and Debian's build lacks (``tr``, ``dd``, ``expr``, ...) link to busybox; the hash commands
+(``sha256sum``...) to ``qwenchat-hashsum`` (toybox's output at the speed of Android's
+BoringSSL toybox, ``emulator.hashsum``); ``getprop``,
 ``setprop``, ``settings``, ``cmd`` and ``dumpsys`` are small shell programs of the emulator
 that read the phone's state (``/system/build.prop``, ``/sys``). ``sh``, ``toybox`` and
 ``busybox`` are empty files here: the host's binaries are bound over them (``hostlend``).
@@ -42,11 +44,14 @@ uptime usleep uudecode uuencode uuidgen vconfig vi vmstat watch wc which whoami 
 zcat awk
 """.split()
 
+HASH_COMMANDS = frozenset("md5sum sha1sum sha224sum sha256sum sha384sum sha512sum".split())
 PASSWD = "root:x:0:0:root:/:/system/bin/sh\nsystem:x:1000:1000::/:/system/bin/sh\n" \
     "shell:x:2000:2000::/:/system/bin/sh\nnobody:x:9999:9999::/:/system/bin/sh\n"  # fmt: skip
 GROUP = "root:x:0:\nsystem:x:1000:\nshell:x:2000:\ninet:x:3003:\nnobody:x:9999:\n"
 FAULT_PROGRAM = "qwenchat-fault"
-NOT_FAULTABLE = frozenset({"sh", "toybox", "busybox", programs.GENIE_LAUNCHER, FAULT_PROGRAM})
+NOT_FAULTABLE = frozenset(
+    {"sh", "toybox", "busybox", programs.GENIE_LAUNCHER, programs.HASHSUM, FAULT_PROGRAM}
+)
 # Commands the phone's mksh runs as builtins (`whence -v NAME`): its /system/bin link is never
 # used by a shell command line, so a fault there would silently do nothing.
 SHELL_BUILTINS = frozenset("[ echo false kill login pwd realpath test true ulimit".split())
@@ -60,11 +65,14 @@ def _applets(tool: str) -> frozenset[str]:
 
 
 def command_links() -> dict[str, str]:
-    """/system/bin name -> what it links to (``toybox`` or ``busybox``)."""
+    """/system/bin name -> what it links to (``toybox``, ``busybox``, or the emulator's
+    ``qwenchat-hashsum`` for the hash commands: toybox's output at Android's speed)."""
     toybox, busybox = _applets("toybox"), _applets("busybox")
     links = {}
     for name in ANDROID_TOYBOX:
-        if name in toybox:
+        if name in HASH_COMMANDS:
+            links[name] = programs.HASHSUM
+        elif name in toybox:
             links[name] = "toybox"
         elif name in busybox:
             links[name] = "busybox"

@@ -268,3 +268,19 @@ def test_a_root_from_the_old_emulator_keeps_its_files(emulator_factory, tmp_path
     assert sh(emu, "readlink /data/local/tmp/qwenchat/link").out == "/etc/passwd\n"
     assert sh(emu, "cat /sdcard/photo.txt").out == "old sdcard\n"
     assert not (root / "fs" / "proc").exists() and not (root / "fs" / "sdcard").exists()
+
+
+def test_hash_commands_print_what_toybox_prints(emu):
+    """sha256sum & co. hash at OpenSSL's speed (as Android's BoringSSL toybox does) but must
+    print exactly what the real toybox prints."""
+    sh(emu, "cd /data/local/tmp && echo abc > a && printf '' > e && mkdir d && "
+            "dd if=/dev/urandom of=big bs=1048576 count=3 2>/dev/null")  # fmt: skip
+    for tool in ("md5sum", "sha1sum", "sha224sum", "sha256sum", "sha384sum", "sha512sum"):
+        assert sh(emu, f"readlink /system/bin/{tool}").out == "qwenchat-hashsum\n"
+        for args in ("a e big", "a missing e", "-b a", "a d", "-", "-x a", "--help"):
+            ours = sh(emu, f"cd /data/local/tmp && echo in | {tool} {args}; echo rc=$?")
+            real = sh(emu, f"cd /data/local/tmp && echo in | toybox {tool} {args}; echo rc=$?")
+            assert (ours.out, ours.err) == (real.out, real.err), (tool, args)
+    sums = sh(emu, "cd /data/local/tmp && sha256sum a big > sums && echo 0  e >> sums && "
+                   "sha256sum -c sums; echo rc=$?")  # fmt: skip
+    assert sums.out == "a: OK\nbig: OK\ne: FAILED\nrc=1\n"
