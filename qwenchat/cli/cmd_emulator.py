@@ -246,18 +246,19 @@ def log_cmd(
     def show(record: dict) -> None:
         typer.echo(json.dumps(record) if json_output else format_record(record))
 
-    records = read_records(base, tail)
-    for record in records:
-        show(record)
-    if not records and not follow and not json_output:
-        typer.echo(f"(nothing logged yet in {log_path(base)})", err=True)
-    if follow:
-        try:
+    try:
+        records = read_records(base, tail)
+        for record in records:
+            show(record)
+        if not records and not follow and not json_output:
+            typer.echo(f"(nothing logged yet in {log_path(base)})", err=True)
+        if follow:
             for record in follow_log(base):
                 show(record)
-        except KeyboardInterrupt:
-            return 0
-    return 0
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+    return 0  # Ctrl-C is how --follow ends
 
 
 @emulator_app.command("fault")

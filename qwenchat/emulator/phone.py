@@ -393,7 +393,7 @@ class Phone:
 
     def take_corrupt_bytes(self) -> int | None:
         """The corrupt-bytes fault is one-shot: read and switch it off."""
-        config = self.live.refresh(force=True)
+        config = self.live.refresh()
         n = config.faults.corrupt_bytes
         if n is not None:
             try:
@@ -401,7 +401,7 @@ class Phone:
             except faults_mod.FaultError:
                 pass
             config.faults.corrupt_bytes = None
-            self.live.refresh(force=True)
+            self.live.refresh()
         return n
 
     def kill_all(self, sig: int = signal.SIGKILL) -> None:

@@ -118,7 +118,7 @@ class ServiceSocket:
         return {"error": f"unknown op {op!r}"}
 
     def genie_settings(self) -> dict:
-        config = self.live.refresh(force=True)
+        config = self.live.refresh()
         profile = None
         if config.genie_profile is not None:
             try:
