@@ -4,7 +4,8 @@
 ``emulator_factory`` makes others with any EmulatorConfig field overridden;
 ``phone_fault(emu, NAME, VALUE)`` switches a fault on in a running one, as
 ``qwenchat emulator fault`` does. Where the phone cannot start (no bwrap, user namespaces
-refused) the test fails with one line naming the cause: never a silent skip.
+refused) the test fails with one line naming the cause: never a silent skip; so does a test
+asking for a small /data (``free_mb``) where its size cannot be enforced (no loop devices).
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ def emulator_factory(tmp_path_factory) -> Iterator[Callable[..., RunningEmulator
             server.start()
         except PhoneStartError as exc:
             pytest.fail(f"the emulated phone cannot start here: {exc}", pytrace=False)
+        if "free_mb" in overrides and not server.phone.storage.enforced:
+            server.stop()
+            pytest.fail(
+                f"this test needs /data limited to {config.free_mb} MiB, which cannot be "
+                f"enforced here: {server.phone.storage.not_enforced}",
+                pytrace=False,
+            )
         running = RunningEmulator(config=config, server=server)
         started.append(running)
         return running
