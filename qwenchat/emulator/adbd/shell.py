@@ -31,7 +31,7 @@ from qwenchat.emulator.adbd.stream import Stream, StreamClosed
 
 FRAME = struct.Struct("<BI")
 ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW = range(6)
-READ_SIZE = 64 * 1024
+READ_SIZE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -250,6 +250,21 @@ def _report_error(stream: Stream, request: ShellRequest, message: str) -> None:
         pass
 
 
+def _read_burst(fd: int) -> bytes:
+    """What is there now, up to READ_SIZE: a pty hands out a few KiB per read, and each
+    WRTE waits for the client's OKAY, so small reads would cap the stream at ~20 MB/s."""
+    data = os.read(fd, READ_SIZE)
+    while data and len(data) < READ_SIZE:
+        try:
+            more = os.read(fd, READ_SIZE - len(data))
+        except (BlockingIOError, OSError):
+            break  # nothing more yet, or the end: the next read reports it
+        if not more:
+            break
+        data += more
+    return data
+
+
 def _pass_output(stream: Stream, request: ShellRequest, ends: _Ends) -> None:
     sel = selectors.DefaultSelector()
     try:
@@ -263,7 +278,7 @@ def _pass_output(stream: Stream, request: ShellRequest, ends: _Ends) -> None:
                 if key.data is None:
                     return  # hung up, or the session is over
                 try:
-                    data = os.read(key.fd, READ_SIZE)
+                    data = _read_burst(key.fd)
                 except BlockingIOError:
                     continue
                 except OSError as exc:
