@@ -105,6 +105,23 @@ def emulator(emulator_factory, adb_key) -> RunningEmulator:
     return emulator_factory(authorized_keys=[adb_key])
 
 
+@pytest.fixture(scope="module")
+def shared_emulator(tmp_path_factory) -> Iterator[RunningEmulator]:
+    """One phone (no auth) for a whole module, for tests that only look at it: starting a
+    phone costs ~0.3 s, a module of read-only checks need not pay it per test."""
+    from qwenchat.emulator import PhoneStartError
+    from qwenchat.emulator.server import EmulatorServer
+
+    config = EmulatorConfig(root=tmp_path_factory.mktemp("shared-emulator"), auth=False)
+    server = EmulatorServer(config, port=0)
+    try:
+        server.start()
+    except PhoneStartError as exc:
+        pytest.fail(f"the emulated phone cannot start here: {exc}", pytrace=False)
+    yield RunningEmulator(config=config, server=server)
+    server.stop()
+
+
 @pytest.fixture
 def phone_fault() -> Callable[..., str]:
     """``phone_fault(emu, "fail-command", "mv")``: on at once in the running phone."""

@@ -52,9 +52,8 @@ def bait(tmp_path) -> Bait:
     return Bait(tmp_path / "host-bait")
 
 
-@pytest.fixture
-def emu(emulator_factory, bait):
-    emu = emulator_factory(auth=False)
+def _plant_links(emu, bait: Bait) -> None:
+    """Links a client could make on the phone, to the host's places and in a loop."""
     links = {
         "etc_link": "/etc",
         "up": "../../../../../..",
@@ -68,7 +67,25 @@ def emu(emulator_factory, bait):
     script = "cd /data/local/tmp && " + " && ".join(f"ln -s '{t}' {n}" for n, t in links.items())
     result = emu.phone.sh(script)
     assert result.exit_code == 0, result.err
+
+
+@pytest.fixture
+def emu(emulator_factory, bait):
+    emu = emulator_factory(auth=False)
+    _plant_links(emu, bait)
     return emu
+
+
+@pytest.fixture(scope="module")
+def module_bait(tmp_path_factory) -> Bait:
+    return Bait(tmp_path_factory.mktemp("escape") / "host-bait")
+
+
+@pytest.fixture(scope="module")
+def read_emu(shared_emulator, module_bait):
+    """One phone for the read attempts (they change nothing the next one depends on)."""
+    _plant_links(shared_emulator, module_bait)
+    return shared_emulator
 
 
 def sh(emu, command: str):
@@ -107,12 +124,13 @@ def assert_no_host_data(text: str) -> None:
         "ls -la {bait} /root /tmp /home",
     ],
 )
-def test_host_files_are_not_readable(emu, bait, command):
+def test_host_files_are_not_readable(read_emu, module_bait, command):
     from qwenchat.emulator.hostlend import lending
 
-    result = sh(emu, command.format(bait=bait.path, python=lending().python))
+    result = sh(read_emu, command.format(bait=module_bait.path, python=lending().python))
     assert_no_host_data(result.out)
     assert_no_host_data(result.err)
+    assert module_bait.untouched()
 
 
 def test_the_phone_sees_its_own_files_where_links_point(emu):

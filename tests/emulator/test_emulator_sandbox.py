@@ -39,7 +39,8 @@ def sh(emu, command: str, stdin: bytes = b""):
 # ---- who runs, with what -------------------------------------------------------------------
 
 
-def test_android_shell_toolbox_and_user(emu):
+def test_android_shell_toolbox_and_user(shared_emulator):
+    emu = shared_emulator
     assert "MIRBSD KSH" in sh(emu, "echo $KSH_VERSION").out
     toybox = sh(emu, "toybox --version")
     assert toybox.exit_code == 0 and toybox.out.startswith("toybox")
@@ -49,7 +50,8 @@ def test_android_shell_toolbox_and_user(emu):
     assert sh(emu, "exec /bin/sh -c id").out.startswith("uid=2000(shell)")  # /bin -> /system/bin
 
 
-def test_simulated_everywhere_it_speaks_for_the_phone(emu):
+def test_simulated_everywhere_it_speaks_for_the_phone(shared_emulator):
+    emu = shared_emulator
     assert sh(emu, "getprop ro.product.model").out == SIMULATED_MODEL + "\n"
     assert "SIMULATED" in sh(emu, "cat /proc/version").out
     assert "SIMULATED" in sh(emu, "cat /proc/cpuinfo").out
@@ -61,7 +63,8 @@ def test_simulated_everywhere_it_speaks_for_the_phone(emu):
     assert result.exit_code == 1 and "Failed to set property" in result.err
 
 
-def test_no_capabilities_no_new_privileges(emu):
+def test_no_capabilities_no_new_privileges(shared_emulator):
+    emu = shared_emulator
     status = sh(emu, "cat /proc/self/status").out
     for field in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         assert re.search(rf"^{field}:\s+0+$", status, re.M), field
@@ -83,7 +86,8 @@ def test_no_capabilities_no_new_privileges(emu):
         ("ping -c 1 -W 1 127.0.0.1", ""),
     ],
 )
-def test_privileged_and_network_operations_fail(emu, command, why):
+def test_privileged_and_network_operations_fail(shared_emulator, command, why):
+    emu = shared_emulator
     started = time.monotonic()
     result = sh(emu, command)
     assert result.exit_code != 0, (command, result.out, result.err)
@@ -92,7 +96,8 @@ def test_privileged_and_network_operations_fail(emu, command, why):
     assert "/data/local/tmp/m" not in sh(emu, "cat /proc/mounts").out
 
 
-def test_the_kernel_refuses_mount_and_chroot_system_calls(emu):
+def test_the_kernel_refuses_mount_and_chroot_system_calls(shared_emulator):
+    emu = shared_emulator
     """toybox's mount gives up before asking the kernel (it is not root): ask it directly."""
     from qwenchat.emulator.hostlend import lending
 
@@ -110,7 +115,8 @@ def test_the_kernel_refuses_mount_and_chroot_system_calls(emu):
     assert r3 == -1 and e3 in (errno.EPERM, errno.ENOSPC)  # bwrap --disable-userns
 
 
-def test_only_data_is_writable_and_lent_files_are_read_only(emu):
+def test_only_data_is_writable_and_lent_files_are_read_only(shared_emulator):
+    emu = shared_emulator
     from qwenchat.emulator.hostlend import lending
 
     mounts = [line.split() for line in sh(emu, "cat /proc/self/mountinfo").out.splitlines()]
