@@ -1,5 +1,6 @@
 # `make demo` and `make test` work on a fresh machine with Python 3.11 and apt:
-# they create .venv and install what they need (Debian's adb for the tests).
+# they create .venv and install what they need (Debian's adb for the tests; mksh, toybox,
+# busybox-static, bubblewrap and e2fsprogs for the emulated phone).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -8,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Only dashscope's data file (qwen.tiktoken) is needed to build the Qwen2 tokenizer.
 DASHSCOPE := dashscope==2.0.2
 
-.PHONY: install test demo bench lint adb readme clean
+.PHONY: install test demo bench lint adb phone-tools escape-race readme clean
 
 install: $(STAMP)
 
@@ -23,20 +24,27 @@ $(STAMP): pyproject.toml scripts/ensure-llama-tokenizer.sh
 adb:
 	@bash scripts/ensure-adb.sh
 
-test: install adb
+phone-tools:
+	@bash scripts/ensure-phone-tools.sh
+
+test: install adb phone-tools
 	$(BIN)/python -m pytest -n 2 -q
 
-demo: install
+# The emulated phone's escape race at full length (the suite runs 1,000 rounds; ~2 min).
+escape-race: install adb phone-tools
+	QWENCHAT_ESCAPE_TRIES=10000 $(BIN)/python -m pytest -q tests/emulator/test_emulator_escape.py -k flipping
+
+demo: install phone-tools
 	$(BIN)/python scripts/demo.py
 
-bench: install adb
+bench: install adb phone-tools
 	$(BIN)/python -m benchmarks
 
 lint: install
 	$(BIN)/ruff check qwenchat tests benchmarks scripts
 	$(BIN)/lint-imports
 
-readme: install
+readme: install phone-tools
 	$(BIN)/python scripts/readme_examples.py --write
 
 clean:

@@ -1,7 +1,11 @@
 """The emulated phone for tests: started in-process on a free loopback port, own root each.
 
 ``emulator`` is the usual one (RSA auth on, the test's adb key authorized);
-``emulator_factory`` makes others with any EmulatorConfig field overridden.
+``emulator_factory`` makes others with any EmulatorConfig field overridden;
+``phone_fault(emu, NAME, VALUE)`` switches a fault on in a running one, as
+``qwenchat emulator fault`` does. Where the phone cannot start (no bwrap, user namespaces
+refused) the test fails with one line naming the cause: never a silent skip; so does a test
+asking for a small /data (``free_mb``) where its size cannot be enforced (no loop devices).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class RunningEmulator:
 
 @pytest.fixture
 def emulator_factory(tmp_path_factory) -> Iterator[Callable[..., RunningEmulator]]:
+    from qwenchat.emulator import PhoneStartError
     from qwenchat.emulator.adbd.auth import KeyStore, parse_public_key
     from qwenchat.emulator.server import EmulatorServer
 
@@ -62,7 +67,17 @@ def emulator_factory(tmp_path_factory) -> Iterator[Callable[..., RunningEmulator
                 pub = pub.with_name(pub.name + ".pub")
             keys.add_authorized(parse_public_key(pub.read_text()))
         server = EmulatorServer(config, port=0)
-        server.start()
+        try:
+            server.start()
+        except PhoneStartError as exc:
+            pytest.fail(f"the emulated phone cannot start here: {exc}", pytrace=False)
+        if "free_mb" in overrides and not server.phone.storage.enforced:
+            server.stop()
+            pytest.fail(
+                f"this test needs /data limited to {config.free_mb} MiB, which cannot be "
+                f"enforced here: {server.phone.storage.not_enforced}",
+                pytrace=False,
+            )
         running = RunningEmulator(config=config, server=server)
         started.append(running)
         return running
@@ -88,3 +103,31 @@ def adb_key() -> Path:
 @pytest.fixture
 def emulator(emulator_factory, adb_key) -> RunningEmulator:
     return emulator_factory(authorized_keys=[adb_key])
+
+
+@pytest.fixture(scope="module")
+def shared_emulator(tmp_path_factory) -> Iterator[RunningEmulator]:
+    """One phone (no auth) for a whole module, for tests that only look at it: starting a
+    phone costs ~0.3 s, a module of read-only checks need not pay it per test."""
+    from qwenchat.emulator import PhoneStartError
+    from qwenchat.emulator.server import EmulatorServer
+
+    config = EmulatorConfig(root=tmp_path_factory.mktemp("shared-emulator"), auth=False)
+    server = EmulatorServer(config, port=0)
+    try:
+        server.start()
+    except PhoneStartError as exc:
+        pytest.fail(f"the emulated phone cannot start here: {exc}", pytrace=False)
+    yield RunningEmulator(config=config, server=server)
+    server.stop()
+
+
+@pytest.fixture
+def phone_fault() -> Callable[..., str]:
+    """``phone_fault(emu, "fail-command", "mv")``: on at once in the running phone."""
+    from qwenchat.emulator.faults import set_fault
+
+    def switch(emu: RunningEmulator, name: str, value: object = None) -> str:
+        return set_fault(emu.root, name, None if value is None else str(value))
+
+    return switch

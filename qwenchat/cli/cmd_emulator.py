@@ -1,8 +1,10 @@
-"""`qwenchat emulator start | stop | status | authorize | make-bundle`: the SIMULATED phone.
+"""`qwenchat emulator start | stop | status | authorize | log | fault | make-bundle`: the
+SIMULATED phone.
 
-The emulator is a device-side ADB server on 127.0.0.1 (``qwenchat.emulator``); ``start``
-runs it as a detached background process that writes ``state/emulator.json`` once it
-listens, and the other commands find it through that file.
+The emulator is a device-side ADB server on 127.0.0.1 in front of a sandboxed phone
+(``qwenchat.emulator``); ``start`` runs it as a background daemon
+(``qwenchat.emulator.daemon``), the other commands find it through its root folder. Each
+command here only parses options, calls the emulator package and renders.
 """
 
 from __future__ import annotations
@@ -50,27 +52,12 @@ def _console():  # noqa: ANN202
     return Console(highlight=False, soft_wrap=True)
 
 
-def _check_port_free(port: int) -> None:
-    import socket
+def _product_error(exc: Exception) -> Exception:
+    """The emulator's own error as qwenchat's (one line, a hint, exit 2 for usage)."""
+    from qwenchat.errors import QwenchatError, UsageError
 
-    from qwenchat.errors import UsageError
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise UsageError(
-                f"port {port} on 127.0.0.1 is in use",
-                "Pass --port 0 to pick a free port, or stop what listens there "
-                "(`qwenchat emulator stop`).",
-            ) from exc
-
-
-def _usage_lines(address: str) -> list[str]:
-    return [
-        f"use it:  qwenchat devices --connect {address}   (any phone command takes --connect)",
-        f"     or: adb connect {address}",
-    ]
+    kind = UsageError if getattr(exc, "usage", False) else QwenchatError
+    return kind(getattr(exc, "message", str(exc)), getattr(exc, "hint", None))
 
 
 @emulator_app.command("start")
@@ -87,7 +74,9 @@ def start(
         typer.Option("--accept-new-keys", help='Accept any new key at once ("always allow").'),
     ] = False,
     soc: Annotated[str, typer.Option("--soc", help="SoC the phone reports.")] = "SM8750",
-    free_mb: Annotated[int, typer.Option("--free-mb", help="Free space of /data, MiB.")] = 65536,
+    free_mb: Annotated[
+        int, typer.Option("--free-mb", help="Size of the phone's /data (free when empty), MiB.")
+    ] = 65536,
     link: Annotated[
         str, typer.Option("--link", help="Cable speed: usb2 (~40 MB/s), usb3 (~120), unlimited.")
     ] = "unlimited",
@@ -109,14 +98,9 @@ def start(
     ] = False,
 ) -> int:
     """Start the SIMULATED phone (a device-side ADB server on 127.0.0.1)."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import time
-
+    from qwenchat.emulator import EmulatorError
     from qwenchat.emulator.config import LINK_SPEEDS_BPS, EmulatorConfig
-    from qwenchat.emulator.server import read_state, state_path
+    from qwenchat.emulator.daemon import run_daemon, start_daemon
     from qwenchat.errors import UsageError
 
     base = _root(root)
@@ -124,112 +108,60 @@ def start(
         raise UsageError(f"unknown link {link!r}", f"Choose one of {', '.join(LINK_SPEEDS_BPS)}.")
     if time_scale <= 0:
         raise UsageError("--time-scale must be above 0", "For example --time-scale 0.1.")
-    if free_mb < 0 or port < 0 or port > 65535:
-        raise UsageError("--free-mb and --port must be positive", None)
+    if free_mb < 1 or port < 0 or port > 65535:
+        raise UsageError("--free-mb must be at least 1 and --port within 0-65535", None)
     if profile is not None and not profile.is_file():
         raise UsageError(f"profile {profile} does not exist", "Pass a device profile JSON file.")
-    running = read_state(base)  # also clears a stale emulator.json (dead pid)
-    if running is not None:
-        raise UsageError(
-            f"a SIMULATED phone already runs from {base} at {running['address']}",
-            "Stop it first with `qwenchat emulator stop` (or pass another --root).",
-        )
     config = EmulatorConfig(
-        root=base,
-        soc=soc,
-        free_mb=free_mb,
-        link=link,
-        time_scale=time_scale,
-        auth=not no_auth,
-        accept_new_keys=accept_new_keys,
-        drop_after_bytes=drop_after_bytes,
-        genie_profile=profile.resolve() if profile else None,
-        jitter=not no_jitter,
-    )
-    config.save()
-    if port:
-        _check_port_free(port)
+        root=base, soc=soc, free_mb=free_mb, link=link, time_scale=time_scale,
+        auth=not no_auth, accept_new_keys=accept_new_keys, drop_after_bytes=drop_after_bytes,
+        genie_profile=profile.resolve() if profile else None, jitter=not no_jitter,
+    )  # fmt: skip
     console = _console()
 
-    def announce(address: str, serial: str) -> None:
+    def announce(address: str, serial: str, enforced: bool | None) -> None:
         console.print(f"[bold]{SIMULATED_LINE}[/]")
         console.print(f"listening on {address}  serial {serial}  soc {soc} (SIMULATED)")
         console.print(f"link {link}, time scale {time_scale}, auth {'off' if no_auth else 'on'}")
-        for line in _usage_lines(address):
-            console.print(line)
+        if enforced is False:
+            from qwenchat.emulator.storage import loop_unavailable_reason
 
-    if foreground:
-        from qwenchat.emulator.server import run_daemon
+            console.print(f"/data is NOT limited to {free_mb} MiB: {loop_unavailable_reason()}")
+        console.print(f"use it:  qwenchat devices --connect {address}   (any phone command "
+                      "takes --connect)")  # fmt: skip
+        console.print(f"     or: adb connect {address}")
 
-        def ready(server) -> None:  # noqa: ANN001
-            announce(server.address, server.serial)
-            console.print("Ctrl-C stops it.")
+    try:
+        if foreground:
+            config.save()
 
-        return run_daemon(base, port, on_ready=ready)
+            def ready(server) -> None:  # noqa: ANN001
+                announce(server.address, server.serial, server.phone.storage.enforced)
+                console.print("Ctrl-C stops it.")
 
-    log_path = config.state_dir / "emulator.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "qwenchat.emulator.server",
-                "--root",
-                str(base),
-                "--port",
-                str(port),
-            ],  # fmt: skip
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # survives this terminal
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            state = json.loads(state_path(base).read_text())
-            if state.get("pid") == proc.pid:
-                announce(state["address"], state["serial"])
-                console.print(f"stop it with: qwenchat emulator stop --root {base}")
-                return 0
-        except (OSError, ValueError):
-            pass
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-            raise UsageError(
-                "the SIMULATED phone did not start: " + (" / ".join(tail) or "no output"),
-                f"See {log_path}.",
-            )
-        time.sleep(0.05)
-    proc.terminate()
-    raise UsageError("the SIMULATED phone did not start within 20 s", f"See {log_path}.")
+            return run_daemon(base, port, on_ready=ready)
+        running = start_daemon(config, port)
+    except EmulatorError as exc:
+        raise _product_error(exc) from None
+    from qwenchat.emulator.storage import loop_unavailable_reason
+
+    announce(running.address, running.serial, loop_unavailable_reason() is None)
+    console.print(f"stop it with: qwenchat emulator stop --root {base}")
+    return 0
 
 
 @emulator_app.command("stop")
 def stop(root: Root = None) -> int:
     """Stop the SIMULATED phone started from this root."""
-    import os
-    import signal
-    import time
-
-    from qwenchat.emulator.server import pid_alive, read_state, state_path
+    from qwenchat.emulator.daemon import stop_daemon
 
     base = _root(root)
-    state = read_state(base)
+    stopped = stop_daemon(base)
     console = _console()
-    if state is None:
+    if stopped is None:
         console.print(f"no SIMULATED phone runs from {base}")
-        return 0
-    pid = int(state["pid"])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    state_path(base).unlink(missing_ok=True)
-    console.print(f"stopped the SIMULATED phone at {state['address']}")
+    else:
+        console.print(f"stopped the SIMULATED phone at {stopped.address}")
     return 0
 
 
@@ -239,33 +171,37 @@ def status(root: Root = None, json_output: Json = False) -> int:
     import json
 
     from qwenchat.emulator.config import EmulatorConfig
-    from qwenchat.emulator.server import read_state
+    from qwenchat.emulator.daemon import read_state
+    from qwenchat.emulator.faults import active
 
     base = _root(root)
-    state = read_state(base)
-    info: dict = {"simulated": True, "running": state is not None, "root": str(base)}
-    if state is not None:
-        info.update(address=state["address"], port=state["port"], serial=state["serial"],
-                    pid=state["pid"])  # fmt: skip
+    running = read_state(base)
+    info: dict = {"simulated": True, "running": running is not None, "root": str(base)}
+    if running is not None:
+        info.update(address=running.address, port=running.port, serial=running.serial,
+                    pid=running.pid)  # fmt: skip
     try:
         config = EmulatorConfig.load(base)
         info.update(soc=config.soc, time_scale=config.time_scale, link=config.link,
-                    auth=config.auth, free_mb=config.free_mb)  # fmt: skip
+                    auth=config.auth, free_mb=config.free_mb,
+                    faults=[f"{n} {v}".strip() for n, v in active(config)])  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         pass
     if json_output:
         typer.echo(json.dumps(info, indent=2))
-        return 0 if state is not None else 1
+        return 0 if running is not None else 1
     console = _console()
-    if state is None:
+    if running is None:
         console.print(f"SIMULATED phone: not running (root {base})")
         return 1
     console.print(f"SIMULATED phone: running at {info['address']}  serial {info['serial']}")
     if "soc" in info:
         console.print(
             f"soc {info['soc']}, time scale {info['time_scale']}, link {info['link']}, "
-            f"auth {'on' if info['auth'] else 'off'}, free {info['free_mb']} MiB"
+            f"auth {'on' if info['auth'] else 'off'}, /data {info['free_mb']} MiB"
         )
+        if info["faults"]:
+            console.print("faults: " + ", ".join(info["faults"]))
     return 0
 
 
@@ -282,6 +218,88 @@ def authorize(root: Root = None) -> int:
     for line in accepted:
         blob, _, comment = line.partition(" ")
         console.print(f"authorized {comment or '(no name)'}  {blob[:16]}…")
+    return 0
+
+
+@emulator_app.command("log")
+def log_cmd(
+    root: Root = None,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", help="Only the last N records.", min=1)
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new records until Ctrl-C.")
+    ] = False,
+    json_output: Json = False,
+) -> int:
+    """What the SIMULATED phone was asked: every shell/exec command and sync request."""
+    import json
+
+    from qwenchat.emulator.commandlog import follow as follow_log
+    from qwenchat.emulator.commandlog import format_record, log_path, read_records
+    from qwenchat.errors import UsageError
+
+    base = _root(root)
+    if not (base / "state").is_dir():
+        raise UsageError(f"no emulated phone in {base}", "Start one: `qwenchat emulator start`.")
+
+    def show(record: dict) -> None:
+        typer.echo(json.dumps(record) if json_output else format_record(record))
+
+    try:
+        records = read_records(base, tail)
+        for record in records:
+            show(record)
+        if not records and not follow and not json_output:
+            typer.echo(f"(nothing logged yet in {log_path(base)})", err=True)
+        if follow:
+            for record in follow_log(base):
+                show(record)
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+    return 0  # Ctrl-C is how --follow ends
+
+
+@emulator_app.command("fault")
+def fault(
+    name: Annotated[
+        str, typer.Argument(help="A fault switch, or `list` or `clear`.", metavar="NAME")
+    ],
+    value: Annotated[
+        str | None, typer.Argument(help="Its value (N bytes, N tokens, a command).")
+    ] = None,
+    root: Root = None,
+) -> int:
+    """Switch a fault of the running SIMULATED phone on at once (`list`, `clear [NAME]`).
+
+    drop-after-bytes N, corrupt-bytes N, fail-command CMD, genie-crash-after N,
+    genie-hang-before-first-token, genie-fail-load.
+    """
+    from qwenchat.emulator import faults
+
+    base = _root(root)
+    console = _console()
+    try:
+        if name == "list":
+            if value is not None:
+                raise faults.FaultError("`fault list` takes no value")
+            on = faults.list_faults(base)
+            for fault_name, fault_value in on:
+                console.print(f"{fault_name} {fault_value}".strip())
+            if not on:
+                console.print("no fault is on")
+            for switch in faults.SWITCHES.values():
+                console.print(f"  [dim]{switch.name} {switch.value}".rstrip() +
+                              f" — {switch.help}[/]")  # fmt: skip
+            return 0
+        if name == "clear":
+            cleared = faults.clear_faults(base, value)
+            console.print("cleared: " + (", ".join(cleared) if cleared else "nothing was on"))
+            return 0
+        console.print("on: " + faults.set_fault(base, name, value) + " (SIMULATED phone)")
+    except faults.FaultError as exc:
+        raise _product_error(exc) from None
     return 0
 
 

@@ -5,7 +5,7 @@ keyed pseudo-random bytes with a header naming the Hexagon arch they were "built
 shapes are real, so push-assets, doctor and chat meet exactly what a real SDK + AI Hub export
 would give them::
 
-    out_dir/qairt/bin/aarch64-android/genie-t2t-run     (shell stub the emulator runs as the sim)
+    out_dir/qairt/bin/aarch64-android/genie-t2t-run     (a stub that execs the emulator's sim)
     out_dir/qairt/lib/aarch64-android/libGenie.so ...   (stubs; libGenie.so carries the version)
     out_dir/qairt/lib/hexagon-v79/unsigned/libQnnHtpV79Skel.so
     out_dir/bundle/weight_sharing_model_{i}_of_4.serialized.bin + tokenizer.json
@@ -32,10 +32,12 @@ CTXBIN_HEADER_BYTES = 64
 CTXBIN_MAGIC = b"QWENCHAT-EMU-CTXBIN"
 _BLOCK = 1 << 20
 
+GENIE_LAUNCHER = "/system/bin/qwenchat-genie-sim"  # placed by the emulator (programs.py)
 GENIE_STUB = f"""#!/system/bin/sh
 {SIM_MARKER}
-# SIMULATED: this is not Qualcomm's genie-t2t-run. The qwenchat emulated phone runs its own
-# simulation (python -m qwenchat.emulator.genie_sim) when its shell executes this file.
+# SIMULATED: this is not Qualcomm's genie-t2t-run. On the qwenchat emulated phone it execs the
+# emulator's simulation in this same process (the pid stays this script's); elsewhere it fails.
+[ -x {GENIE_LAUNCHER} ] && exec {GENIE_LAUNCHER} "$0" "$@"
 echo "genie-t2t-run: SIMULATED stub, only runs on the qwenchat emulated phone" >&2
 exit 1
 """

@@ -2,14 +2,22 @@
 
 Layout under ``--root DIR``::
 
-    DIR/fs/      the phone's "/" (the only thing its shell and sync can see)
-    DIR/state/   the emulator's own files (adb_keys, thermal state, settings, pid):
-                 outside fs/, so nothing on the phone can read or change them
+    DIR/fs/      the host's view of the phone's files: system/ and vendor/ (written by the
+                 emulator at start), data/ (the phone's storage, a mount while it runs)
+    DIR/state/   the emulator's own files (adb_keys, settings, faults, thermal state, the
+                 /data image, the command log, pid): outside fs/ and never inside the
+                 phone's sandbox, so nothing on the phone can read or change them
+
+``state/settings.json`` holds the settings and the fault switches. The running emulator
+re-reads the switches when the file changes (``LiveConfig``), so ``qwenchat emulator fault``
+and a test's ``config.save()`` apply to the running phone at once.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,11 +26,13 @@ LINK_SPEEDS_BPS = {"usb2": 40_000_000, "usb3": 120_000_000, "unlimited": None}
 
 @dataclass
 class Faults:
-    """Switches for tests: make the simulated genie-t2t-run fail on purpose."""
+    """Switches for tests: make the phone fail on purpose (see ``qwenchat.emulator.faults``)."""
 
-    crash_after_tokens: int | None = None
+    crash_after_tokens: int | None = None  # the simulated genie dies (SIGSEGV) after N tokens
     hang_before_first_token: bool = False
     fail_load: bool = False
+    corrupt_bytes: int | None = None  # flip N bytes of the next file pushed (then cleared)
+    fail_commands: list[str] = field(default_factory=list)  # /system/bin commands that fail
 
 
 @dataclass
@@ -31,13 +41,13 @@ class EmulatorConfig:
     serial: str = "emulator-qwenchat-0001"
     soc: str = "SM8750"
     android_version: str = "15"
-    free_mb: int = 65536  # free space of /data, enforced by sync and shell writes
+    free_mb: int = 65536  # capacity of /data (free space of an empty phone), kernel-enforced
     ram_mb: int = 16384
     link: str = "unlimited"
     time_scale: float = 1.0
     auth: bool = True
     accept_new_keys: bool = False
-    drop_after_bytes: int | None = None
+    drop_after_bytes: int | None = None  # fault: drop each connection after N bytes received
     genie_profile: Path | None = None  # device profile for the simulated genie (JSON)
     jitter: bool = True
     faults: Faults = field(default_factory=Faults)
@@ -55,19 +65,70 @@ class EmulatorConfig:
         return self.state_dir / "settings.json"
 
     def save(self) -> None:
-        """Written where the simulated genie-t2t-run (a separate process) can read it."""
+        """Atomically (write, rename), so a reader never sees half a file."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         data = asdict(self)
         data["root"] = str(self.root)
         data["genie_profile"] = str(self.genie_profile) if self.genie_profile else None
-        tmp = self.settings_path.with_suffix(".tmp")
+        tmp = self.settings_path.with_name(f".settings.{os.getpid()}.{threading.get_ident()}")
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(self.settings_path)
 
     @classmethod
     def load(cls, root: Path) -> EmulatorConfig:
         data = json.loads((Path(root) / "state" / "settings.json").read_text())
+        return cls.from_json(data)
+
+    @classmethod
+    def from_json(cls, data: dict) -> EmulatorConfig:
+        data = dict(data)
         data["root"] = Path(data["root"])
         data["genie_profile"] = Path(data["genie_profile"]) if data.get("genie_profile") else None
-        data["faults"] = Faults(**data.get("faults") or {})
-        return cls(**data)
+        known = Faults.__dataclass_fields__
+        data["faults"] = Faults(
+            **{k: v for k, v in (data.get("faults") or {}).items() if k in known}
+        )
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+class LiveConfig:
+    """The running phone's view of its settings: the fault switches are taken again from
+    ``settings.json`` whenever the file changes. Checked on every use (a stat, ~2 us): a
+    switch thrown between two packets of a push applies to the next packet."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._stamp = self._file_stamp()
+        self.on_faults_changed: list = []  # callables(old Faults, new Faults)
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.config.settings_path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_ino)
+
+    def refresh(self) -> EmulatorConfig:
+        if self._file_stamp() == self._stamp:
+            return self.config
+        with self._lock:
+            stamp = self._file_stamp()
+            if stamp == self._stamp or stamp is None:
+                return self.config
+            self._stamp = stamp
+            try:
+                saved = EmulatorConfig.load(self.config.root)
+            except (OSError, ValueError, KeyError, TypeError):
+                return self.config
+            old = self.config.faults
+            self.config.faults = saved.faults
+            self.config.drop_after_bytes = saved.drop_after_bytes
+        for callback in self.on_faults_changed:
+            callback(old, saved.faults)
+        return self.config
+
+    def save(self) -> None:
+        with self._lock:
+            self.config.save()
+            self._stamp = self._file_stamp()

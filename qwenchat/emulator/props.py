@@ -39,3 +39,10 @@ def build_props(config: EmulatorConfig) -> dict[str, str]:
         "sys.boot_completed": "1",
         "persist.sys.timezone": "UTC",
     }
+
+
+def build_prop(config: EmulatorConfig) -> str:
+    """The properties as /system/build.prop, which the phone's getprop reads."""
+    lines = ["# SIMULATED phone (qwenchat emulator): written at every start"]
+    lines += [f"{name}={value}" for name, value in sorted(build_props(config).items())]
+    return "\n".join(lines) + "\n"

@@ -117,6 +117,15 @@ def test_accept_new_keys_stores_the_key(emulator_factory, adb_key, connect):
     assert adb_key.with_name("adbkey.pub").read_text().split()[0] in stored
 
 
+def test_the_phones_shell_is_androids(online):
+    assert "MIRBSD KSH" in adb("-s", online, "shell", "echo $KSH_VERSION", check=True).stdout
+    assert adb("-s", online, "shell", "toybox --version", check=True).stdout.startswith("toybox")
+    assert adb("-s", online, "shell", "id", check=True).stdout.startswith("uid=2000(shell)")
+    mount = adb("-s", online, "shell", "mkdir -p /data/local/tmp/m; mount -t tmpfs x /data/local/tmp/m")
+    assert mount.returncode != 0
+    assert "/data/local/tmp/m" not in adb("-s", online, "shell", "cat /proc/mounts").stdout
+
+
 def test_shell_exit_code_and_separate_stderr(online):
     result = adb("-s", online, "shell", "echo out; echo err >&2; exit 7")
     assert result.returncode == 7
@@ -129,7 +138,7 @@ def test_shell_exit_code_and_separate_stderr(online):
 def test_push_pull_100mb_byte_identical(online, emulator, tmp_path):
     src = random_file(tmp_path / "big.bin", 100 * 1024 * 1024)
     adb("-s", online, "push", str(src), "/data/local/tmp/qw/big.bin", check=True, timeout=120)
-    on_phone = emulator.phone.sandbox.to_host("/data/local/tmp/qw/big.bin")
+    on_phone = emulator.phone.host_path("/data/local/tmp/qw/big.bin")
     assert on_phone.stat().st_size == src.stat().st_size
     back = tmp_path / "back.bin"
     adb("-s", online, "pull", "/data/local/tmp/qw/big.bin", str(back), check=True, timeout=120)
@@ -151,7 +160,7 @@ def test_push_sync_skips_unchanged_and_ls_lists(online, emulator, tmp_path):
     listing = adb("-s", online, "ls", "/data/local/tmp/s", check=True).stdout
     names = {line.split()[-1]: line.split() for line in listing.splitlines()}
     assert int(names["model.bin"][1], 16) == 300_001
-    host = emulator.phone.sandbox.to_host("/data/local/tmp/s/model.bin")
+    host = emulator.phone.host_path("/data/local/tmp/s/model.bin")
     assert int(names["model.bin"][2], 16) == int(host.stat().st_mtime)
 
 
@@ -166,7 +175,7 @@ def test_push_to_a_full_disk_fails_and_leaves_no_partial_file(
     assert result.returncode != 0
     # adb 29 prints sync errors on stdout when it is not a terminal
     assert "No space left on device" in result.stdout + result.stderr
-    folder = emu.phone.sandbox.to_host("/data/local/tmp/full")
+    folder = emu.phone.host_path("/data/local/tmp/full")
     assert list(folder.iterdir()) == []
     # a file that fits still goes through
     small = random_file(tmp_path / "small.bin", 100_000)
@@ -181,7 +190,7 @@ def test_dropped_connection_fails_the_push_cleanly(emulator_factory, adb_key, co
     result = adb("-s", emu.address, "push", str(src), "/data/local/tmp/drop/dropped.bin")
     assert result.returncode != 0
     # The phone notices the drop on its own clock: give it a moment to remove the partial file.
-    folder = emu.phone.sandbox.to_host("/data/local/tmp/drop")
+    folder = emu.phone.host_path("/data/local/tmp/drop")
     deadline = time.monotonic() + 5
     while folder.exists() and list(folder.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)

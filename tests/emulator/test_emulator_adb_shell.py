@@ -3,12 +3,14 @@ builds on), plus wire-level checks with a minimal raw client over a real socket.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 from adb_shell.adb_device import AdbDeviceTcp
@@ -44,7 +46,7 @@ def test_push_pull_stat_list(device, emulator, tmp_path):
     src = tmp_path / "weights.bin"
     src.write_bytes(os.urandom(700_000))
     device.push(str(src), "/data/local/tmp/as/weights.bin", mtime=1_700_000_000)
-    host = emulator.phone.sandbox.to_host("/data/local/tmp/as/weights.bin")
+    host = emulator.phone.host_path("/data/local/tmp/as/weights.bin")
     assert host.read_bytes() == src.read_bytes()
     back = tmp_path / "back.bin"
     device.pull("/data/local/tmp/as/weights.bin", str(back))
@@ -68,12 +70,16 @@ def test_answers_never_overtake_the_okay(device, tmp_path):
         assert device.shell("echo hi", read_timeout_s=3) == "hi\n"
 
 
-def test_push_outside_writable_roots_is_refused(device, emulator, tmp_path):
+def test_push_outside_writable_places_is_refused_by_the_kernel(device, emulator, tmp_path):
     src = tmp_path / "evil"
     src.write_bytes(b"x")
-    with pytest.raises(Exception, match="Permission denied"):
+    with pytest.raises(Exception, match="Read-only file system"):
         device.push(str(src), "/system/bin/evil")
-    assert not emulator.phone.sandbox.to_host("/system/bin/evil").exists()
+    assert not emulator.phone.host_path("/system/bin/evil").exists()
+    with pytest.raises(Exception, match="Permission denied"):  # /data is system's, 0771
+        device.push(str(src), "/data/evil")
+    with pytest.raises(Exception, match="Read-only file system"):
+        device.push(str(src), "/evil")
 
 
 def test_wrong_key_is_refused(emulator, tmp_path):
@@ -196,6 +202,46 @@ def test_shell_v2_frames_spanning_writes(raw):
     assert frames[-1] == (3, b"\x03")
 
 
+def _wait_for_file(emu, path: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = emu.phone.sh(f"cat {path} 2>/dev/null")
+        if result.out:
+            return result.out
+        time.sleep(0.05)
+    return ""
+
+
+@pytest.mark.parametrize("service", ["shell,v2,raw:", "shell:", "exec:"])
+def test_closing_the_stream_hangs_the_shell_up(raw, service):
+    """As adbd: the client closing a stream sends SIGHUP to the shell (v2: by the phone's
+    init; shell:/exec: have a pty, whose hang-up the kernel signals)."""
+    client, emu = raw
+    script = ("trap 'echo HUP > /data/local/tmp/hup; exit 0' HUP; echo ready; "
+              "while :; do sleep 0.05; done")  # fmt: skip
+    okay = client.open(service + script)
+    assert okay.command == p.OKAY
+    seen = b""
+    while b"ready" not in seen:
+        pkt = client.read()
+        assert pkt.command == p.WRTE, pkt.name
+        seen += pkt.data
+        client.send(p.OKAY, 1, okay.arg0)
+    client.send(p.CLSE, 1, okay.arg0)
+    assert _wait_for_file(emu, "/data/local/tmp/hup") == "HUP\n"
+
+
+def test_shell_and_exec_get_a_raw_terminal_v2_does_not(raw):
+    client, _emu = raw
+    okay = client.open("shell:tty; printf 'a\\nb\\n'")
+    assert client.collect(1, okay.arg0) == b"/dev/pts/0\na\nb\n"  # raw: no \r added
+    okay = client.open("exec:tty", local_id=2)
+    assert client.collect(2, okay.arg0).startswith(b"/dev/pts/")
+    okay = client.open("shell,v2,raw:tty", local_id=3)
+    data = client.collect(3, okay.arg0)
+    assert b"not a tty" in data and data.endswith(struct.pack("<BI", 3, 1) + b"\x01")
+
+
 def test_sync_requests_packed_in_one_write_and_symlinks_stay_inside(raw, tmp_path):
     client, emu = raw
     okay = client.open("sync:")
@@ -220,8 +266,12 @@ def test_sync_requests_packed_in_one_write_and_symlinks_stay_inside(raw, tmp_pat
     assert stat[0] == b"STA2" and stat[1] == 0 and stat[8] == 5 and stat[10] == 1_600_000_000
     link = emu.config.fs_root / "data/local/tmp/link"
     assert link.is_symlink() and os.readlink(link) == target.decode()
-    # the link's absolute target resolves inside the sandbox, not on the host
-    assert emu.phone.sandbox.to_host("/data/local/tmp/link").read_bytes() == b"real\n"
+    # the link's absolute target resolves inside the phone, where it is the pushed file...
+    assert emu.phone.sh("cat /data/local/tmp/link").out == "real\n"
+    # ...and the host's view of the phone never follows a link the phone made
+    with pytest.raises(OSError) as info:
+        link.read_bytes()
+    assert info.value.errno == errno.ELOOP
 
 
 # --- the CLI's daemon ------------------------------------------------------------------

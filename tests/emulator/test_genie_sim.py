@@ -1,15 +1,17 @@
-"""The simulated genie-t2t-run, launched as the emulated shell launches it (a real process,
-real env, real Qwen2 tokenizer, real files in an emulator root). SIMULATED throughout."""
+"""The simulated genie-t2t-run, run as the phone runs it: the phone's own mksh execs the
+pushed genie-t2t-run stub inside the sandbox (real argv, cwd and environment, real Qwen2
+tokenizer, real files on the phone's /data). SIMULATED throughout."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
+import selectors
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from qwenchat.emulator import thermal
 from qwenchat.emulator.config import EmulatorConfig, Faults
 from qwenchat.emulator.genie_sim.state import STATE_FILE
 from qwenchat.emulator.genie_sim.timing import default_profile
+from qwenchat.emulator.phone import Phone
 
 WORK = "/data/local/tmp/qwenchat"
 BUNDLE = f"{WORK}/bundle"
@@ -83,20 +86,78 @@ def genie_config(**dialog_overrides) -> dict:
     return cfg
 
 
+class SimProc:
+    """A genie-t2t-run started on the phone, as a shell stream holds it."""
+
+    def __init__(self, phone: Phone, command: str) -> None:
+        self._io, child_io = socket.socketpair()
+        self._err, child_err = socket.socketpair()
+        try:
+            self.session = phone.spawn(
+                command, stdio=(child_io.fileno(), child_io.fileno(), child_err.fileno())
+            )
+        finally:
+            child_io.close()
+            child_err.close()
+        self._io.shutdown(socket.SHUT_WR)
+        self.pid = self.session.pid  # the shell's pid: `exec` makes it genie-t2t-run's
+        self.returncode: int | None = None
+
+    def read_stdout(self) -> bytes:
+        return self._io.recv(4096)
+
+    def send_signal(self, sig: int) -> None:
+        self.session.signal(sig)
+
+    def communicate(self, timeout: float = 120) -> tuple[bytes, bytes]:
+        out, err = bytearray(), bytearray()
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._io, selectors.EVENT_READ, out)
+            sel.register(self._err, selectors.EVENT_READ, err)
+            deadline = time.monotonic() + timeout
+            while sel.get_map():
+                ready = sel.select(max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    raise subprocess.TimeoutExpired("genie-t2t-run", timeout)
+                for key, _ in ready:
+                    data = key.fileobj.recv(65536)
+                    if data:
+                        key.data.extend(data)
+                    else:
+                        sel.unregister(key.fileobj)
+        self.returncode = self.session.wait(timeout)
+        self._io.close()
+        self._err.close()
+        return bytes(out), bytes(err)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            self.returncode = self.session.wait(timeout)
+        except TimeoutError:
+            raise subprocess.TimeoutExpired("genie-t2t-run", timeout) from None
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            self.session.signal(signal.SIGKILL)
+
+
 class SimPhone:
-    """An emulator root holding a pushed bundle, and a way to run the sim in it."""
+    """A running emulated phone holding a pushed bundle, and a way to run the sim on it."""
 
     def __init__(self, root: Path, bundle, **config) -> None:
         config.setdefault("time_scale", SCALE)
         config.setdefault("jitter", False)
         self.config = EmulatorConfig(root=root, **config)
         self.config.save()
-        self.fs = root / "fs"
+        self.phone = Phone(self.config)
+        self.phone.start()
         work = self.host(WORK)
-        # Hard links: the bytes are the fixture's, the files are the phone's.
-        shutil.copytree(bundle.bundle, work / "bundle", copy_function=os.link)
+        shutil.copytree(bundle.bundle, work / "bundle")
         shutil.copytree(bundle.qairt / "lib" / "aarch64-android", work / "lib")
         shutil.copytree(next((bundle.qairt / "lib").glob("hexagon-*")) / "unsigned", work / "skel")
+        (work / "bin").mkdir()
+        shutil.copy(bundle.qairt / "bin" / "aarch64-android" / "genie-t2t-run", work / "bin")
         (work / "tmp").mkdir()
         (work / "states").mkdir()
         self.write_config(genie_config())
@@ -105,36 +166,25 @@ class SimPhone:
         )
 
     def host(self, emulated: str) -> Path:
-        return self.fs / emulated.lstrip("/")
+        return self.phone.host_path(emulated)
 
     def write_config(self, cfg: dict) -> None:
         self.host(BUNDLE + "/genie_config.json").write_text(json.dumps(cfg))
 
-    def env(self, **extra: str) -> dict[str, str]:
-        env = dict(
-            os.environ,
-            QWENCHAT_EMU_ROOT=str(self.config.root),
-            QWENCHAT_EMU_CWD=BUNDLE,
-            LD_LIBRARY_PATH=f"{WORK}/lib",
-            ADSP_LIBRARY_PATH=f"{WORK}/skel",
-        )
-        env.update(extra)
-        return env
+    def command(self, args: list[str], **env: str) -> str:
+        """What qwenchat sends: cd, the library paths, then exec the pushed binary."""
+        values = {"LD_LIBRARY_PATH": f"{WORK}/lib", "ADSP_LIBRARY_PATH": f"{WORK}/skel", **env}
+        assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in values.items())
+        words = " ".join(shlex.quote(a) for a in args)
+        return f"cd {BUNDLE} && {assigns} exec {WORK}/bin/genie-t2t-run {words}"
 
-    def popen(self, args: list[str], **env: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "qwenchat.emulator.genie_sim", *args],
-            cwd=self.host(BUNDLE),
-            env=self.env(**env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+    def popen(self, args: list[str], **env: str) -> SimProc:
+        return SimProc(self.phone, self.command(args, **env))
 
     def run(self, args: list[str], **env: str) -> subprocess.CompletedProcess:
         proc = self.popen(args, **env)
         out, err = proc.communicate(timeout=120)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
     def profile(self, name: str = "p.json") -> dict:
         return json.loads(self.host(f"{WORK}/tmp/{name}").read_text())
@@ -158,18 +208,22 @@ def tokenizer(synthetic_bundle) -> Tokenizer:
 
 
 @pytest.fixture
-def phone(tmp_path, synthetic_bundle) -> SimPhone:
-    return SimPhone(tmp_path / "emu", synthetic_bundle)
+def make_phone(tmp_path, synthetic_bundle):
+    count = iter(range(100))
+    made: list[SimPhone] = []
+
+    def make(**config) -> SimPhone:
+        made.append(SimPhone(tmp_path / f"emu{next(count)}", synthetic_bundle, **config))
+        return made[-1]
+
+    yield make
+    for phone in made:
+        phone.phone.stop()
 
 
 @pytest.fixture
-def make_phone(tmp_path, synthetic_bundle):
-    count = iter(range(100))
-
-    def make(**config) -> SimPhone:
-        return SimPhone(tmp_path / f"emu{next(count)}", synthetic_bundle, **config)
-
-    return make
+def phone(make_phone) -> SimPhone:
+    return make_phone()
 
 
 def count(tokenizer: Tokenizer, text: str) -> int:
@@ -251,7 +305,8 @@ def test_custom_device_profile_is_what_the_profile_reports(make_phone, tmp_path,
     want_ttft = math.ceil(n / 128) * 100_000 * scale
     assert want_ttft * 0.99 <= q["time-to-first-token"]["value"] <= want_ttft * 1.1 + 15_000
     rate = q["token-generation-rate"]["value"]
-    assert 20 / scale * 0.85 <= rate <= 20 / scale * 1.01
+    # 2.5 ms a token on the host: on 2 busy cores (xdist) a few tokens come late
+    assert 20 / scale * 0.75 <= rate <= 20 / scale * 1.01
 
 
 def test_reply_is_deterministic_for_the_seed_and_varies_with_sampler(phone):
@@ -548,7 +603,7 @@ def test_context_overflow_while_decoding(phone, tokenizer):
 def test_fault_crash_mid_reply(make_phone):
     phone = make_phone(faults=Faults(crash_after_tokens=5))
     r = phone.run(["-c", "genie_config.json", "-p", chatml("hi"), "--profile", "../tmp/p.json"])
-    assert r.returncode == -signal.SIGSEGV
+    assert r.returncode == 128 + signal.SIGSEGV  # as adbd reports a native crash
     out = r.stdout.decode()
     assert "[BEGIN]: SIMULATED" in out and "[END]" not in out
     assert not phone.host(f"{WORK}/tmp/p.json").exists()
@@ -560,12 +615,12 @@ def test_fault_fail_load(make_phone):
     assert r.returncode == 1 and "Failed to create the dialog." in r.stderr.decode()
 
 
-def _wait_for(proc: subprocess.Popen, marker: bytes, timeout: float = 30.0) -> bytes:
+def _wait_for(proc: SimProc, marker: bytes, timeout: float = 30.0) -> bytes:
     seen = b""
     deadline = time.monotonic() + timeout
     while marker not in seen:
         assert time.monotonic() < deadline, seen
-        chunk = os.read(proc.stdout.fileno(), 4096)
+        chunk = proc.read_stdout()
         assert chunk, seen
         seen += chunk
     return seen
@@ -607,7 +662,7 @@ def test_signal_kills_without_profile_or_state(make_phone, sig):
     finally:
         proc.kill()
         proc.communicate()
-    assert proc.returncode == -sig
+    assert proc.returncode == 128 + sig
     assert not phone.host(f"{WORK}/tmp/p.json").exists()
     assert not phone.host(f"{WORK}/states/s/{STATE_FILE}").exists()
 
@@ -660,3 +715,96 @@ def test_bos_token_counts_as_a_prompt_token(phone, tokenizer):
     )
     q = event(phone.profile(), "GenieDialog_query")
     assert q["num-prompt-tokens"]["value"] == count(tokenizer, prompt) + 1
+
+
+# ---- the launch chain: exec, pid, names, environment ------------------------------------
+
+
+def test_the_pid_the_shell_printed_is_genies_and_other_streams_can_stop_it(make_phone):
+    """What qwenchat sends: `cd B && echo MARK $$ && LD_LIBRARY_PATH=... exec BIN ...`. Every
+    step is an exec, so $$ is genie-t2t-run's pid, which ps and pidof name and kill stops."""
+    phone = make_phone(time_scale=1.0)  # real-speed: time to look at it
+    args = ["-c", "genie_config.json", "-p", chatml("Write a long essay"), "--profile",
+            "../tmp/p.json", "--pid"]  # fmt: skip
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        command = phone.command(args).replace(" && ", ' && echo "MARK $$" && ', 1)
+        proc = SimProc(phone.phone, command)
+        try:
+            seen = _wait_for(proc, b"[BEGIN]: ")
+            shell_pid = int(seen.split(b"MARK ", 1)[1].split()[0])
+            assert f"genie-t2t-run pid: {shell_pid}\n".encode() in seen  # --pid still works
+            assert phone.phone.sh("pidof genie-t2t-run").out.split() == [str(shell_pid)]
+            ps = phone.phone.sh(f"ps -o pid,name,cmdline -p {shell_pid}").out
+            assert f"{shell_pid} genie-t2t-run {WORK}/bin/genie-t2t-run -c genie_config.json" in (
+                " ".join(ps.split())
+            ), ps
+            assert phone.phone.sh(f"kill -{int(sig)} {shell_pid}").exit_code == 0
+            assert proc.wait(10) == 128 + sig
+        finally:
+            proc.kill()
+        assert phone.phone.sh("pidof genie-t2t-run").out == ""
+        assert not phone.host(f"{WORK}/tmp/p.json").exists()
+
+
+def test_the_phones_library_path_never_reaches_the_hosts_loader(phone):
+    """The simulation reads LD_LIBRARY_PATH as Genie's linker would, but the host's loader
+    starting its Python ignores it: libraries pushed there under the names Python and its
+    modules load (libpython, libstdc++ for tokenizers, libffi, zlib) change nothing."""
+    lib = phone.host(f"{WORK}/lib")
+    for name in ("libpython3.11.so.1.0", "libstdc++.so.6", "libgcc_s.so.1", "libffi.so.8",
+                 "libz.so.1", "libcrypto.so.3", "libm.so.6"):  # fmt: skip
+        (lib / name).write_bytes(b"not an ELF file, pushed to the phone\n")
+    r = phone.run(["-c", "genie_config.json", "-p", "hi"])
+    assert r.returncode == 0, r.stderr
+    assert b"[BEGIN]: SIMULATED reply" in r.stdout
+
+
+def test_genie_sees_the_phones_environment_and_cwd(phone):
+    proc = phone.popen(["-c", "genie_config.json", "-p", chatml("Write a long essay")])
+    try:
+        _wait_for(proc, b"[BEGIN]: ")
+        environ = phone.phone.sh(f"cat /proc/{proc.pid}/environ | tr '\\0' '\\n'").out
+        assert f"LD_LIBRARY_PATH={WORK}/lib\n" in environ
+        assert f"ADSP_LIBRARY_PATH={WORK}/skel\n" in environ
+        assert phone.phone.sh(f"readlink /proc/{proc.pid}/cwd").out == BUNDLE + "\n"
+    finally:
+        proc.kill()
+        proc.communicate(10)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "check"),
+    [
+        ("genie-fail-load", None, "load"),
+        ("genie-crash-after", "3", "crash"),
+        ("genie-hang-before-first-token", None, "hang"),
+    ],
+)
+def test_genie_faults_switched_on_a_running_phone_apply_at_once(phone, name, value, check):
+    from qwenchat.emulator.faults import clear_faults, set_fault
+
+    args = ["-c", "genie_config.json", "-p", chatml("hi"), "--profile", "../tmp/p.json"]
+    assert phone.run(args).returncode == 0
+    phone.host(f"{WORK}/tmp/p.json").unlink()
+    set_fault(phone.config.root, name, value)
+    if check == "hang":
+        proc = phone.popen(args)
+        try:
+            seen = _wait_for(proc, b"[PROMPT]: ")
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=1.0)
+            assert b"[BEGIN]" not in seen
+        finally:
+            proc.kill()
+            proc.communicate(10)
+    else:
+        r = phone.run(args)
+        if check == "load":
+            assert r.returncode == 1 and "Failed to create the dialog." in r.stderr.decode()
+        else:
+            assert r.returncode == 128 + signal.SIGSEGV
+            reply = r.stdout.decode().split("[BEGIN]: ", 1)[1]
+            assert "[END]" not in reply
+    assert not phone.host(f"{WORK}/tmp/p.json").exists()
+    clear_faults(phone.config.root)
+    assert phone.run(args).returncode == 0

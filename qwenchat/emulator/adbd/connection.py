@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from qwenchat.emulator.adbd import protocol as p
@@ -17,7 +18,8 @@ from qwenchat.emulator.adbd.link import Link
 from qwenchat.emulator.adbd.stream import Stream
 
 if TYPE_CHECKING:
-    from qwenchat.emulator.config import EmulatorConfig
+    from qwenchat.emulator.commandlog import CommandLog
+    from qwenchat.emulator.config import EmulatorConfig, LiveConfig
     from qwenchat.emulator.phone import Phone
 
 log = logging.getLogger("qwenchat.emulator.adbd")
@@ -31,11 +33,17 @@ class DeviceContext:
     """What every connection of one emulator shares."""
 
     config: EmulatorConfig
+    live: LiveConfig  # the settings, with fault switches re-read when their file changes
     phone: Phone
     keys: KeyStore
     link: Link
+    log: CommandLog
     # service name -> runs the service on the stream (in the stream's own thread)
     open_service: Callable[[DeviceContext, Stream], bool]
+    _numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def next_number(self) -> int:
+        return next(self._numbers)
 
 
 class ConnectionDropped(Exception):
@@ -46,6 +54,7 @@ class Connection:
     def __init__(self, sock: socket.socket, ctx: DeviceContext) -> None:
         self.sock = sock
         self.ctx = ctx
+        self.number = ctx.next_number()  # names this connection in the command log
         self.version = p.VERSION_NO_CHECKSUM
         self.max_payload = p.MAX_PAYLOAD
         self.online = False  # CNXN sent: streams may be opened
@@ -125,7 +134,7 @@ class Connection:
         if length:
             self.ctx.link.to_phone.consume(length)
             self._received += length
-            limit = self.ctx.config.drop_after_bytes
+            limit = self.ctx.live.refresh().drop_after_bytes
             if limit is not None and self._received >= limit:
                 log.info("dropping the connection after %d bytes (drop_after_bytes)", limit)
                 raise ConnectionDropped()

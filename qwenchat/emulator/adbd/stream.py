@@ -35,8 +35,7 @@ class Stream:
         self._write_lock = threading.Lock()
         self.remote_closed = False
         self.local_closed = False
-        # When set, incoming bytes go straight to it (shell stdin) instead of the buffer.
-        self.on_data: Callable[[bytes], None] | None = None
+        self._reading_stopped = False
         self.on_remote_close: Callable[[], None] | None = None
 
     # --- called by the connection's reader thread ---------------------------------------
@@ -44,10 +43,6 @@ class Stream:
         # The OKAY goes out BEFORE the service can see the data: otherwise its answer (a WRTE)
         # can overtake the OKAY, and adb-shell, waiting for OKAY on that stream, silently
         # drops the WRTE and then times out waiting for it. adbd orders them the same way.
-        if self.on_data is not None:
-            self.conn.send_okay(self)
-            self.on_data(data)
-            return
         with self._cond:
             owe = len(self._inbuf) + len(data) > HIGH_WATER
             if owe:
@@ -72,6 +67,32 @@ class Stream:
             self.on_remote_close()
 
     # --- called by the service thread ---------------------------------------------------
+    def _pay_owed(self) -> bool:
+        pay = self._okay_owed and len(self._inbuf) <= HIGH_WATER
+        if pay:
+            self._okay_owed = False
+        return pay
+
+    def read_some(self, limit: int = 1 << 20) -> bytes:
+        """What has arrived (at least one byte), or StreamClosed if the stream ends first."""
+        with self._cond:
+            while not self._inbuf:
+                if self.remote_closed or self.local_closed or self._reading_stopped:
+                    raise StreamClosed()
+                self._cond.wait()
+            data = bytes(self._inbuf[:limit])
+            del self._inbuf[:limit]
+            pay = self._pay_owed()
+        if pay:
+            self.conn.send_okay(self)
+        return data
+
+    def stop_reading(self) -> None:
+        """Wake a reader for good (the service is done with input) without closing."""
+        with self._cond:
+            self._reading_stopped = True
+            self._cond.notify_all()
+
     def read_exact(self, n: int) -> bytes:
         """Exactly n bytes, or StreamClosed if the stream ends first."""
         with self._cond:

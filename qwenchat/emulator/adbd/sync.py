@@ -1,18 +1,25 @@
 """The ``sync:`` service (push, pull, stat, ls), parsed as a byte stream: clients pack
-several requests into one WRTE. Every path goes through the phone's sandbox."""
+several requests into one WRTE.
+
+No path is resolved here. Every request goes to the phone's init (``Phone.stat``,
+``Phone.open``, ...), which acts inside the sandbox as the phone's shell user, so the kernel
+resolves the path in the phone's root with the phone's permissions. For a push the init
+creates the file (parents first, adb's fixed_push_mkdir) and hands its descriptor back; the
+data is written to that descriptor here at full speed, and the file is renamed into place
+only when complete, so no partial file survives a failed push. A full /data fails the write
+itself with ENOSPC ("No space left on device"). A pull reads the descriptor the init opened.
+"""
 
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import os
 import stat as st
 import struct
-from pathlib import Path
 
 from qwenchat.emulator.adbd.stream import Stream, StreamClosed
-from qwenchat.emulator.fs import SandboxError
+from qwenchat.emulator.phone import PhoneStat
 
 log = logging.getLogger("qwenchat.emulator.adbd")
 
@@ -25,27 +32,26 @@ DENT_V1 = struct.Struct("<4sIIII")  # id, mode, size, mtime, namelen
 DENT_V2 = struct.Struct("<4sIQQIIIIQqqqI")
 MAX_PATH = 1024
 SYNC_DATA_MAX = 64 * 1024
-NO_SPACE = "No space left on device"
+LOGGED = {b"SEND", b"RECV", b"STAT", b"STA2", b"LST2", b"LIST", b"LIS2"}
 
 
 class SyncProtocolError(Exception):
     pass
 
 
-def _v2_fields(s: os.stat_result) -> tuple:
-    return (
-        s.st_dev, s.st_ino, s.st_mode, s.st_nlink, 0, 0, s.st_size,
-        int(s.st_atime), int(s.st_mtime), int(s.st_ctime),
-    )  # fmt: skip
+def _v2_fields(s: PhoneStat) -> tuple:
+    return (s.dev, s.ino, s.mode, s.nlink, s.uid, s.gid, s.size, s.atime, s.mtime, s.ctime)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or os.strerror(exc.errno or errno.EIO)
 
 
 class SyncService:
     def __init__(self, stream: Stream) -> None:
         self.stream = stream
-        self.phone = stream.conn.ctx.phone
-
-    def _host(self, path: str, *, follow: bool = True) -> Path:
-        return self.phone.sandbox.to_host(path, "/", follow_last=follow)
+        self.ctx = stream.conn.ctx
+        self.phone = self.ctx.phone
 
     def _fail(self, message: str) -> None:
         data = message.encode()
@@ -72,6 +78,12 @@ class SyncService:
                 }.get(ident)
                 if handler is None:
                     raise SyncProtocolError(f"unknown sync request {ident!r}")
+                if ident in LOGGED:
+                    what, mode = path, None
+                    if ident == b"SEND" and "," in path:
+                        what, _, mode = path.rpartition(",")
+                    self.ctx.log.record(self.stream.conn.number, "sync", what,
+                                        request=ident.decode(), mode=mode)  # fmt: skip
                 if handler(path) is False:
                     return
         except StreamClosed:
@@ -84,24 +96,21 @@ class SyncService:
                 pass
 
     # --- stat and list ------------------------------------------------------------------
-    def _lstat(self, path: str, follow: bool) -> os.stat_result | OSError:
+    def _stat(self, path: str, follow: bool) -> PhoneStat | OSError:
         try:
-            host = self._host(path, follow=follow)
-            return os.stat(host) if follow else os.lstat(host)
+            return self.phone.stat(path, follow=follow)
         except OSError as exc:
             return exc
 
     def _stat_v1(self, path: str) -> None:
-        s = self._lstat(path, follow=False)  # adbd's v1 STAT is an lstat
+        s = self._stat(path, follow=False)  # adbd's v1 STAT is an lstat
         if isinstance(s, OSError):
             self.stream.write(STAT_V1.pack(b"STAT", 0, 0, 0))
         else:
-            self.stream.write(
-                STAT_V1.pack(b"STAT", s.st_mode, s.st_size & 0xFFFFFFFF, int(s.st_mtime))
-            )
+            self.stream.write(STAT_V1.pack(b"STAT", s.mode, s.size & 0xFFFFFFFF, s.mtime))
 
     def _stat2(self, ident: bytes, path: str, follow: bool) -> None:
-        s = self._lstat(path, follow)
+        s = self._stat(path, follow)
         if isinstance(s, OSError):
             code = s.errno or errno.ENOENT
             self.stream.write(STAT_V2.pack(ident, code, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
@@ -114,27 +123,17 @@ class SyncService:
     def _lstat_v2(self, path: str) -> None:
         self._stat2(b"LST2", path, follow=False)
 
-    def _entries(self, path: str) -> list[tuple[str, os.stat_result]]:
+    def _entries(self, path: str) -> list[tuple[str, PhoneStat]]:
         try:
-            host = self._host(path)
-            names = [".", ".."] + sorted(os.listdir(host))
-        except (OSError, SandboxError):
+            return self.phone.listdir(path)
+        except OSError:
             return []
-        entries = []
-        for name in names:
-            try:
-                entries.append((name, os.lstat(host / name if name not in (".", "..") else host)))
-            except OSError:
-                continue
-        return entries
 
     def _list_v1(self, path: str) -> None:
         out = bytearray()
         for name, s in self._entries(path):
             raw = name.encode("utf-8", errors="surrogateescape")
-            out += DENT_V1.pack(
-                b"DENT", s.st_mode, s.st_size & 0xFFFFFFFF, int(s.st_mtime), len(raw)
-            )
+            out += DENT_V1.pack(b"DENT", s.mode, s.size & 0xFFFFFFFF, s.mtime, len(raw))
             out += raw
         out += DENT_V1.pack(b"DONE", 0, 0, 0, 0)
         self.stream.write(bytes(out))
@@ -156,29 +155,18 @@ class SyncService:
             mode = int(mode_text)
         except ValueError:
             mode = 0o100644
+        if st.S_ISLNK(mode):
+            return self._send_symlink(path)
         try:
-            host = self._host(path, follow=False)
-            if not self._writable(host):
-                raise PermissionError(errno.EACCES, "Permission denied")
-            host.parent.mkdir(parents=True, exist_ok=True)  # fixed_push_mkdir
+            fd, temp = self.phone.create_temp(path, mkdirs=True)
         except OSError as exc:
             self._drain_data()
-            self._fail(f"couldn't create file: {exc.strerror or exc}")
+            self._fail(f"couldn't create file: {_why(exc)}")
             return False
-        if st.S_ISLNK(mode):
-            return self._send_symlink(path, host)
-        return self._send_file(path, host, mode)
-
-    def _writable(self, host: Path) -> bool:
-        """The phone's own rule for the shell user (e.g. /system is read-only)."""
-        writable = getattr(self.phone, "writable", None)
-        if writable is None:
-            return True
-        emulated = "/" + host.relative_to(self.phone.sandbox.fs_root).as_posix()
-        return writable(emulated.rstrip("/.") or "/")
+        return self._send_file(path, fd, temp, mode)
 
     def _drain_data(self) -> int | None:
-        """Read DATA chunks up to DONE; returns DONE's mtime (None if the stream broke)."""
+        """Read DATA chunks up to DONE; returns DONE's mtime."""
         while True:
             ident, length = REQUEST.unpack(self.stream.read_exact(REQUEST.size))
             if ident == b"DONE":
@@ -187,7 +175,7 @@ class SyncService:
                 raise SyncProtocolError(f"expected DATA or DONE, got {ident!r}")
             self.stream.read_into(length, lambda _piece: None)
 
-    def _send_symlink(self, path: str, host: Path) -> bool:
+    def _send_symlink(self, path: str) -> bool:
         target = bytearray()
         while True:
             ident, length = REQUEST.unpack(self.stream.read_exact(REQUEST.size))
@@ -197,43 +185,26 @@ class SyncService:
                 raise SyncProtocolError(f"expected DATA or DONE, got {ident!r}")
             target += self.stream.read_exact(length)
         try:
-            if host.is_symlink() or host.is_file():
-                host.unlink()
-            # The link text is kept as is: the sandbox re-reads it inside the phone's "/".
-            os.symlink(target.rstrip(b"\0").decode("utf-8", errors="surrogateescape"), host)
+            text = target.rstrip(b"\0").decode("utf-8", errors="surrogateescape")
+            self.phone.symlink(text, path, mkdirs=True)
         except OSError as exc:
-            self._fail(f"symlink {path}: {exc.strerror or exc}")
+            self._fail(f"symlink {path}: {_why(exc)}")
             return False
         self.stream.write(REQUEST.pack(b"OKAY", 0))
         return True
 
-    def _send_file(self, path: str, host: Path, mode: int) -> bool:
-        old_size = host.stat().st_size if host.is_file() and not host.is_symlink() else 0
-        # Space is checked once per file (walking the sandbox per chunk would be slow):
-        # the old file's bytes come back when it is replaced.
-        budget = self.phone.free_bytes() + old_size
-        tmp = host.with_name(f".{host.name}.adbd-partial")
-        written = 0
+    def _send_file(self, path: str, fd: int, temp: str, mode: int) -> bool:
         failure: str | None = None
-        f = None
-        try:
-            f = open(tmp, "wb")
-        except OSError as exc:
-            failure = f"{path}: {exc.strerror or exc}"
 
         def sink(piece: memoryview) -> None:
-            nonlocal written, failure
+            nonlocal failure
             if failure is not None:
                 return
-            if written + len(piece) > budget:
-                failure = NO_SPACE
-                return
             try:
-                f.write(piece)
+                while piece:
+                    piece = piece[os.write(fd, piece) :]
             except OSError as exc:
-                failure = exc.strerror or str(exc)
-                return
-            written += len(piece)
+                failure = _why(exc)  # ENOSPC: "No space left on device", from the kernel
 
         mtime: int | None = None
         try:
@@ -245,45 +216,67 @@ class SyncService:
                 if ident != b"DATA" or length > SYNC_DATA_MAX:
                     raise SyncProtocolError(f"expected DATA or DONE, got {ident!r}")
                 self.stream.read_into(length, sink)
+            if failure is None:
+                try:
+                    self._corrupt_if_asked(fd)
+                    os.fchmod(fd, st.S_IMODE(mode) or 0o644)
+                    os.utime(fd, (mtime, mtime))  # so `adb push --sync` can skip it next time
+                except OSError as exc:
+                    failure = _why(exc)
         finally:
-            if f is not None:
-                f.close()
+            os.close(fd)
             if mtime is None or failure is not None:
-                tmp.unlink(missing_ok=True)  # no partial file survives a failed push
+                self._discard(temp)  # no partial file survives a failed push
         if failure is not None:
             self._fail(failure)
             return False
         try:
-            os.chmod(tmp, st.S_IMODE(mode) or 0o644)
-            os.utime(tmp, (mtime, mtime))  # so `adb push --sync` can skip it next time
-            os.replace(tmp, host)
+            self.phone.rename(temp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            self._fail(f"{path}: {exc.strerror or exc}")
+            self._discard(temp)
+            self._fail(f"{path}: {_why(exc)}")
             return False
-        self.phone.note_written(written - old_size)
         self.stream.write(REQUEST.pack(b"OKAY", 0))
         return True
+
+    def _discard(self, temp: str) -> None:
+        try:
+            self.phone.unlink(temp)
+        except OSError:
+            pass
+
+    def _corrupt_if_asked(self, fd: int) -> None:
+        """Fault corrupt-bytes N: flip N bytes in the middle of this file (one file only)."""
+        n = self.phone.take_corrupt_bytes()
+        if not n:
+            return
+        size = os.fstat(fd).st_size
+        start = max(0, size // 2 - n // 2)
+        data = os.pread(fd, n, start)
+        os.pwrite(fd, bytes(b ^ 0xFF for b in data), start)
+        log.info("corrupt-bytes fault: flipped %d bytes at %d", len(data), start)
 
     # --- pull ---------------------------------------------------------------------------
     def _recv(self, path: str) -> bool:
         try:
-            host = self._host(path)
-            virtual = getattr(self.phone, "virtual_file", None)
-            emulated = "/" + host.relative_to(self.phone.sandbox.fs_root).as_posix()
-            content = virtual(emulated) if virtual is not None else None
-            if content is not None:  # /proc, /sys: computed on read, as on a phone
-                f = io.BytesIO(content)
-            else:
-                f = open(host, "rb")
-        except (OSError, SandboxError, ValueError) as exc:
-            self._fail(f"{getattr(exc, 'strerror', None) or exc}")
+            fd = self.phone.open(path, os.O_RDONLY)
+        except OSError as exc:
+            self._fail(_why(exc))
             return True
-        block = self.stream.conn.max_payload
-        with f:
+        try:
+            if not st.S_ISREG(os.fstat(fd).st_mode):
+                self._fail(os.strerror(errno.EISDIR) if st.S_ISDIR(os.fstat(fd).st_mode)
+                           else "not a regular file")  # fmt: skip
+                return True
+            block = self.stream.conn.max_payload
+            # Many 64 KiB DATA messages in one WRTE: fewer packets, same protocol.
+            chunk = block - (block // SYNC_DATA_MAX + 1) * REQUEST.size
             while True:
-                # Many 64 KiB DATA messages in one WRTE: fewer packets, same protocol.
-                data = f.read(block - (block // SYNC_DATA_MAX + 1) * REQUEST.size)
+                try:
+                    data = os.read(fd, chunk)
+                except OSError as exc:
+                    self._fail(_why(exc))
+                    return True
                 if not data:
                     break
                 out = bytearray()
@@ -292,6 +285,8 @@ class SyncService:
                     out += REQUEST.pack(b"DATA", len(piece))
                     out += piece
                 self.stream.write(bytes(out))
+        finally:
+            os.close(fd)
         self.stream.write(REQUEST.pack(b"DONE", 0))
         return True
 

@@ -15,10 +15,10 @@ import random
 import signal
 import sys
 import time
-from pathlib import Path
 
 from qwenchat.emulator.genie_sim import cli, reply, runtime
 from qwenchat.emulator.genie_sim.dialog_config import DialogConfig, parse_dialog_config
+from qwenchat.emulator.genie_sim.emulator_link import EmulatorLink, NotOnEmulator, SimSettings
 from qwenchat.emulator.genie_sim.profile_json import Span, profile_document, write_profile
 from qwenchat.emulator.genie_sim.runtime import Env, LaunchFailure
 from qwenchat.emulator.genie_sim.state import DialogState, load_state, save_state
@@ -48,12 +48,10 @@ def _err(*lines: str) -> None:
 
 
 class Heat:
-    """Reports busy host time to the shared thermal model, now and then and at the end."""
+    """Reports busy time to the emulator's thermal model, now and then and at the end."""
 
-    def __init__(self, config) -> None:
-        from qwenchat.emulator.thermal import ThermalModel
-
-        self.model = ThermalModel(config.state_dir, config.time_scale)
+    def __init__(self, link: EmulatorLink) -> None:
+        self.link = link
         self.pending = 0.0
         self.since = time.monotonic()
 
@@ -68,29 +66,25 @@ class Heat:
     def flush(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if self.pending > 0 and (force or now - self.since >= HEAT_EVERY_S):
-            self.model.add_busy(self.pending)
+            self.link.heat(self.pending)
             self.pending = 0.0
             self.since = now
 
 
-def main(argv: list[str], *, t_main: float) -> int:
+def main(argv: list[str], *, t_main: float, prog: str = "genie-t2t-run") -> int:
     # Python installs a SIGINT handler and ignores SIGPIPE; the real binary does neither.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     t_start = process_start_monotonic(t_main)
     _err(BANNER)
 
-    root = os.environ.get("QWENCHAT_EMU_ROOT")
-    if not root:
-        _err("genie-t2t-run (SIMULATED): QWENCHAT_EMU_ROOT is not set; run it on the emulator")
+    try:
+        link = EmulatorLink()
+        settings = link.settings()
+    except NotOnEmulator as exc:
+        _err(f"genie-t2t-run (SIMULATED): not on the qwenchat emulated phone: {exc}")
         return 1
-    from qwenchat.emulator.config import EmulatorConfig
-    from qwenchat.emulator.fs import Sandbox
-
-    config = EmulatorConfig.load(Path(root))
-    env = Env(Sandbox(config.fs_root), os.environ.get("QWENCHAT_EMU_CWD") or "/")
-    # The shell passes the emulated path it executed: the linker names it in its message.
-    prog = os.environ.get("QWENCHAT_EMU_EXE") or "genie-t2t-run"
+    env = Env(os.getcwd())
 
     try:
         version = runtime.find_libgenie(env, os.environ.get("LD_LIBRARY_PATH"), prog)
@@ -117,7 +111,7 @@ def main(argv: list[str], *, t_main: float) -> int:
         _out(f"genie-t2t-run pid: {os.getpid()}\n")
     _out(f"Using libGenie.so version {version}\n\n")
     try:
-        return _run(args, config, env, t_start)
+        return _run(args, settings, link, env, t_start)
     except LaunchFailure as failure:
         _err(*failure.lines)
         return 1
@@ -129,16 +123,16 @@ def _log(args: cli.Args, level: str, text: str) -> None:
         _err(f"[{level.upper()}] {text}")
 
 
-def _create_dialog(args: cli.Args, config, env: Env) -> tuple[DialogConfig, object]:
+def _create_dialog(args: cli.Args, settings: SimSettings, env: Env) -> tuple[DialogConfig, object]:
     """GenieDialog_create's checks, in the order a real launch meets them."""
     dcfg = parse_dialog_config(args.config_text)
-    if config.faults.fail_load:
+    if settings.faults.fail_load:
         raise LaunchFailure(
             "[ERROR] QnnDsp <E> Failed to map weights into the NPU's address space "
             "(SIMULATED fault: fail_load)",
             "Failed to create the dialog.",
         )
-    arch = runtime.soc_arch(config.soc)
+    arch = runtime.soc_arch(settings.soc)
     runtime.check_backend(
         env, os.environ.get("LD_LIBRARY_PATH"), os.environ.get("ADSP_LIBRARY_PATH"), arch
     )
@@ -169,12 +163,12 @@ def _overflow(a: int, b: int, size: int) -> int:
     return 1
 
 
-def _run(args: cli.Args, config, env: Env, t_start: float) -> int:
+def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_start: float) -> int:
     pacer = Pacer(
-        load_profile(config.genie_profile), config.time_scale, config.jitter, random.Random()
+        load_profile(settings.profile), settings.time_scale, settings.jitter, random.Random()
     )
-    heat = Heat(config)
-    dcfg, tokenizer = _create_dialog(args, config, env)
+    heat = Heat(link)
+    dcfg, tokenizer = _create_dialog(args, settings, env)
     init_s = pacer.init_s()
     sleep_until(t_start + init_s)
     create = Span(t_start, time.monotonic())
@@ -206,7 +200,7 @@ def _run(args: cli.Args, config, env: Env, t_start: float) -> int:
     query_start = time.monotonic()
     if state.n_past + n_prompt > dcfg.context_size:
         return _overflow(state.n_past, n_prompt, dcfg.context_size)
-    if config.faults.hang_before_first_token:
+    if settings.faults.hang_before_first_token:
         while True:  # until killed, like a wedged NPU session
             time.sleep(3600)
 
@@ -221,7 +215,7 @@ def _run(args: cli.Args, config, env: Env, t_start: float) -> int:
     overflow = len(gen_ids) > room
     emit = gen_ids[:room] if overflow else gen_ids
 
-    crash_after = config.faults.crash_after_tokens
+    crash_after = settings.faults.crash_after_tokens
     tok_dt = pacer.token_s()
     streamer = reply.Utf8Streamer()
     raw_done = 0

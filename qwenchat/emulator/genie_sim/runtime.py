@@ -9,11 +9,10 @@ Every failure is a list of log lines (stderr) followed by the program's own mess
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-from qwenchat.emulator.fs import Sandbox, SandboxError
 
 SOC_ARCH = {"SM8550": "v73", "SM8650": "v75", "SM8750": "v79", "SC8380": "v73"}
 CTXBIN_MAGIC = b"QWENCHAT-EMU-CTXBIN"  # own copy of qwenchat.emulator.bundle's header tag
@@ -30,22 +29,27 @@ class LaunchFailure(Exception):
 
 @dataclass
 class Env:
-    sandbox: Sandbox
+    """The process's view of the phone: paths are the phone's, relative to ``cwd`` (this
+    runs inside the phone's sandbox, so the kernel resolves them)."""
+
     cwd: str
 
     def host(self, path: str) -> Path:
-        return self.sandbox.to_host(path, self.cwd)
+        return Path(posixpath.join(self.cwd, path))
+
+    def normalize(self, path: str) -> str:
+        return posixpath.normpath(posixpath.join(self.cwd, path))
 
     def is_file(self, path: str) -> bool:
         try:
             return self.host(path).is_file()
-        except (SandboxError, OSError):
+        except OSError:
             return False
 
     def read_text(self, path: str) -> str | None:
         try:
             return self.host(path).read_text(encoding="utf-8", errors="replace")
-        except (SandboxError, OSError):
+        except OSError:
             return None
 
     def search(self, dirs: list[str], name: str) -> tuple[int, str] | None:
@@ -95,7 +99,7 @@ def check_backend(
             '"libQnnHtp.so" not found"',
             "Failed to create the dialog.",
         )
-    normalized = [env.sandbox.normalize(d, env.cwd).rstrip("/") for d in dirs]
+    normalized = [env.normalize(d).rstrip("/") for d in dirs]
     if VENDOR_LIB in normalized[: htp[0]]:
         # The phone's own (older) QNN libraries win the lookup and do not match libGenie.
         raise LaunchFailure(

@@ -14,7 +14,6 @@ import random
 import time
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -53,12 +52,12 @@ def default_profile() -> DeviceProfile:
     return DeviceProfile.from_dict(json.loads(text))
 
 
-def load_profile(path: Path | None) -> DeviceProfile:
-    """The default profile, overridden key by key by ``path`` (a host path) when given."""
+def load_profile(overrides: dict | None) -> DeviceProfile:
+    """The default profile, overridden key by key by ``overrides`` (a profile's JSON)."""
     base = default_profile()
-    if path is None:
+    if not overrides:
         return base
-    return DeviceProfile.from_dict(json.loads(Path(path).read_text()), base)
+    return DeviceProfile.from_dict(overrides, base)
 
 
 @dataclass

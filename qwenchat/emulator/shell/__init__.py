@@ -1,1 +1,0 @@
-"""The emulated phone's confined shell: parser, interpreter, builtins and toybox commands."""
