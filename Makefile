@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Only dashscope's data file (qwen.tiktoken) is needed to build the Qwen2 tokenizer.
 DASHSCOPE := dashscope==2.0.2
 
-.PHONY: install test demo bench lint adb phone-tools escape-race readme clean
+.PHONY: install test demo bench soak lint adb phone-tools escape-race readme clean
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ demo: install phone-tools
 
 bench: install adb phone-tools
 	$(BIN)/python -m benchmarks
+
+# 300 chat turns and 300 bench trials on the emulated phone: memory, fds and leftovers
+# (about 12 minutes; outside `make test`).
+soak: install adb phone-tools
+	$(BIN)/python -m benchmarks.soak
 
 lint: install
 	$(BIN)/ruff check qwenchat tests benchmarks scripts

@@ -97,7 +97,12 @@ def run(
 
     device = reopen()
     with device, open_store() as store:
+        from qwenchat.assets.integrity import bundle_integrity
         from qwenchat.chat.session import open_chat_session
+        from qwenchat.layout import PhoneLayout
+
+        # A half-pushed bundle, a mix of two, or a push at work: one line, before Genie runs.
+        bundle_integrity(device, PhoneLayout(device_dir)).require()
 
         session = open_chat_session(
             device,

@@ -124,7 +124,6 @@ class ProcessEngine(Engine):
                 config=config,
                 prompt_file=prompt_file,
                 profile=profile_file,
-                pid=True,  # TEMPORARY until the emulated phone execs like a real shell
                 save=state,
                 restore=state if request.follow_up else None,
             ).shell_command()
