@@ -5,8 +5,9 @@ QAIRT SDK and the real Qwen2 tokenizer), pushes it and pushes it again (nothing 
 checks the phone, runs a short bench sweep and a one-shot chat, and stops the phone. A step
 whose command has not landed yet says so instead of faking a result.
 
-Everything the demo records goes to .demo/ (its own qwenchat data dir), so a developer's
-own history is untouched: `QWENCHAT_HOME=.demo/home qwenchat history` shows it afterwards.
+Everything the demo records goes to a folder of its own under the system's temporary
+directory (printed at the start and the end; QWENCHAT_DEMO_DIR chooses another), never into
+the checkout, so it runs from a read-only clone and a developer's own history is untouched.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / ".demo"
+DEMO = Path(os.environ.get("QWENCHAT_DEMO_DIR") or tempfile.mkdtemp(prefix="qwenchat-demo-"))
 QWENCHAT = [sys.executable, "-m", "qwenchat"]
 
 
@@ -52,8 +53,9 @@ ENV = dict(os.environ, QWENCHAT_HOME=str(DEMO / "home"), PYTHONUNBUFFERED="1")
 
 
 def main() -> int:
-    DEMO.mkdir(exist_ok=True)
+    DEMO.mkdir(parents=True, exist_ok=True)
     print("qwenchat demo — every figure below comes from the emulated phone: SIMULATED, not a real device.")
+    print(f"the demo's data (phone, bundle, history) goes to {DEMO}")
     if not available("emulator"):
         cannot_show("anything on a phone", "emulator")
         return 0
@@ -66,8 +68,9 @@ def main() -> int:
         "--time-scale", "0.1", "--link", "usb3",
     ])
     status = json.loads(run(["emulator", "status", "--root", str(root), "--json"], capture=True).stdout)
-    address = status["address"]
-    dev = ["--connect", address]
+    print(f"the phone listens on {status['address']}; `emulator start` remembered it, so no "
+          "command below needs --connect")
+    dev: list[str] = []
     try:
         banner("2. build a synthetic bundle: 4 random context binaries, stub QAIRT SDK, real Qwen2 tokenizer")
         assets = DEMO / "assets"
@@ -109,7 +112,8 @@ def main() -> int:
     finally:
         banner("8. stop the emulated phone")
         run(["emulator", "stop", "--root", str(root)], check=False)
-    print("\ndemo done. History of this demo: QWENCHAT_HOME=.demo/home .venv/bin/qwenchat history")
+    print(f"\ndemo done. Its data: {DEMO}\nIts history: QWENCHAT_HOME={DEMO / 'home'} "
+          ".venv/bin/qwenchat history")
     return 0
 
 

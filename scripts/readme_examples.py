@@ -73,7 +73,9 @@ def generate() -> dict[str, str]:
             [sys.executable, "-m", "qwenchat", "emulator", "make-bundle", str(assets), "--bin-size", "8"],
             env=env, capture_output=True, check=True,
         )
-        dev = ["--connect", address]
+        # `emulator start` remembered the phone (like `qwenchat connect`): no --connect needed.
+        dev: list[str] = []
+        assert address
         push = ["push-assets", *dev, "--bundle", str(assets / "bundle"), "--qairt", str(assets / "qairt")]
         shown_push = ["push-assets", *dev, "--bundle", "bundle/", "--qairt", "qairt/"]
         out["devices"] = _run(["devices", *dev], env)

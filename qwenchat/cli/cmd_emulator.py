@@ -127,8 +127,8 @@ def start(
             from qwenchat.emulator.storage import loop_unavailable_reason
 
             console.print(f"/data is NOT limited to {free_mb} MiB: {loop_unavailable_reason()}")
-        console.print(f"use it:  qwenchat devices --connect {address}   (any phone command "
-                      "takes --connect)")  # fmt: skip
+        console.print(f"remembered like `qwenchat connect {address}`: phone commands find it "
+                      "without --connect")  # fmt: skip
         console.print(f"     or: adb connect {address}")
 
     try:
@@ -144,6 +144,8 @@ def start(
     except EmulatorError as exc:
         raise _product_error(exc) from None
     from qwenchat.emulator.storage import loop_unavailable_reason
+
+    _remember(running.address)
 
     announce(running.address, running.serial, loop_unavailable_reason() is None)
     console.print(f"stop it with: qwenchat emulator stop --root {base}")
@@ -161,8 +163,22 @@ def stop(root: Root = None) -> int:
     if stopped is None:
         console.print(f"no SIMULATED phone runs from {base}")
     else:
+        _forget(stopped.address)
         console.print(f"stopped the SIMULATED phone at {stopped.address}")
     return 0
+
+
+def _remember(address: str) -> None:
+    """As Google's adb remembers `adb connect`: later phone commands need no --connect."""
+    from qwenchat.device.endpoints import parse_endpoint, remember
+
+    remember(parse_endpoint(address))
+
+
+def _forget(address: str) -> None:
+    from qwenchat.device.endpoints import forget, parse_endpoint
+
+    forget(parse_endpoint(address))
 
 
 @emulator_app.command("status")

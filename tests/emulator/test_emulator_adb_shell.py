@@ -292,6 +292,10 @@ def test_cli_daemon_start_status_authorize_stop(tmp_path):
     try:
         status = json.loads(_cli("status", "--root", str(root), "--json").stdout)
         assert status["running"] and status["simulated"] and status["time_scale"] == 0.1
+        # Remembered like `qwenchat connect`: phone commands find it without --connect.
+        from qwenchat.device.endpoints import load_endpoints
+
+        assert [e.address for e in load_endpoints()] == [status["address"]]
         again = _cli("start", "--port", "0", "--root", str(root))
         assert again.returncode != 0 and "already runs" in again.stderr
 
@@ -309,6 +313,7 @@ def test_cli_daemon_start_status_authorize_stop(tmp_path):
     finally:
         stopped = _cli("stop", "--root", str(root))
     assert stopped.returncode == 0
+    assert load_endpoints() == []  # stop forgets it
     assert not (root / "state" / "emulator.json").exists()
     assert _cli("status", "--root", str(root)).returncode == 1
 
