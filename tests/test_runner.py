@@ -141,3 +141,15 @@ def test_bounds_grow_with_the_prompt():
     short, long = WaitBounds.for_prompt(10), WaitBounds.for_prompt(4000)
     assert long.first_token - short.first_token == pytest.approx((4000 - 10) / 50)
     assert WaitBounds.for_prompt(0, load_s=5, stall_s=2) == WaitBounds(first_token=5, stall=2)
+
+
+def test_files_left_by_a_lost_link_are_removed_at_the_next_connection(bundled_phone):
+    _, dev = bundled_phone()
+    tmp = PhoneLayout().tmp_dir
+    dev.shell(f"mkdir -p {tmp} && cd {tmp} && touch prompt-old.txt profile-old.json "
+              "config-old.json prompt-new.txt keep-me.txt && "
+              "touch -t 202001010000 prompt-old.txt profile-old.json config-old.json keep-me.txt")
+    open_engine(dev)
+    left = sorted(dev.shell(f"ls {tmp}").text.split())
+    # Old query files go; a fresh one (another chat's) and anything not ours stay.
+    assert left == ["keep-me.txt", "prompt-new.txt"]

@@ -25,5 +25,7 @@ def open_engine(device: Device, layout: PhoneLayout | None = None, kind: str = "
 
     bundle = PhoneBundle(device, layout)
     if kind == "process":
-        return ProcessEngine(bundle)
+        engine = ProcessEngine(bundle)
+        engine.sweep_stale()
+        return engine
     raise UsageError(f"unknown engine {kind!r}", hint="Use process.")

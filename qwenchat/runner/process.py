@@ -52,6 +52,21 @@ class ProcessEngine(Engine):
         # Per-chunk (arrival, after on_text) host times, for the overhead benchmark.
         self.timing: list[tuple[float, float]] | None = None
 
+    # ----- leftovers
+    STALE_MIN = 30  # older than any query's life: a prompt is read at start, a profile pulled at exit
+
+    def sweep_stale(self) -> None:
+        """Remove prompt, profile and config files of queries whose link dropped before their
+        own clean-up (a vanished phone), at the next connection. Only files older than
+        STALE_MIN minutes: another chat on the same phone may be using fresh ones."""
+        tmp = quote(self.layout.tmp_dir)
+        names = " -o ".join(f"-name {quote(p)}" for p in ("prompt-*.txt", "profile-*.json", "config-*.json"))
+        self.device.shell(
+            f"[ -d {tmp} ] && find {tmp} -maxdepth 1 \\( {names} \\) -mmin +{self.STALE_MIN} "
+            "-delete 2>/dev/null; true",
+            timeout=30,
+        )
+
     # ----- dialog state
     def state_path(self, dialog: str) -> str:
         return posixpath.join(self.layout.states_dir, dialog)
