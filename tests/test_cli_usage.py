@@ -49,3 +49,20 @@ def test_help_still_exits_0():
     assert result.returncode == 0 and "Usage: qwenchat run" in result.stdout
     help_text = " ".join(result.stdout.split())
     assert "[default: /data/local/tmp/qwenchat]" in help_text  # --device-dir shows its default
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["emulator", "make-bundle", "/tmp/qwenchat-never", "--bin-size", "-1"],
+         "error: --bin-size -1: give a size in MB above 0"),
+        (["emulator", "make-bundle", "/tmp/qwenchat-never", "--arch", "v99"],
+         "error: --arch v99: the emulated phone knows v73, v75 and v79"),
+        (["emulator", "start", "--port", "0", "--profile", "/etc/hostname"],
+         "error: --profile /etc/hostname is not a JSON device profile"),
+    ],
+)
+def test_bad_emulator_input_is_one_line_before_anything_starts(args, error):
+    result = _run(*args)
+    assert result.returncode == 2 and result.stderr.startswith(error), result.stderr
+    assert "Traceback" not in result.stderr

@@ -110,8 +110,8 @@ def start(
         raise UsageError("--time-scale must be above 0", "For example --time-scale 0.1.")
     if free_mb < 1 or port < 0 or port > 65535:
         raise UsageError("--free-mb must be at least 1 and --port within 0-65535", None)
-    if profile is not None and not profile.is_file():
-        raise UsageError(f"profile {profile} does not exist", "Pass a device profile JSON file.")
+    if profile is not None:
+        _check_profile(profile)
     config = EmulatorConfig(
         root=base, soc=soc, free_mb=free_mb, link=link, time_scale=time_scale,
         auth=not no_auth, accept_new_keys=accept_new_keys, drop_after_bytes=drop_after_bytes,
@@ -328,6 +328,12 @@ def make_bundle_cmd(
 ) -> int:
     """Write a SIMULATED QAIRT SDK and Genie bundle for the emulated phone."""
     from qwenchat.emulator.bundle import make_bundle
+    from qwenchat.errors import UsageError
+
+    if not 0 < bin_size <= 16384:
+        raise UsageError(f"--bin-size {bin_size:g}: give a size in MB above 0 (and at most 16384)")
+    if arch not in ("v73", "v75", "v79"):
+        raise UsageError(f"--arch {arch}: the emulated phone knows v73, v75 and v79")
 
     paths = make_bundle(out_dir, bin_size_mb=bin_size, arch=arch)
     console = _console()
@@ -336,3 +342,28 @@ def make_bundle_cmd(
         f"SIMULATED Genie bundle: {paths.bundle} ({len(paths.ctx_bins)} context binaries)"
     )
     return 0
+
+
+def _check_profile(profile: Path) -> None:
+    """A device profile is a JSON object of positive numbers (init_ms, prefill_chunk_ms,
+    chunk_tokens, decode_tok_s, ...): anything else is refused before the phone starts."""
+    import json
+
+    from qwenchat.errors import UsageError
+
+    hint = 'e.g. {"init_ms": 3000, "prefill_chunk_ms": 170.6, "decode_tok_s": 13.65}'
+    if not profile.is_file():
+        raise UsageError(f"--profile {profile} does not exist", hint=hint)
+    try:
+        data = json.loads(profile.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"--profile {profile} is not a JSON device profile: {exc}", hint=hint) from None
+    known = ("init_ms", "prefill_chunk_ms", "chunk_tokens", "decode_tok_s", "free_ms", "jitter_pct")
+    if not isinstance(data, dict) or not any(k in data for k in known):
+        raise UsageError(f"--profile {profile} names none of {', '.join(known)}", hint=hint)
+    for key in known:
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or value < 0 or (key != "jitter_pct" and value == 0 and key != "free_ms")):
+            raise UsageError(f"--profile {profile}: {key} must be a positive number, not {value!r}",
+                             hint=hint)
