@@ -29,6 +29,10 @@ _PART_PATTERNS = (
     re.compile(r"^(?P<id>.+)_part_(?P<n>\d+)_of_(?P<m>\d+)\.bin$"),
     re.compile(r"^part(?P<n>\d+)_of_(?P<m>\d+)\.bin$"),
 )
+# Names that carry a part number but not the total: Llama-v2-7B-Chat's export writes
+# Llama2_Part1_Quantized.bin .. Llama2_Part4_Quantized.bin (ai-hub-models export.py); the
+# total is how many there are, and _check_parts still refuses a gap.
+_NUMBERED_PATTERN = re.compile(r"^(?P<id>.+)_Part(?P<n>\d+)(?:_Quantized)?\.bin$")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,12 @@ def find_context_binaries(bundle_dir: Path) -> list[ContextBinary]:
                 break
         else:
             unmatched.append(path)
+    if not found:
+        numbered = [(p, m) for p in unmatched if (m := _NUMBERED_PATTERN.match(p.name))]
+        if numbered and len(numbered) == len(unmatched):
+            total = len(numbered)
+            found = [ContextBinary(p, int(m["n"]), total, p.stat().st_size) for p, m in numbered]
+            unmatched = []
     if not found:
         if len(unmatched) > 1:
             names = ", ".join(p.name for p in unmatched)

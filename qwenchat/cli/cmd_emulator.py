@@ -325,6 +325,9 @@ def make_bundle_cmd(
         float, typer.Option("--bin-size", help="Size of each context binary, MB.")
     ] = 8.0,
     arch: Annotated[str, typer.Option("--arch", help="Hexagon arch (v73, v75, v79).")] = "v79",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Shape the bundle as this model's export.")
+    ] = "qwen2-7b-instruct",
 ) -> int:
     """Write a SIMULATED QAIRT SDK and Genie bundle for the emulated phone."""
     from qwenchat.emulator.bundle import make_bundle
@@ -335,7 +338,11 @@ def make_bundle_cmd(
     if arch not in ("v73", "v75", "v79"):
         raise UsageError(f"--arch {arch}: the emulated phone knows v73, v75 and v79")
 
-    paths = make_bundle(out_dir, bin_size_mb=bin_size, arch=arch)
+    from qwenchat.emulator.bundle import EXPORT_PARTS
+
+    if model not in EXPORT_PARTS:
+        raise UsageError(f"--model {model}: the emulated phone can shape {', '.join(EXPORT_PARTS)}")
+    paths = make_bundle(out_dir, bin_size_mb=bin_size, arch=arch, model=model)
     console = _console()
     console.print(f"SIMULATED QAIRT SDK: {paths.qairt}")
     console.print(

@@ -56,6 +56,17 @@ def ctx_bin_name(part: int, parts: int) -> str:
     return f"weight_sharing_model_{part}_of_{parts}.serialized.bin"
 
 
+# How each model's real export names its context binaries, and how many there are (Qualcomm's
+# llm_on_genie configs and ai-hub-models' export.py; see genie_configs/README.md). The emulated
+# phone's bundles take the same shape so push-assets meets what a real export gives.
+EXPORT_PARTS: dict[str, tuple[str, int]] = {
+    "qwen2-7b-instruct": ("weight_sharing_model_{part}_of_{parts}.serialized.bin", 4),
+    "qwen2.5-7b-instruct": ("qwen2_5_7b_instruct_part_{part}_of_{parts}.bin", 6),
+    "llama-v2-7b-chat": ("Llama2_Part{part}_Quantized.bin", 4),
+    "baichuan2-7b": ("weight_sharing_model_{part}_of_{parts}.serialized.bin", 5),
+}
+
+
 def runtime_lib_names(arch: str) -> list[str]:
     """Files of QAIRT's lib/aarch64-android/ that a Genie run needs (genie.md)."""
     n = arch.lstrip("v")
@@ -123,10 +134,10 @@ def _write_ctx_bin(path: Path, size: int, arch: str, part: int, parts: int) -> N
     tmp.replace(path)
 
 
-def _default_tokenizer() -> Path:
-    from qwenchat.models.tokenizer_build import ensure_qwen2_tokenizer
+def _default_tokenizer(model: str) -> Path:
+    from qwenchat.models.tokenizer_build import ensure_tokenizer
 
-    return Path(ensure_qwen2_tokenizer())
+    return Path(ensure_tokenizer(model))
 
 
 def make_qairt(qairt: Path, *, arch: str = "v79") -> Path:
@@ -154,8 +165,9 @@ def make_bundle(
     *,
     bin_size_mb: float = 8,
     arch: str = "v79",
-    parts: int = 4,
+    parts: int | None = None,
     tokenizer: Path | None = None,
+    model: str = "qwen2-7b-instruct",
 ) -> BundlePaths:
     """Write ``out_dir/qairt`` (synthetic SDK) and ``out_dir/bundle`` (export-shaped bundle).
 
@@ -163,6 +175,10 @@ def make_bundle(
     ``parts * bin_size_mb`` MiB of binaries. ``tokenizer`` defaults to the real Qwen2
     tokenizer.json built by ``qwenchat.models.tokenizer_build``. Existing files are replaced.
     """
+    if model not in EXPORT_PARTS:
+        raise ValueError(f"no export shape for model {model!r}; known: {', '.join(EXPORT_PARTS)}")
+    pattern, default_parts = EXPORT_PARTS[model]
+    parts = default_parts if parts is None else parts
     if parts < 1:
         raise ValueError("parts must be >= 1")
     out_dir = Path(out_dir)
@@ -172,10 +188,10 @@ def make_bundle(
     size = int(bin_size_mb * _BLOCK)
     bins = []
     for part in range(1, parts + 1):
-        path = bundle / ctx_bin_name(part, parts)
+        path = bundle / pattern.format(part=part, parts=parts)
         _write_ctx_bin(path, size, arch, part, parts)
         bins.append(path)
-    src = Path(tokenizer) if tokenizer is not None else _default_tokenizer()
+    src = Path(tokenizer) if tokenizer is not None else _default_tokenizer(model)
     tok = bundle / "tokenizer.json"
     shutil.copyfile(src, tok)
     os.utime(tok)

@@ -111,8 +111,12 @@ def token_bytes(tokenizer, token_id: int) -> bytes:
         return b""
     try:
         return bytes(_UNICODE_TO_BYTE[c] for c in piece)
-    except KeyError:  # an added/special token: its text as is
-        return piece.encode("utf-8")
+    except KeyError:
+        pass
+    # SentencePiece vocabularies (Llama 2): byte-fallback pieces and the ▁ word marker.
+    if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+        return bytes([int(piece[3:5], 16)])
+    return piece.replace("\u2581", " ").encode("utf-8")  # also an added/special token as is
 
 
 def complete_utf8_prefix(buf: bytes) -> int:
