@@ -812,3 +812,13 @@ def test_genie_faults_switched_on_a_running_phone_apply_at_once(phone, name, val
     assert not phone.host(f"{WORK}/tmp/p.json").exists()
     clear_faults(phone.config.root)
     assert phone.run(args).returncode == 0
+
+
+def test_a_continuation_goes_on_instead_of_starting_again(phone):
+    """/continue sends the history with the assistant turn left open (no <|im_end|>)."""
+    prompt = chatml("Count to ten") + "One, two, three"
+    r = phone.run(["-c", "genie_config.json", "-p", prompt])
+    out = r.stdout.decode()
+    reply = out[out.index("[BEGIN]: ") + len("[BEGIN]: "):out.index("[END]")]
+    assert r.returncode == 0 and reply.startswith(" (SIMULATED, continued)")
+    assert "SIMULATED reply (prompt" not in reply

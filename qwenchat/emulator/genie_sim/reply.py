@@ -44,6 +44,15 @@ def last_user_message(prompt: str) -> str:
     return body if end < 0 else body[:end]
 
 
+def open_assistant_turn(prompt: str) -> str:
+    """The partial reply a ChatML prompt leaves open for Genie to continue ('' if none)."""
+    start = prompt.rfind("<|im_start|>assistant\n")
+    if start < 0:
+        return ""
+    tail = prompt[start + len("<|im_start|>assistant\n") :]
+    return tail if tail.strip() and "<|im_end|>" not in tail else ""
+
+
 def quote(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= QUOTE_CHARS else flat[: QUOTE_CHARS - 1] + "…"
@@ -73,8 +82,13 @@ def reply_text(
     """Enough text for ``approx_tokens`` tokens, and the character offsets where its
     sentences end (the reply stops at one of them, so an EOS ends a sentence)."""
     rng = random.Random(f"{sampling.seed}|{sampling.temp}|{sampling.top_k}|{sampling.top_p}")
-    said = quote(last_user_message(prompt))
-    text = f'SIMULATED reply (prompt {n_prompt_tokens} tokens): you said "{said}".'
+    if open_assistant_turn(prompt):
+        # A continuation (the assistant turn left open): go on from where it stopped
+        # instead of starting the reply again.
+        text = " (SIMULATED, continued)"
+    else:
+        said = quote(last_user_message(prompt))
+        text = f'SIMULATED reply (prompt {n_prompt_tokens} tokens): you said "{said}".'
     ends = [len(text)]
     # ~3.5 characters per token for this mix: overshoot, then cut by tokens.
     while len(text) < approx_tokens * 6 + 40:
