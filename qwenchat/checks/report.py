@@ -23,6 +23,7 @@ from qwenchat.device.info import parse_getprop
 from qwenchat.errors import QwenchatError
 from qwenchat.layout import PhoneLayout
 from qwenchat.runner.replay import REPORT_FORMAT
+from qwenchat.shellwords import quote
 
 # What identifies the phone's hardware and software build; nothing personal.
 PROPS = (
@@ -111,8 +112,6 @@ def _read_json(device: Device, path: str) -> Any:
 def _listing(device: Device, layout: PhoneLayout) -> str:
     """``ls -l`` of the work dir's runtime folders: names, sizes, modes (what Genie meets)."""
     dirs = [layout.bundle_dir, layout.bin_dir, layout.lib_dir, layout.skel_dir]
-    from qwenchat.shellwords import quote
-
     result = device.shell("ls -l " + " ".join(quote(d) for d in dirs) + " 2>&1", timeout=30)
     return result.text
 

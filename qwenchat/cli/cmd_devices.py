@@ -312,9 +312,7 @@ def _write_report(path: Path, device, report, work_dir: str) -> Path:  # noqa: A
     from qwenchat.errors import UsageError
 
     doc = build_report(device, report, work_dir)
-    path = path.expanduser()
-    if not path.parent.is_dir():
-        raise UsageError(f"--report {path}: the folder {path.parent} does not exist")
+    path = path.expanduser()  # its folder was checked before the phone was asked anything
     tmp = path.with_name(f".{path.name}.part")
     try:
         tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
