@@ -59,23 +59,31 @@ def server_device(emulator) -> Iterator:
     google_adb("disconnect", emulator.address)
 
 
+def push_bundle(device, bundle, layout=None) -> None:
+    """Push a synthetic bundle (``make_bundle``'s result) as ``qwenchat push-assets`` would."""
+    from qwenchat.assets.bundle import plan_bundle
+    from qwenchat.assets.push import push_assets
+    from qwenchat.layout import PhoneLayout
+
+    plan = plan_bundle(bundle.bundle, bundle.qairt, "SM8750", tokenizer=bundle.tokenizer)
+    push_assets(device, plan, layout or PhoneLayout(), overlap=False)
+
+
 @pytest.fixture
 def bundled_phone(emulator_factory, adb_key, synthetic_bundle, tmp_path):
     """Factory: an emulated phone with the synthetic bundle pushed, and a direct Device to it.
 
     ``profile`` (a dict) becomes the simulated genie's device profile (init_ms,
-    prefill_chunk_ms, chunk_tokens, decode_tok_s); other keywords are EmulatorConfig fields.
+    prefill_chunk_ms, chunk_tokens, decode_tok_s); ``push=False`` leaves the phone empty;
+    other keywords are EmulatorConfig fields (time scale 0.02 and no jitter unless given).
     """
     import json
 
-    from qwenchat.assets.bundle import plan_bundle
-    from qwenchat.assets.push import push_assets
     from qwenchat.device.direct import DirectDevice
-    from qwenchat.layout import PhoneLayout
 
     opened = []
 
-    def make(*, profile: dict | None = None, **overrides):
+    def make(*, profile: dict | None = None, push: bool = True, **overrides):
         overrides.setdefault("time_scale", 0.02)
         overrides.setdefault("jitter", False)
         if profile is not None:
@@ -85,9 +93,8 @@ def bundled_phone(emulator_factory, adb_key, synthetic_bundle, tmp_path):
         emu = emulator_factory(authorized_keys=[adb_key], **overrides)
         dev = DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5)
         opened.append(dev)
-        b = synthetic_bundle
-        plan = plan_bundle(b.bundle, b.qairt, "SM8750", tokenizer=b.tokenizer)
-        push_assets(dev, plan, PhoneLayout(), overlap=False)
+        if push:
+            push_bundle(dev, synthetic_bundle)
         return emu, dev
 
     yield make

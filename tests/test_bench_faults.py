@@ -15,6 +15,7 @@ import threading
 import time
 
 import pytest
+from fixtures_device import push_bundle
 
 from qwenchat.cli import app
 from qwenchat.cli.errors import run_app
@@ -34,38 +35,16 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def _push(dev, bundle) -> None:
-    from qwenchat.assets.bundle import plan_bundle
-    from qwenchat.assets.push import push_assets
-
-    plan = plan_bundle(bundle.bundle, bundle.qairt, "SM8750", tokenizer=bundle.tokenizer)
-    push_assets(dev, plan, PhoneLayout())
-
-
 @pytest.fixture
-def phone(emulator_factory, adb_key, synthetic_bundle, tmp_path):
+def phone(bundled_phone):
     """Factory: an emulated phone with the bundle pushed and a direct Device to it.
     ``profile``: the simulated Genie's device profile (a dict)."""
-    from qwenchat.device.direct import DirectDevice
 
-    opened = []
-
-    def make(*, profile: dict | None = None, **overrides):
+    def make(**overrides):
         overrides.setdefault("time_scale", 0.01)
-        overrides.setdefault("jitter", False)
-        if profile is not None:
-            path = tmp_path / f"profile-{len(opened)}.json"
-            path.write_text(json.dumps(profile))
-            overrides["genie_profile"] = path
-        emu = emulator_factory(authorized_keys=[adb_key], **overrides)
-        dev = DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5)
-        opened.append(dev)
-        _push(dev, synthetic_bundle)
-        return emu, dev
+        return bundled_phone(**overrides)
 
-    yield make
-    for dev in opened:
-        dev.close()
+    return make
 
 
 def bench(capsys, emu, *args: str) -> tuple[int, str, str]:
@@ -229,7 +208,7 @@ def test_a_bundle_pushed_during_a_trial_ends_the_run(phone, capsys, monkeypatch,
         calls["n"] += 1
         if calls["n"] != 2:
             return original(self, *args)
-        pusher = threading.Thread(target=_push, args=(dev, other))
+        pusher = threading.Thread(target=push_bundle, args=(dev, other))
         pusher.start()
         try:
             return original(self, *args)
@@ -298,7 +277,7 @@ def test_resume_refuses_a_changed_bundle(phone, capsys, monkeypatch, tmp_path):
     from qwenchat.emulator.bundle import make_bundle
 
     emu, dev, run_id = _interrupted_run(phone, capsys, monkeypatch)
-    _push(dev, make_bundle(tmp_path / "other", bin_size_mb=0.5, arch="v79", parts=4))
+    push_bundle(dev, make_bundle(tmp_path / "other", bin_size_mb=0.5, arch="v79", parts=4))
     code, _, err = bench(capsys, emu, "--resume", run_id[:17])  # a unique prefix
     assert code == 2
     assert f"the phone's bundle changed since bench run {run_id} started (manifest" in err
@@ -367,7 +346,7 @@ def test_a_bundle_pushed_between_trials_ends_the_run_before_the_next(
     def push_before_the_second(device):
         calls["n"] += 1
         if calls["n"] == 2:
-            _push(dev, other)
+            push_bundle(dev, other)
         return original(device)
 
     monkeypatch.setattr(runner_mod, "read_power", push_before_the_second)

@@ -9,7 +9,6 @@ import pytest
 
 from qwenchat.cli import app
 from qwenchat.cli.errors import run_app
-from qwenchat.layout import PhoneLayout
 
 TIME_SCALE = 0.01
 FAST = ["--gen-len", "4", "-r", "1", "--warmup", "0", "--cooldown", "0", "--seed", "7"]
@@ -26,34 +25,15 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def _push_bundle(device, bundle) -> None:
-    from qwenchat.assets.bundle import plan_bundle
-    from qwenchat.assets.push import push_assets
-
-    plan = plan_bundle(bundle.bundle, bundle.qairt, "SM8750", tokenizer=bundle.tokenizer)
-    push_assets(device, plan, PhoneLayout())
-
-
 @pytest.fixture
-def phone(emulator_factory, adb_key, synthetic_bundle):
+def phone(bundled_phone):
     """Factory: an emulated phone (jitter off unless asked), bundle pushed unless told not."""
-    from qwenchat.device.direct import DirectDevice
 
-    opened = []
-
-    def make(*, push: bool = True, **overrides):
+    def make(**overrides):
         overrides.setdefault("time_scale", TIME_SCALE)
-        overrides.setdefault("jitter", False)
-        emu = emulator_factory(authorized_keys=[adb_key], **overrides)
-        dev = DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5)
-        opened.append(dev)
-        if push:
-            _push_bundle(dev, synthetic_bundle)
-        return emu, dev
+        return bundled_phone(**overrides)
 
-    yield make
-    for dev in opened:
-        dev.close()
+    return make
 
 
 def bench(capsys, emu, *args: str) -> tuple[int, str, str]:

@@ -22,33 +22,15 @@ from qwenchat.layout import PhoneLayout
 TIME_SCALE = 0.02
 
 
-def _push_bundle(device, bundle) -> None:
-    from qwenchat.assets.bundle import plan_bundle
-    from qwenchat.assets.push import push_assets
-
-    plan = plan_bundle(bundle.bundle, bundle.qairt, "SM8750", tokenizer=bundle.tokenizer)
-    push_assets(device, plan, PhoneLayout(), overlap=False)
-
-
 @pytest.fixture
-def phone(emulator_factory, adb_key, synthetic_bundle):
+def phone(bundled_phone):
     """Factory: an emulated phone with the bundle pushed, and an open Device to it."""
-    from qwenchat.device.direct import DirectDevice
-
-    opened = []
 
     def make(**overrides):
         overrides.setdefault("time_scale", TIME_SCALE)
-        overrides.setdefault("jitter", False)
-        emu = emulator_factory(authorized_keys=[adb_key], **overrides)
-        dev = DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5)
-        opened.append(dev)
-        _push_bundle(dev, synthetic_bundle)
-        return emu, dev
+        return bundled_phone(**overrides)
 
-    yield make
-    for dev in opened:
-        dev.close()
+    return make
 
 
 def _session(device, store=None, **settings) -> ChatSession:
