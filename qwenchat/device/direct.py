@@ -233,9 +233,11 @@ class DirectDevice(Device):
 
     @contextlib.contextmanager
     def side_channel(self) -> Iterator[Device]:
-        """Over TCP, a second ADB connection: adb-shell's one connection, read by two threads
-        at once, now and then left a command unanswered until its timeout (a chat Ctrl-C then
-        stalled). USB has one interface per phone, so it shares this connection."""
+        """Over TCP, a second ADB connection, so a stop from another thread never waits on the
+        main connection's traffic. (Its first reason, a command left unanswered until its
+        timeout when two threads read one connection, was adb-shell dropping a CLSE: fixed by
+        ``_KeepingPacketStore``.) USB has one interface per phone, so it shares this
+        connection."""
         if self.kind != "tcp":
             yield self
             return
