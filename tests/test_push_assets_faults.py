@@ -1,13 +1,16 @@
-"""Issue 17: faults the emulated phone cannot make yet, injected by a Device wrapper with the
-real emulated phone underneath (until the emulator's `corrupt-bytes` and `fail-command`
-switches land): a byte flipped on its way to the phone, a phone command that fails (the
-wrapper turns that command into `false` on the phone's real shell), a push stopped right
-after a file arrived whole. Host bit rot is made on real host files.
+"""Issue 17: faults made by the emulated phone itself, thrown with its real switches
+(``phone_fault``, as ``qwenchat emulator fault`` does) while push-assets runs: bytes flipped
+inside the phone's ADB sync path after a file arrived (``corrupt-bytes``), a /system/bin
+command that fails in the phone's shell (``fail-command``). The test throws a switch at a
+chosen point of the push (``SwitchAt``, a PushProgress: when a file starts, when a status line
+shows), never by wrapping the Device. Host bit rot is made on real host files.
 
-Each test fails for the bug it names: without the per-file SHA-256 check a flipped byte
-lands on the phone; without the retry the push fails; without the host re-hash "damaged
-twice" blames the link; without checking exit codes a failed mv leaves the push claiming
-success; a complete .partial deleted and re-sent shows in ``sent``.
+Every outcome is judged on the phone: its files' bytes, its manifest, the commands its adbd
+logged (``qwenchat emulator log``), and which switches it used up. Each test fails for the bug
+it names: without the per-file SHA-256 check a damaged file lands on the phone; without the
+retry the push fails; without the host re-hash "damaged twice" blames the link; without
+checking exit codes a failed mv/rm/mkdir/sha256sum leaves the push claiming success; a
+complete .partial deleted and re-sent shows in ``sent``.
 """
 
 from __future__ import annotations
@@ -15,9 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -25,70 +25,68 @@ from fixtures_bundle import bundle_variant
 
 from qwenchat.assets.bundle import plan_bundle
 from qwenchat.assets.phone_state import bundle_integrity
-from qwenchat.assets.push import PushInterruptedError, push_assets
+from qwenchat.assets.push import PushProgress, push_assets
+from qwenchat.emulator.commandlog import read_records
+from qwenchat.emulator.faults import clear_faults, list_faults
 from qwenchat.errors import BundleError, DeviceCommandError, QwenchatError
 from qwenchat.layout import PhoneLayout
 from qwenchat.manifest import HashCache
 
 WORK = "/data/local/tmp/qwenchat"
+# What the phone's failing /system/bin program says (qwenchat/emulator/rootfs.py).
+FAILED = "SIMULATED failure (qwenchat emulator fault fail-command)"
 BINS = [f"bundle/weight_sharing_model_{n}_of_4.serialized.bin" for n in (1, 2, 3, 4)]
 
 
-class FaultyDevice:
-    """A real Device with one fault: ``flip`` (remote name → how many of its pushes arrive
-    with one byte flipped), ``fail`` (a command word that becomes ``false`` in the next
-    ``times`` shell commands matching ``when``), ``interrupt_after`` (Ctrl-C, a real SIGINT,
-    right after that file's push completed)."""
+class SwitchAt(PushProgress):
+    """Throws the phone's fault switch ``name value`` when the push reaches a point: a file
+    about to be sent (``file``; every time it is sent, ``times`` times) or a status line
+    containing ``status``. ``thrown`` lists where it was thrown."""
 
-    def __init__(self, device, scratch: Path) -> None:
-        self.device = device
-        self.scratch = scratch
-        self.flip: dict[str, int] = {}
-        self.flipped: list[str] = []
-        self.fail: str | None = None
-        self.when = lambda command: True
-        self.times = 1
-        self.failed: list[str] = []
-        self.interrupt_after: str | None = None
+    def __init__(self, emu, phone_fault, name: str, value: object = None, *,  # noqa: ANN001
+                 file: str | None = None, status: str | None = None, times: int = 1) -> None:  # fmt: skip
+        self.emu, self.phone_fault = emu, phone_fault
+        self.name, self.value = name, value
+        self.file, self.on_status, self.left = file, status, times
+        self.thrown: list[str] = []
 
-    def _target(self, remote: str) -> str | None:
-        for name, left in self.flip.items():
-            if left > 0 and remote.endswith("/" + name + ".partial"):
-                self.flip[name] = left - 1
-                self.flipped.append(name)
-                return name
-        return None
+    def _throw(self, where: str) -> None:
+        if self.left > 0:
+            self.left -= 1
+            self.thrown.append(where)
+            self.phone_fault(self.emu, self.name, self.value)
 
-    def push(self, local, remote, *, mode=0o644, mtime=None, progress=None):  # noqa: ANN001, ANN201
-        if self._target(remote) is not None:
-            data = bytearray(Path(local).read_bytes())
-            data[len(data) // 2] ^= 0x01
-            bad = self.scratch / f"flipped-{len(self.flipped)}"
-            bad.write_bytes(bytes(data))
-            local = bad
-        self.device.push(local, remote, mode=mode, mtime=mtime, progress=progress)
-        if self.interrupt_after and remote.endswith("/" + self.interrupt_after + ".partial"):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)  # the handler raises KeyboardInterrupt here
+    def file_started(self, remote: str, size: int) -> None:
+        if self.file is None or remote == self.file:
+            self._throw(remote)
 
-    def push_bytes(self, data, remote, *, mode=0o644):  # noqa: ANN001, ANN201
-        if self._target(remote) is not None:
-            data = bytearray(data)
-            data[len(data) // 2] ^= 0x01
-            data = bytes(data)
-        self.device.push_bytes(data, remote, mode=mode)
+    def status(self, text: str) -> None:
+        if self.on_status is not None and self.on_status in text:
+            self._throw(text)
 
-    def shell(self, command, *, timeout=60.0):  # noqa: ANN001, ANN201
-        if self.fail and self.times > 0 and self.when(command):
-            changed = re.sub(rf"(?<![\w./-]){re.escape(self.fail)}(?= )", "false", command)
-            if changed != command:
-                self.times -= 1
-                self.failed.append(command)
-                command = changed
-        return self.device.shell(command, timeout=timeout)
 
-    def __getattr__(self, name):  # noqa: ANN001, ANN204
-        return getattr(self.device, name)
+def log_mark(emu) -> int:
+    """Where the phone's command log stands now: look only at what comes after."""
+    return len(read_records(emu.root))
+
+
+def sends(emu, rel: str, since: int = 0) -> int:
+    """How many times the phone's adbd received a sync SEND of ``rel`` (as its .partial)."""
+    path = f"{WORK}/{rel}.partial"
+    return sum(
+        1
+        for r in read_records(emu.root)[since:]
+        if r.get("request") == "SEND" and r["what"] == path
+    )
+
+
+def shell_runs(emu, needle: str, since: int = 0) -> list[int | None]:
+    """Exit codes of the shell commands the phone ran whose command line holds ``needle``."""
+    records = read_records(emu.root)
+    ends = {r["id"]: r.get("exit_code") for r in records if r["kind"] == "end"}
+    return [
+        ends.get(r["id"]) for r in records[since:] if r["kind"] == "shell" and needle in r["what"]
+    ]
 
 
 def on_phone(emulator, rel: str) -> Path:
@@ -112,41 +110,48 @@ def plan(synthetic_bundle):
     return plan_bundle(synthetic_bundle.bundle, synthetic_bundle.qairt, "SM8750")
 
 
-@pytest.fixture
-def faulty(device, tmp_path):
-    return FaultyDevice(device, tmp_path)
-
-
 # ---------------------------------------------------------------- damaged in transit
 
 
-@pytest.mark.parametrize("name", [BINS[2], "bundle/genie_config.json"])
+@pytest.mark.parametrize("name", [BINS[2], "bundle/genie_config.json"])  # a file, and bytes
 def test_a_file_damaged_on_its_way_is_caught_by_sha256_and_sent_again(
-    emulator, faulty, plan, name
+    emulator, device, phone_fault, plan, name
 ):
-    faulty.flip[name] = 1
-    report = push_assets(faulty, plan, PhoneLayout(WORK), overlap=False)
-    assert faulty.flipped == [name]  # the fault really happened once
+    damage = SwitchAt(emulator, phone_fault, "corrupt-bytes", 3, file=name)
+    report = push_assets(device, plan, PhoneLayout(WORK), overlap=False, progress=damage)
+    assert damage.thrown == [name]
+    assert list_faults(emulator.root) == []  # the phone used the one-shot switch up
+    # The phone received that file twice, every other file once, and removed the damaged copy.
+    assert sends(emulator, name) == 2
+    assert all(sends(emulator, f.remote) == 1 for f in plan.files if f.remote != name)
+    assert shell_runs(emulator, f"rm -f {WORK}/{name}.partial") == [0]
     assert report.retried == [name]
     assert report.phone_files_hashed == len(plan.files) + 1
     assert_phone_is(emulator, plan)
 
 
 def test_a_file_damaged_twice_says_the_host_file_may_be_bad_and_nothing_looks_complete(
-    emulator, faulty, plan
+    emulator, device, phone_fault, plan
 ):
-    faulty.flip[BINS[1]] = 2
+    damage = SwitchAt(emulator, phone_fault, "corrupt-bytes", 1, file=BINS[1], times=2)
     with pytest.raises(DeviceCommandError) as info:
-        push_assets(faulty, plan, PhoneLayout(WORK), overlap=False)
-    assert info.value.message == (
+        push_assets(device, plan, PhoneLayout(WORK), overlap=False, progress=damage)
+    assert _one_line(info.value) == (
         f"{BINS[1]} arrived damaged on the phone twice (SHA-256 differs); the host file still "
         "hashes as expected, so the link or the phone's storage corrupts it, or the host file "
         "may be bad (a disk that returns different bytes on each read)"
     )
+    assert damage.thrown == [BINS[1], BINS[1]] and list_faults(emulator.root) == []
+    assert sends(emulator, BINS[1]) == 2
+    assert shell_runs(emulator, f"rm -f {WORK}/{BINS[1]}.partial") == [0, 0]
     assert not on_phone(emulator, BINS[1]).exists()
     assert not on_phone(emulator, BINS[1] + ".partial").exists()
     assert not on_phone(emulator, "manifest.json").exists()
-    assert bundle_integrity(faulty, PhoneLayout(WORK)).state == "interrupted"
+    assert bundle_integrity(device, PhoneLayout(WORK)).state == "interrupted"
+    # The link is good again: the next run keeps what arrived whole and sends the rest.
+    report = push_assets(device, plan, PhoneLayout(WORK))
+    assert BINS[0] not in report.sent and BINS[1] in report.sent
+    assert_phone_is(emulator, plan)
 
 
 def _private_bundle(tmp_path, synthetic_bundle):
@@ -207,26 +212,6 @@ def test_verify_rehashes_the_host_side_and_refuses_bit_rot_before_touching_the_p
     assert bundle_integrity(device, layout, deep=True).ok
 
 
-# ------------------------------------------------------------- a complete .partial
-
-
-def test_a_complete_partial_is_renamed_not_sent_again(emulator, device, tmp_path, plan):
-    faulty = FaultyDevice(device, tmp_path)
-    faulty.interrupt_after = BINS[2]
-    with pytest.raises(PushInterruptedError) as info:
-        push_assets(faulty, plan, PhoneLayout(WORK), overlap=False)
-    assert info.value.exit_code == 130
-    assert on_phone(emulator, BINS[2] + ".partial").stat().st_size == plan.file(BINS[2]).size
-    assert not on_phone(emulator, BINS[2]).exists()
-
-    report = push_assets(device, plan, PhoneLayout(WORK))
-    assert report.resumed == [BINS[2]]
-    assert report.sent == [f.remote for f in plan.files[3:]]
-    assert report.bytes_sent == sum(f.size for f in plan.files[3:])
-    assert_phone_is(emulator, plan)
-    assert not on_phone(emulator, BINS[2] + ".partial").exists()
-
-
 # ---------------------------------------------------------------- failing commands
 
 
@@ -236,7 +221,8 @@ def phone_with_a(emulator, device, synthetic_bundle, tmp_path, plan):
     with the same names)."""
     push_assets(device, plan, PhoneLayout(WORK))
     b = bundle_variant(tmp_path / "bundle-b", synthetic_bundle, seed=3)
-    return plan, plan_bundle(b, synthetic_bundle.qairt, "SM8750")
+    plan_b = plan_bundle(b, synthetic_bundle.qairt, "SM8750")
+    return plan, plan_b, log_mark(emulator)
 
 
 def _one_line(exc: QwenchatError) -> str:
@@ -244,82 +230,120 @@ def _one_line(exc: QwenchatError) -> str:
     return exc.message
 
 
+def _next_run_completes(emulator, device, plan_b):
+    """The fault is gone: the next push finishes the job from where the phone stands."""
+    clear_faults(emulator.root)
+    report = push_assets(device, plan_b, PhoneLayout(WORK))
+    assert_phone_is(emulator, plan_b)
+    assert bundle_integrity(device, PhoneLayout(WORK), deep=True).ok
+    return report
+
+
 def test_a_failing_mv_stops_the_push_and_the_next_run_resumes(
-    emulator, faulty, phone_with_a
+    emulator, device, phone_fault, phone_with_a
 ):
-    plan_a, plan_b = phone_with_a
-    faulty.fail = "mv"
-    faulty.when = lambda c: f"{BINS[1]}.partial" in c and "mv -f" in c
+    plan_a, plan_b, since = phone_with_a
+    mv_breaks = SwitchAt(emulator, phone_fault, "fail-command", "mv", file=BINS[1])
     with pytest.raises(DeviceCommandError) as info:
-        push_assets(faulty, plan_b, PhoneLayout(WORK), overlap=False)
+        push_assets(device, plan_b, PhoneLayout(WORK), overlap=False, progress=mv_breaks)
     assert _one_line(info.value) == (
-        f"renaming {BINS[1]} into place failed on the phone: exit 1"
+        f"renaming {BINS[1]} into place failed on the phone: mv: {FAILED}"
     )
-    assert len(faulty.failed) == 1
+    assert mv_breaks.thrown == [BINS[1]]
+    # The phone really ran the rename, and its mv failed.
+    assert shell_runs(emulator, f"mv -f {WORK}/{BINS[1]}.partial", since) == [1]
     # Nothing looks complete: the mix is there, but no manifest vouches for it.
     assert on_phone(emulator, BINS[0]).read_bytes() == plan_bytes(plan_b, BINS[0])
     assert on_phone(emulator, BINS[1]).read_bytes() == plan_bytes(plan_a, BINS[1])
     assert not on_phone(emulator, "manifest.json").exists()
-    assert bundle_integrity(faulty, PhoneLayout(WORK)).state == "interrupted"
-    # The verified .partial the failed mv left is put into place by the next run.
-    report = push_assets(faulty, plan_b, PhoneLayout(WORK))
-    assert report.resumed == [BINS[1]]
-    assert_phone_is(emulator, plan_b)
+    assert bundle_integrity(device, PhoneLayout(WORK)).state == "interrupted"
+    # The verified .partial the failed mv left is put into place, not sent again.
+    report = _next_run_completes(emulator, device, plan_b)
+    assert report.resumed == [BINS[1]] and BINS[1] not in report.sent
+    assert sends(emulator, BINS[1], since) == 1
 
 
 def test_a_failing_rm_of_the_manifest_leaves_the_old_bundle_whole(
-    emulator, faulty, phone_with_a
+    emulator, device, phone_fault, phone_with_a
 ):
-    plan_a, plan_b = phone_with_a
-    faulty.fail = "rm"
-    faulty.when = lambda c: "manifest.json" in c and ".push-journal" in c
+    plan_a, plan_b, since = phone_with_a
+    phone_fault(emulator, "fail-command", "rm")
     with pytest.raises(DeviceCommandError) as info:
-        push_assets(faulty, plan_b, PhoneLayout(WORK), overlap=False)
+        push_assets(device, plan_b, PhoneLayout(WORK), overlap=False)
     assert _one_line(info.value) == (
-        "starting the push (journal, old files, manifest) failed on the phone: exit 1"
+        f"starting the push (journal, old files, manifest) failed on the phone: rm: {FAILED}"
     )
-    assert_phone_is(emulator, plan_a)  # not one file of B went in
-    assert bundle_integrity(faulty, PhoneLayout(WORK)).ok
+    assert shell_runs(emulator, f"rm -f {WORK}/manifest.json", since) == [1]
+    assert_phone_is(emulator, plan_a)  # not one file of B went in, A's manifest stands
+    assert bundle_integrity(device, PhoneLayout(WORK), deep=True).ok
+    _next_run_completes(emulator, device, plan_b)
 
 
-def test_a_failing_sha256sum_is_one_line_and_never_passes_a_file(
-    emulator, faulty, phone_with_a
+def test_a_failing_sha256sum_before_the_push_changes_nothing(
+    emulator, device, phone_fault, phone_with_a
 ):
-    plan_a, plan_b = phone_with_a
-    faulty.fail = "sha256sum"
-    faulty.when = lambda c: f"{BINS[0]}.partial" in c
+    """--verify hashes the phone's files before deciding what to send: that failing stops the
+    push before any change."""
+    plan_a, plan_b, since = phone_with_a
+    phone_fault(emulator, "fail-command", "sha256sum")
     with pytest.raises(DeviceCommandError) as info:
-        push_assets(faulty, plan_b, PhoneLayout(WORK), overlap=False)
-    assert _one_line(info.value) == "sha256sum failed on the phone: exit 1"
+        push_assets(device, plan_b, PhoneLayout(WORK), overlap=False, verify=True)
+    assert _one_line(info.value) == f"sha256sum failed on the phone: sha256sum: {FAILED}"
+    assert 1 in shell_runs(emulator, "sha256sum ", since)
+    assert sends(emulator, BINS[0], since) == 0
+    assert_phone_is(emulator, plan_a)
+    _next_run_completes(emulator, device, plan_b)
+
+
+def test_a_failing_sha256sum_never_passes_a_file_and_the_complete_partial_is_kept(
+    emulator, device, phone_fault, phone_with_a
+):
+    """The hash that verifies a file that arrived fails: the file is not put into place, its
+    complete .partial stays, and the next run renames it instead of sending it again."""
+    plan_a, plan_b, since = phone_with_a
+    breaks = SwitchAt(emulator, phone_fault, "fail-command", "sha256sum", file=BINS[0])
+    with pytest.raises(DeviceCommandError) as info:
+        push_assets(device, plan_b, PhoneLayout(WORK), overlap=False, progress=breaks)
+    assert _one_line(info.value) == f"sha256sum failed on the phone: sha256sum: {FAILED}"
+    assert shell_runs(emulator, f"sha256sum {WORK}/{BINS[0]}.partial", since) == [1]
     assert on_phone(emulator, BINS[0]).read_bytes() == plan_bytes(plan_a, BINS[0])
+    partial = on_phone(emulator, BINS[0] + ".partial")
+    assert partial.read_bytes() == plan_bytes(plan_b, BINS[0])  # arrived whole, unverified
     assert not on_phone(emulator, "manifest.json").exists()
-    assert bundle_integrity(faulty, PhoneLayout(WORK)).state == "interrupted"
+    assert bundle_integrity(device, PhoneLayout(WORK)).state == "interrupted"
+    report = _next_run_completes(emulator, device, plan_b)
+    assert report.resumed == [BINS[0]] and BINS[0] not in report.sent
+    assert sends(emulator, BINS[0], since) == 1
+    assert not partial.exists()
 
 
 @pytest.mark.parametrize(
-    ("when", "message"),
+    ("status", "message"),
     [
+        (None, f"cannot create the work dir {WORK} on the phone (mkdir failed: mkdir: {FAILED})"),
         (
-            lambda c: "mkdir -p" in c,
-            f"cannot create the work dir {WORK} on the phone (mkdir failed)",
-        ),
-        (
-            lambda c: "if mkdir" in c and "__acquired__" in c,
+            "taking the phone's push lock",
             f"cannot create the push lock in {WORK} on the phone (mkdir or write failed)",
         ),
     ],
     ids=["work-dir", "lock"],
 )
 def test_a_failing_mkdir_is_one_line_and_changes_nothing(
-    emulator, faulty, phone_with_a, when, message
+    emulator, device, phone_fault, phone_with_a, status, message
 ):
-    plan_a, plan_b = phone_with_a
-    faulty.fail = "mkdir"
-    faulty.when = when
+    plan_a, plan_b, since = phone_with_a
+    if status is None:
+        phone_fault(emulator, "fail-command", "mkdir")
+        progress = None
+    else:
+        progress = SwitchAt(emulator, phone_fault, "fail-command", "mkdir", status=status)
     with pytest.raises(DeviceCommandError) as info:
-        push_assets(faulty, plan_b, PhoneLayout(WORK), overlap=False)
+        push_assets(device, plan_b, PhoneLayout(WORK), overlap=False, progress=progress)
     assert _one_line(info.value) == message
+    assert progress is None or progress.thrown == [status]
     assert_phone_is(emulator, plan_a)
+    assert not on_phone(emulator, ".push-lock").exists()
+    _next_run_completes(emulator, device, plan_b)
 
 
 def test_a_damaged_hash_cache_is_one_note_and_the_push_goes_on(

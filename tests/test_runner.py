@@ -109,6 +109,48 @@ def test_cancel_stops_exactly_our_process_before_the_natural_end(bundled_phone):
     assert _leftovers(dev) == []
 
 
+LONG_CHATML = "<|im_start|>user\nWrite about phones, 400 tokens<|im_end|>\n<|im_start|>assistant\n"
+
+
+def _genie_in_process_table(device) -> list[str]:
+    """PIDs of genie-t2t-run in the phone's own process table (toybox ps)."""
+    table = device.shell("ps -A -o PID,NAME").text.splitlines()
+    assert table and table[0].split() == ["PID", "NAME"], table
+    return [line.split()[0] for line in table[1:] if line.split()[1:] == ["genie-t2t-run"]]
+
+
+def test_cancel_cuts_the_reply_short_of_the_same_query_left_to_finish(bundled_phone):
+    """Judged against the same query run to its end first (the simulated Genie's text depends
+    on the prompt and the sampler, not on timing) and against the phone's process table, not
+    against the record the runner writes: a cancel that only stopped reading, or waited for
+    the end, passes "outcome CUT, no pid afterwards" but not this."""
+    from qwenchat.device.direct import DirectDevice
+
+    emu, dev = bundled_phone(profile={"init_ms": 100, "decode_tok_s": 60}, time_scale=1.0)
+    engine = open_engine(dev)
+    request = QueryRequest(LONG_CHATML, SamplerSettings(max_tokens=1000, seed=11))
+    whole = engine.query(request)
+    assert whole.outcome is Outcome.FINISHED and len(whole.text) > 1000
+
+    first = threading.Event()
+    running: list[list[str]] = []
+
+    def cancel_mid_reply() -> None:
+        if first.wait(30):
+            with DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5) as other:
+                running.append(_genie_in_process_table(other))
+            engine.cancel()
+
+    threading.Thread(target=cancel_mid_reply, daemon=True).start()
+    record = engine.query(request, lambda _text: first.set())
+    assert running and len(running[0]) == 1  # Genie was generating when cancel came
+    assert record.outcome is Outcome.CUT
+    assert record.text and whole.text.startswith(record.text)
+    assert len(record.text) < len(whole.text) // 2
+    assert _genie_in_process_table(dev) == []
+    assert _leftovers(dev) == []
+
+
 def test_ctrl_c_outside_a_chat_stops_the_phone_process_and_propagates(bundled_phone):
     _, dev = bundled_phone(time_scale=0.2)
     engine = open_engine(dev)

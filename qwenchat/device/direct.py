@@ -35,10 +35,12 @@ import stat as stat_module
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from queue import Queue
 
 from adb_shell import constants, exceptions
 from adb_shell.adb_device import AdbDevice, _AdbIOManager
 from adb_shell.adb_message import AdbMessage
+from adb_shell.hidden_helpers import _AdbPacketStore
 
 from qwenchat.device.base import (
     Device,
@@ -86,8 +88,45 @@ IO_TIMEOUT = 60.0  # silence tolerated inside a sync transfer
 WaitCallback = Callable[[str], None]
 
 
+class _KeepingPacketStore(_AdbPacketStore):
+    """adb-shell's store of packets read by one thread for another thread's stream, keeping
+    every CLSE.
+
+    adb-shell's ``_AdbPacketStore.put`` drops a CLSE for a stream that has no queue in the
+    store yet (hidden_helpers.py, ``put``: "a new dictionary entry will not be created if
+    cmd == CLSE"). A stream whose owner read all its WRTEs itself has no queue, so when another
+    thread happened to read that stream's CLSE, the close was thrown away and the owner waited
+    for it until its timeout (the two-thread intermittent: a ``kill`` from a cancel thread
+    while the chat stream waits on a loading model stalled 5 s, about 1 run in 15).
+
+    Keeping the CLSE would leave a queue behind for a stream nobody reads any more (one we
+    closed early): those are ``abandon``-ed, and their late packets dropped, as adb-shell meant.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._abandoned: set[int] = set()  # our local ids of streams we closed early
+
+    def abandon(self, remote_id: int, local_id: int) -> None:
+        self._abandoned.add(local_id)
+        self.clear(remote_id, local_id)
+
+    def clear_all(self) -> None:
+        super().clear_all()
+        self._abandoned = set()
+
+    def put(self, arg0, arg1, cmd, data) -> None:  # noqa: ANN001
+        if arg1 in self._abandoned:
+            if cmd == constants.CLSE:  # the phone's answer to our CLSE: the last packet
+                self._abandoned.discard(arg1)
+            return
+        if cmd == constants.CLSE:
+            self._dict.setdefault(arg1, {}).setdefault(arg0, Queue())
+        super().put(arg0, arg1, cmd, data)
+
+
 class _TolerantIOManager(_AdbIOManager):
-    """adb-shell's packet reader with two fixes, same packets and store.
+    """adb-shell's packet reader with three fixes, same packets.
 
     1. A WRTE that arrives before the OKAY for our own WRTE (a reply overtaking the ack) is
        kept for later. adb-shell's ``read`` silently drops packets of the awaited stream it
@@ -98,9 +137,20 @@ class _TolerantIOManager(_AdbIOManager):
        waiting on a silent stream (a model loading) starved every other thread: a ``kill``
        from a cancel thread could not even send its OPEN. Needs ``wait_readable`` (our TCP
        transport); other transports get adb-shell's behaviour.
+    3. A CLSE read by one thread for another thread's stream is kept (``_KeepingPacketStore``)
+       instead of dropped, so the other thread sees its stream end.
     """
 
     SLICE = 0.05  # how often a waiting thread looks at packets another thread stored
+
+    def __init__(self, transport) -> None:  # noqa: ANN001
+        super().__init__(transport)
+        self._packet_store = _KeepingPacketStore()
+
+    def abandon(self, adb_info) -> None:  # noqa: ANN001
+        """We closed this stream early: drop what still arrives for it."""
+        with self._store_lock:
+            self._packet_store.abandon(adb_info.remote_id, adb_info.local_id)
 
     def read(self, expected_cmds, adb_info, allow_zeros=False):  # noqa: ANN001, ANN201
         if constants.OKAY not in expected_cmds or constants.WRTE in expected_cmds:
@@ -183,9 +233,11 @@ class DirectDevice(Device):
 
     @contextlib.contextmanager
     def side_channel(self) -> Iterator[Device]:
-        """Over TCP, a second ADB connection: adb-shell's one connection, read by two threads
-        at once, now and then left a command unanswered until its timeout (a chat Ctrl-C then
-        stalled). USB has one interface per phone, so it shares this connection."""
+        """Over TCP, a second ADB connection, so a stop from another thread never waits on the
+        main connection's traffic. (Its first reason, a command left unanswered until its
+        timeout when two threads read one connection, was adb-shell dropping a CLSE: fixed by
+        ``_KeepingPacketStore``.) USB has one interface per phone, so it shares this
+        connection."""
         if self.kind != "tcp":
             yield self
             return
@@ -301,16 +353,17 @@ class DirectDevice(Device):
 
         def on_close(finished: bool) -> None:
             if not finished:
-                # Tell the phone we are gone; its CLSE answer lands in adb-shell's packet store.
+                # Tell the phone we are gone; its answer (and any late WRTE) is dropped.
                 with contextlib.suppress(Exception):
+                    abandon = getattr(self._adb._io_manager, "abandon", None)
+                    if abandon is not None:
+                        abandon(info)
                     self._adb._io_manager.send(
                         AdbMessage(constants.CLSE, info.local_id, info.remote_id), info
                     )
 
         timeouts = ReadTimeouts(first_byte_timeout, idle_timeout)
-        return EventShellStream(
-            decode(self._payloads(info, command, timeouts)), on_close, timeouts
-        )
+        return EventShellStream(decode(self._payloads(info, command, timeouts)), on_close, timeouts)
 
     def _payloads(self, info, command: str, timeouts: ReadTimeouts) -> Iterator[bytes]:  # noqa: ANN001
         # adb-shell reads with info.transport_timeout_s on every packet: set it before each
