@@ -363,3 +363,39 @@ def test_a_file_it_cannot_run_is_refused_with_the_reason(tmp_path, sims):
     bad.write_text(json.dumps(doc))
     with pytest.raises(sim.TokenizerFileError, match="Whitespace"):
         sim.load(bad)
+
+
+def test_a_hand_made_tokenizer_json_gives_the_ids_worked_out_by_hand(tmp_path):
+    """Rules the real vocabularies never put to the test, on a file small enough to work out
+    by hand: the lowest-ranked merge first whatever its position, the leftmost of equal
+    ranks first, unknown characters fused into one <unk>, the longest added token."""
+    added = [
+        {"id": 8, "content": "<x>", "special": True},
+        {"id": 9, "content": "<x>y", "special": False},
+    ]
+    doc = {
+        "added_tokens": [
+            dict(a, single_word=False, lstrip=False, rstrip=False, normalized=False)
+            for a in added
+        ],
+        "normalizer": None,
+        "pre_tokenizer": None,
+        "model": {
+            "type": "BPE",
+            "vocab": {"<unk>": 0, "a": 1, "b": 2, "c": 3, "ab": 4, "bc": 5, "abc": 6, "aa": 7},
+            "merges": [["b", "c"], ["a", "b"], ["a", "bc"], ["a", "a"]],
+            "unk_token": "<unk>",
+            "fuse_unk": True,
+            "byte_fallback": False,
+        },
+        "decoder": {"type": "Sequence", "decoders": [{"type": "Fuse"}, {"type": "Replace"}]},
+    }
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(doc))
+    tok = sim.load(path)
+    assert tok.encode("abc") == [6]  # b+c (rank 0) before a+b (rank 1), then a+bc
+    assert tok.encode("aaa") == [7, 1]  # a+a at 0 and at 1 tie: the leftmost wins
+    assert tok.encode("ab") == [4]
+    assert tok.encode("azzb") == [1, 0, 2]  # z, z: not in the vocabulary, one fused <unk>
+    assert tok.encode("<x>y<x>z") == [9, 8, 0]  # the longer added token where both match
+    assert tok.decode([6, 9, 7]) == "abc<x>yaa"
