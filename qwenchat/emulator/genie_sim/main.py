@@ -124,9 +124,7 @@ def _log(args: cli.Args, level: str, text: str) -> None:
         _err(f"[{level.upper()}] {text}")
 
 
-def _create_dialog(
-    args: cli.Args, settings: SimSettings, env: Env
-) -> tuple[DialogConfig, sim_tokenizer.SimTokenizer]:
+def _create_dialog(args: cli.Args, settings: SimSettings, env: Env) -> tuple[DialogConfig, object]:
     """GenieDialog_create's checks, in the order a real launch meets them."""
     dcfg = parse_dialog_config(args.config_text)
     if settings.faults.fail_load:
@@ -295,7 +293,7 @@ def _crash(heat: Heat, mark: float) -> None:
 
 
 def _plan_reply(
-    args: cli.Args, dcfg: DialogConfig, tokenizer: sim_tokenizer.SimTokenizer, n_prompt: int
+    args: cli.Args, dcfg: DialogConfig, tokenizer, n_prompt: int
 ) -> tuple[list[int], int]:
     """Token ids of the reply and how many of their bytes may be printed (-1: all).
 
