@@ -11,9 +11,12 @@ each at the path the loader or Python expects:
   interpreter and the compiled modules in ``SIM_EXTENSIONS`` load);
 - the Python runtime the phone's init and the simulated genie-t2t-run run on: the
   interpreter binary and its standard library (its own site-packages masked by an empty
-  tmpfs), and two packages, qwenchat (the code of the init and of the simulation) and
-  tokenizers (the real tokenizer the simulation uses), under ``SIM_PYTHONPATH``; of
-  qwenchat only ``qwenchat/emulator`` (and the package's ``__init__.py``).
+  tmpfs), and two packages under ``SIM_PYTHONPATH``: qwenchat (the code of the init and of
+  the simulation; of it only ``qwenchat/emulator`` and the package's ``__init__.py``) and
+  regex (the ``\\p{L}``/``\\p{N}`` classes of Qwen's pre-tokenizer pattern, for the
+  simulation's own BPE in ``genie_sim.tokenizer``). Hugging Face ``tokenizers`` is
+  deliberately not lent: a phone counting tokens with the library qwenchat's host side
+  counts with could never show a tokenizer bug as a disagreement.
 
 Nothing here is writable from the phone: bwrap binds each entry read-only, the phone's
 processes have no capability to remount, and the tree around them is a read-only tmpfs.
@@ -115,8 +118,8 @@ def lending() -> Lending:
         if so.name.split(".")[0] in SIM_EXTENSIONS
     )
     qwenchat = _package_dir("qwenchat")
-    tokenizers = _package_dir("tokenizers")
-    native = [*tools.values(), python, *extensions, *tokenizers.glob("*.so")]
+    regex = _package_dir("regex")
+    native = [*tools.values(), python, *extensions, *regex.glob("*.so")]
     loader, libs = _ldd(native)
     if not loader:
         raise MissingTool("cannot find the dynamic loader of mksh (is ldd installed?)")
@@ -129,7 +132,7 @@ def lending() -> Lending:
         # Of qwenchat, only the emulator's own code (the init and the simulated genie).
         Lent(qwenchat / "__init__.py", f"{SIM_PYTHONPATH}/qwenchat/__init__.py"),
         Lent(qwenchat / "emulator", f"{SIM_PYTHONPATH}/qwenchat/emulator"),
-        Lent(tokenizers, f"{SIM_PYTHONPATH}/tokenizers"),
+        Lent(regex, f"{SIM_PYTHONPATH}/regex"),
     ]
     masked = tuple(
         str(p) for p in (stdlib / "site-packages", stdlib / "dist-packages") if p.is_dir()

@@ -17,6 +17,7 @@ import sys
 import time
 
 from qwenchat.emulator.genie_sim import cli, reply, runtime
+from qwenchat.emulator.genie_sim import tokenizer as sim_tokenizer
 from qwenchat.emulator.genie_sim.dialog_config import DialogConfig, parse_dialog_config
 from qwenchat.emulator.genie_sim.emulator_link import EmulatorLink, NotOnEmulator, SimSettings
 from qwenchat.emulator.genie_sim.profile_json import Span, profile_document, write_profile
@@ -140,17 +141,15 @@ def _create_dialog(args: cli.Args, settings: SimSettings, env: Env) -> tuple[Dia
         runtime.check_file(env, dcfg.extensions, "backend extensions config")
     tok_host = runtime.check_file(env, dcfg.tokenizer_path, "tokenizer")
     runtime.check_ctx_bins(env, dcfg.ctx_bins, arch)
-    from tokenizers import Tokenizer
-
     try:
-        tokenizer = Tokenizer.from_file(str(tok_host))
+        tokenizer = sim_tokenizer.load(tok_host)
     except Exception:  # noqa: BLE001 - any parse error is the same failure to Genie
         raise LaunchFailure(
             f"[ERROR] Failed to parse tokenizer file: {dcfg.tokenizer_path}",
             "Failed to create the dialog.",
         ) from None
     _log(args, "info", f"SIMULATED: {len(dcfg.ctx_bins)} context binaries for {arch} 'loaded'")
-    # Freeing a Qwen2 tokenizer takes ~0.1 s with the GIL held; kept alive here, it goes
+    # Freeing a Qwen2 vocabulary's ~450k objects takes a while; kept alive here, it goes
     # with the process at os._exit (see __main__), as the real binary's memory would.
     _KEEP_ALIVE.append(tokenizer)
     return dcfg, tokenizer
@@ -186,7 +185,7 @@ def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_
         text_ids = list(args.tokens)
         _out("[PROMPT TOKENS]: " + "".join(f"{t} " for t in text_ids) + "\n")
     else:
-        text_ids = tokenizer.encode(args.prompt, add_special_tokens=False).ids
+        text_ids = tokenizer.encode(args.prompt)
         _out(f"[PROMPT]: {args.prompt}\n\n")
     # A dialog that already holds a turn gets the EOS token first (Genie does this itself);
     # a fresh one gets BOS when the config has one. Both count as this query's prompt tokens.
@@ -306,11 +305,10 @@ def _plan_reply(
     message = reply.last_user_message(args.prompt)
     target = reply.target_tokens(message, reply.reply_rng(sampling))
     text, sentence_ends = reply.reply_text(args.prompt, n_prompt, sampling, target)
-    enc = tokenizer.encode(text, add_special_tokens=False)
-    ids = list(enc.ids)
+    ids, token_ends = tokenizer.encode_with_ends(text)
     # The natural reply: whole sentences, at least ``target`` tokens, then EOS.
     for end in sentence_ends:
-        n = sum(1 for _start, stop in enc.offsets if stop <= end)
+        n = sum(1 for stop in token_ends if stop <= end)
         if n >= target:
             ids = ids[:n]
             break

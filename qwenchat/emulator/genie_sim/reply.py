@@ -101,36 +101,10 @@ def reply_rng(sampling: Sampling) -> random.Random:
     return random.Random(f"len|{sampling.seed}|{sampling.temp}|{sampling.top_k}|{sampling.top_p}")
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte-level alphabet (used by Qwen2's tokenizer.json)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs], strict=True))
-
-
-_UNICODE_TO_BYTE = {c: b for b, c in _bytes_to_unicode().items()}
-
-
 def token_bytes(tokenizer, token_id: int) -> bytes:
-    """The raw bytes one token stands for (a piece of a UTF-8 character, possibly)."""
-    piece = tokenizer.id_to_token(token_id)
-    if piece is None:
-        return b""
-    try:
-        return bytes(_UNICODE_TO_BYTE[c] for c in piece)
-    except KeyError:
-        pass
-    # SentencePiece vocabularies (Llama 2): byte-fallback pieces and the ▁ word marker.
-    if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
-        return bytes([int(piece[3:5], 16)])
-    return piece.replace("\u2581", " ").encode("utf-8")  # also an added/special token as is
+    """The raw bytes one token stands for (a piece of a UTF-8 character, possibly); the
+    simulation's own tokenizer (``genie_sim.tokenizer``) knows each vocabulary's rules."""
+    return tokenizer.token_bytes(token_id)
 
 
 def complete_utf8_prefix(buf: bytes) -> int:
