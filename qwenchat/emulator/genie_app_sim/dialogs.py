@@ -137,7 +137,7 @@ class FileSink(Sink):
 
 def encode(tokenizer, text: str) -> list[int]:
     """Prompt text to token ids, as the genie-t2t-run sim encodes its prompt."""
-    return list(tokenizer.encode(text, add_special_tokens=False).ids)
+    return list(tokenizer.encode(text))
 
 
 class SimDialog:
