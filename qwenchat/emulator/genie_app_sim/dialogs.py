@@ -254,8 +254,10 @@ class SimDialog:
             if crash_after is not None and crash_after <= 0:
                 _crash(self.heat, mark)
             sink.begin()
+            # As genie-t2t-run's sim: the first piece at TTFT, one decode step per later one
+            # and one more for the step that ends the reply.
             for i, tid in enumerate(emit):
-                if self._wait(prefill_end + (i + 1) * tok_dt):
+                if self._wait(prefill_end + i * tok_dt):
                     aborted = True
                     break
                 piece = reply.token_bytes(self.tokenizer, tid)
@@ -269,6 +271,8 @@ class SimDialog:
                 self.heat.flush()
                 if crash_after is not None and i + 1 >= crash_after:
                     _crash(self.heat, mark)
+            if emitted and not aborted and self._wait(prefill_end + len(emitted) * tok_dt):
+                aborted = True
             self.heat.busy_since(mark)
         decode_end = time.monotonic()
         if aborted:

@@ -222,8 +222,11 @@ def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_
     if crash_after is not None and crash_after <= 0:
         _crash(heat, mark)
     _out("[BEGIN]: ")
+    # The first token is sampled from the prefill's last logits: it is out at TTFT, and token
+    # k one decode step later each; the step that samples the end of the reply (EOS or the
+    # limit) comes after the last printed piece, so the decode time stays n / rate.
     for i, tid in enumerate(emit):
-        sleep_until(prefill_end + (i + 1) * tok_dt)
+        sleep_until(prefill_end + i * tok_dt)
         if tokens_mode:
             _out(f"{tid} ")
         else:
@@ -237,6 +240,8 @@ def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_
         heat.flush()
         if crash_after is not None and i + 1 >= crash_after:
             _crash(heat, mark)
+    if emit:
+        sleep_until(prefill_end + len(emit) * tok_dt)
     decode_end = time.monotonic()
     generation_s = decode_end - prefill_end if emit else 0.0
     heat.busy_since(mark)
