@@ -1,0 +1,174 @@
+"""The phone side of a live Genie session: start genie-app on a FIFO, feed it lines, find and
+end sessions (ours at close, orphans of a killed qwenchat, all of them for `qwenchat clean`).
+
+How genie-app is kept reading for a whole chat
+----------------------------------------------
+genie-app reads its script (``-s FIFO``) line by line and stops at end of file, which a FIFO
+reader sees once no writer holds it open. The launching shell opens the FIFO read-write on
+the exec'd command itself (``exec genie-app -s FIFO 3<>FIFO``): genie-app then holds a writer
+of its own (fd 3), so it never sees EOF between turns, and no separate holder process exists
+to be orphaned; when genie-app ends, nothing is left holding the FIFO. (A redirection on the
+exec'd command is inherited; mksh makes fds opened by a bare ``exec 3<>F`` close-on-exec.)
+
+How a line reaches it
+---------------------
+One short shell command per batch of lines: ``printf '%s\\n%4096s\\n' LINE '' ... 1<>FIFO``.
+LINE holds only fixed words, paths qwenchat made (``session_files.script_word``) and our own
+``# qwenchat-...`` marks, quoted; user text never appears, it travels as a prompt file pushed
+before. ``1<>`` opens without blocking even when genie-app is gone (a plain ``>`` would hang
+the phone's shell forever without a reader). Only this engine writes into its FIFO, one batch
+at a time. A command file pushed by sync and ``cat`` into the FIFO would be a second round
+trip per turn for the same guarantee.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import re
+import time
+from typing import TYPE_CHECKING
+
+from qwenchat.errors import DeviceCommandError, QwenchatError
+from qwenchat.runner.session_files import (
+    PREFIX,
+    Owner,
+    PidFileEntry,
+    SessionFiles,
+    parse_pid_listing,
+    script_word,
+)
+from qwenchat.shellwords import quote
+
+if TYPE_CHECKING:
+    from qwenchat.device.base import Device
+    from qwenchat.layout import PhoneLayout
+
+GENIE_APP = "genie-app"
+SESSION_PID_MARKER = "qwenchat-session-pid:"
+POLL_S = 0.05
+_MARK = re.compile(r"# qwenchat-[a-z]+ [0-9a-f]+-[0-9]+\Z")
+
+
+def genie_app_path(layout: PhoneLayout) -> str:
+    """Where push-assets puts genie-app: beside genie-t2t-run."""
+    return posixpath.join(layout.bin_dir, GENIE_APP)
+
+
+def launch_command(layout: PhoneLayout, files: SessionFiles, owner: str, adsp: str) -> str:
+    """The one shell line that makes the FIFO, writes the pid file, prints the pid and execs
+    genie-app on the FIFO (the pid printed is genie-app's: exec keeps it)."""
+    tmp, fifo, pid = quote(layout.tmp_dir), quote(files.fifo), quote(files.pid_file)
+    part = quote(files.pid_file + ".part")
+    env = f"LD_LIBRARY_PATH={quote(layout.lib_dir)} ADSP_LIBRARY_PATH={quote(adsp)}"
+    return (
+        f"mkdir -p {tmp} && cd {quote(layout.bundle_dir)} && rm -f {fifo} && mkfifo {fifo}"
+        # The pid file appears whole or not at all (a sweep never reads half of one).
+        f' && echo "$$" {quote(owner)} > {part} && mv {part} {pid}'
+        f' && echo "{SESSION_PID_MARKER} $$"'
+        f" && {env} exec {quote(genie_app_path(layout))} -s {fifo} 3<>{fifo}"
+    )
+
+
+def script_line(*words: str) -> str:
+    return " ".join(script_word(w) for w in words)
+
+
+PAD = 4096  # spaces after every line: genie-app's reader hands a line on only 4 KB later
+
+
+def write_lines(device: Device, fifo: str, lines: list[str], *, timeout: float = 10.0) -> None:
+    """Write script lines into the FIFO, each followed by a line of PAD spaces.
+
+    genie-app reads its script through libc++'s filebuf, whose refill is one bionic fread of
+    ~4 KB that returns only when that much arrived: a short line alone would sit in the FIFO
+    until the next turn. The padding completes the pending refill whatever the reader's
+    position; a blank line splits to no words (genie-app prints an empty line for it). The
+    phone's printf makes the padding (``%4096s``), so the command line stays short.
+    """
+    for line in lines:
+        for word in line.split(" "):
+            if not line.startswith("# "):
+                script_word(word)  # never anything but our own words and paths
+    if any(not _MARK.match(line) for line in lines if line.startswith("#")):
+        raise ValueError("only qwenchat's own marks may be written as comments")
+    args = " ".join(f"{quote(line)} ''" for line in lines)
+    result = device.shell(f"printf '%s\\n%{PAD}s\\n' {args} 1<>{quote(fifo)}", timeout=timeout)
+    if not result.ok:
+        raise DeviceCommandError(
+            "could not write to the session's FIFO: "
+            + (result.error_text or result.text).strip()[:200]
+        )
+
+
+# ----- finding sessions
+def list_sessions(device: Device, tmp_dir: str) -> list[PidFileEntry]:
+    """Every session pid file under ``tmp_dir`` (any owner)."""
+    glob = f"{quote(tmp_dir)}/{PREFIX}*.pid"
+    result = device.shell(
+        f'for f in {glob}; do [ -f "$f" ] && echo "$f $(cat "$f")"; done; true', timeout=30
+    )
+    return parse_pid_listing(result.text)
+
+
+def runs_session(device: Device, pid: int, fifo: str) -> bool:
+    """Whether ``pid`` is still the genie-app reading ``fifo`` (not a recycled pid)."""
+    with device.side_channel() as dev:
+        result = dev.shell(f"cat /proc/{int(pid)}/cmdline 2>/dev/null; true", timeout=10)
+    words = result.stdout.split(b"\0")
+    return fifo.encode() in words
+
+
+def stop_session_process(device: Device, pid: int, fifo: str, *, grace_s: float = 3.0) -> None:
+    """TERM, then KILL if it lingers; raises if it survives both. Only ``pid`` if it still
+    reads ``fifo``: a pid the phone gave to another process since is left alone."""
+    for signal_name in ("TERM", "KILL"):
+        if not runs_session(device, pid, fifo):
+            return
+        with contextlib.suppress(DeviceCommandError), device.side_channel() as dev:
+            dev.shell(f"kill -{signal_name} {int(pid)}", timeout=10)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not runs_session(device, pid, fifo):
+                return
+            time.sleep(POLL_S)
+    raise DeviceCommandError(
+        f"genie-app (pid {pid}) survived kill -9 on the phone",
+        hint=f"Reboot the phone or kill it by hand: adb shell kill -9 {int(pid)}",
+    )
+
+
+def end_session(device: Device, entry: PidFileEntry) -> None:
+    """Stop the session's genie-app and remove every file of it."""
+    files = SessionFiles(posixpath.dirname(entry.path), entry.session_id)
+    stop_session_process(device, entry.pid, files.fifo)
+    remove_files(device, files)
+
+
+def remove_files(device: Device, files: SessionFiles) -> None:
+    pattern = f"{quote(files.tmp_dir)}/{PREFIX}{files.id}*"
+    device.shell(f"rm -f {pattern}", timeout=30)
+
+
+def sweep_orphans(device: Device, tmp_dir: str) -> list[PidFileEntry]:
+    """End the sessions whose owner was a qwenchat on this host that is gone (killed, or
+    crashed before its close()); returns them. Sessions of live owners, or of other hosts
+    (whose liveness cannot be known here), are left: `qwenchat clean` ends those."""
+    ended = []
+    for entry in list_sessions(device, tmp_dir):
+        owner = Owner.parse(entry.owner)
+        if owner is None or not owner.gone():
+            continue
+        with contextlib.suppress(QwenchatError):
+            end_session(device, entry)
+            ended.append(entry)
+    return ended
+
+
+def stop_all_sessions(device: Device, tmp_dir: str) -> list[PidFileEntry]:
+    """End every session under ``tmp_dir``, whoever started it (`qwenchat clean`)."""
+    ended = []
+    for entry in list_sessions(device, tmp_dir):
+        end_session(device, entry)
+        ended.append(entry)
+    return ended
