@@ -68,6 +68,8 @@ CLOSE_S = 3.0  # `exit` to the end of the stream, before genie-app is killed
 DIALOG, CONFIG, PROFILE = "qwenchat", "qwenchat-config", "qwenchat-profile"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PID_LINE = re.compile(rb"qwenchat-session-pid: (\d+)\r?\n")
+# Sessions this process runs now: a sweep of our own owner tag leaves exactly these.
+_LIVE_IDS: set[str] = set()
 
 
 class SessionUnavailable(QwenchatError):
@@ -140,7 +142,9 @@ class SessionEngine(Engine):
 
     def sweep_stale(self) -> None:
         """End genie-apps left by a qwenchat of this host that was killed, and old files."""
-        sweep_orphans(self.device, self.layout.tmp_dir)
+        sweep_orphans(
+            self.device, self.layout.tmp_dir, own_tag=self.owner_tag, keep=frozenset(_LIVE_IDS)
+        )
         self._tmp_sweeper.sweep_stale()
 
     def start(self) -> None:
@@ -174,6 +178,7 @@ class SessionEngine(Engine):
             raise
         live = _Live(files, stream, iter(stream), channel)
         self._live = live
+        _LIVE_IDS.add(files.id)
         try:
             self._probe(live)
         except BaseException as exc:
@@ -224,6 +229,7 @@ class SessionEngine(Engine):
 
     def _kill(self, live: _Live) -> None:
         live.dead = True
+        _LIVE_IDS.discard(live.files.id)
         try:
             if live.pid is not None:
                 stop_session_process(self.device, live.pid, live.files.fifo)

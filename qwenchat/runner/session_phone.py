@@ -150,14 +150,21 @@ def remove_files(device: Device, files: SessionFiles) -> None:
     device.shell(f"rm -f {pattern}", timeout=30)
 
 
-def sweep_orphans(device: Device, tmp_dir: str) -> list[PidFileEntry]:
+def sweep_orphans(
+    device: Device, tmp_dir: str, *, own_tag: str | None = None, keep: frozenset[str] = frozenset()
+) -> list[PidFileEntry]:
     """End the sessions whose owner was a qwenchat on this host that is gone (killed, or
-    crashed before its close()); returns them. Sessions of live owners, or of other hosts
-    (whose liveness cannot be known here), are left: `qwenchat clean` ends those."""
+    crashed before its close()), and those of ``own_tag`` (this process) not in ``keep`` (a
+    session this process lost track of: its phone vanished and came back); returns them.
+    Sessions of live owners, or of other hosts (whose liveness cannot be known here), are
+    left: `qwenchat clean` ends those."""
     ended = []
     for entry in list_sessions(device, tmp_dir):
         owner = Owner.parse(entry.owner)
-        if owner is None or not owner.gone():
+        ours = own_tag is not None and entry.owner == own_tag
+        if ours and entry.session_id in keep:
+            continue
+        if not ours and (owner is None or not owner.gone()):
             continue
         with contextlib.suppress(QwenchatError):
             end_session(device, entry)
