@@ -6,6 +6,7 @@ shapes are real, so push-assets, doctor and chat meet exactly what a real SDK + 
 would give them::
 
     out_dir/qairt/bin/aarch64-android/genie-t2t-run     (a stub that execs the emulator's sim)
+    out_dir/qairt/bin/aarch64-android/genie-app         (likewise: the simulated genie-app)
     out_dir/qairt/lib/aarch64-android/libGenie.so ...   (stubs; libGenie.so carries the version)
     out_dir/qairt/lib/hexagon-v79/unsigned/libQnnHtpV79Skel.so
     out_dir/bundle/weight_sharing_model_{i}_of_4.serialized.bin + tokenizer.json
@@ -39,6 +40,17 @@ GENIE_STUB = f"""#!/system/bin/sh
 # emulator's simulation in this same process (the pid stays this script's); elsewhere it fails.
 [ -x {GENIE_LAUNCHER} ] && exec {GENIE_LAUNCHER} "$0" "$@"
 echo "genie-t2t-run: SIMULATED stub, only runs on the qwenchat emulated phone" >&2
+exit 1
+"""
+
+GENIE_APP_MARKER = "# qwenchat-emulator: simulated genie-app"
+GENIE_APP_LAUNCHER = "/system/bin/qwenchat-genie-app-sim"  # placed by the emulator (programs.py)
+GENIE_APP_STUB = f"""#!/system/bin/sh
+{GENIE_APP_MARKER}
+# SIMULATED: this is not Qualcomm's genie-app. On the qwenchat emulated phone it execs the
+# emulator's simulation in this same process (the pid stays this script's); elsewhere it fails.
+[ -x {GENIE_APP_LAUNCHER} ] && exec {GENIE_APP_LAUNCHER} "$0" "$@"
+echo "genie-app: SIMULATED stub, only runs on the qwenchat emulated phone" >&2
 exit 1
 """
 
@@ -150,6 +162,9 @@ def make_qairt(qairt: Path, *, arch: str = "v79") -> Path:
     genie = bin_dir / "genie-t2t-run"
     genie.write_text(GENIE_STUB)
     genie.chmod(0o755)
+    app = bin_dir / "genie-app"
+    app.write_text(GENIE_APP_STUB)
+    app.chmod(0o755)
     for name in runtime_lib_names(arch):
         (lib_dir / name).write_bytes(_stub_library(name, arch))
     (skel_dir / skel_name(arch)).write_bytes(_stub_library(skel_name(arch), arch))

@@ -3,7 +3,7 @@
 ``getprop``/``setprop`` read /system/build.prop (the properties the emulator wrote at start);
 ``settings``, ``cmd power`` and ``dumpsys battery`` read the /sys files the emulator keeps
 current (``sysfiles``); ``qwenchat-genie-sim`` is the launcher the synthetic SDK's
-genie-t2t-run stub execs; ``qwenchat-fault`` is what a ``fail-command`` fault puts in place of
+genie-t2t-run stub execs (``qwenchat-genie-app-sim`` the one its genie-app stub execs); ``qwenchat-fault`` is what a ``fail-command`` fault puts in place of
 a command. Every one says SIMULATED where it speaks for the phone.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 from qwenchat.emulator.hostlend import SIM_PYTHONPATH, Lending
 
 GENIE_LAUNCHER = "qwenchat-genie-sim"
+GENIE_APP_LAUNCHER = "qwenchat-genie-app-sim"  # what the SDK's genie-app stub execs
 HASHSUM = "qwenchat-hashsum"  # md5sum, sha1sum, ... sha512sum link to it (emulator.hashsum)
 SETTINGS_DIR = "/sys/qwenchat/settings"  # written by sysfiles: settings the phone reports
 
@@ -115,7 +116,7 @@ PS1='${HOSTNAME}:${PWD:-?} $ '
 """
 
 
-def genie_launcher(lent: Lending) -> str:
+def genie_launcher(lent: Lending, entry: str = "genie_sim", name: str = "genie-t2t-run") -> str:
     """Runs the simulation in the caller's process: every step is an exec, so the pid the
     phone's shell printed (``$$`` before ``exec genie-t2t-run``) is the simulation's pid.
 
@@ -127,11 +128,11 @@ def genie_launcher(lent: Lending) -> str:
     libdir = lent.loader.rsplit("/", 1)[0]
     boot = (
         f"import sys; sys.path.insert(0, {SIM_PYTHONPATH!r}); "
-        "from qwenchat.emulator.genie_sim.__main__ import run; run()"
+        f"from qwenchat.emulator.{entry}.__main__ import run; run()"
     )
     return f"""#!/system/bin/sh
-# qwenchat emulator: launcher of the SIMULATED genie-t2t-run (not Qualcomm's binary).
-# The synthetic SDK's genie-t2t-run execs this with the path it was run by, then its args.
+# qwenchat emulator: launcher of the SIMULATED {name} (not Qualcomm's binary).
+# The synthetic SDK's {name} execs this with the path it was run by, then its args.
 argv0=$1
 shift
 unset LD_PRELOAD LD_AUDIT
@@ -159,5 +160,6 @@ def programs(lent: Lending) -> dict[str, str]:
         "dumpsys": DUMPSYS,
         "qwenchat-fault": FAULT,
         GENIE_LAUNCHER: genie_launcher(lent),
+        GENIE_APP_LAUNCHER: genie_launcher(lent, "genie_app_sim", "genie-app"),
         HASHSUM: hashsum(lent),
     }

@@ -30,20 +30,19 @@ class Span:
         }
 
 
-def profile_document(
-    *,
-    create: Span,
-    query: Span,
-    free: Span,
-    n_prompt: int,
-    ttft_s: float,
-    n_generated: int,
-    generation_s: float,
+def create_event(create: Span) -> dict:
+    """GenieDialog_create: the model load, with its ``init-time``."""
+    event = create.event("GenieDialog_create")
+    event["init-time"] = {"value": us(create.stop - create.start), "unit": "us"}
+    return event
+
+
+def query_event(
+    query: Span, *, n_prompt: int, ttft_s: float, n_generated: int, generation_s: float
 ) -> dict:
-    create_ev = create.event("GenieDialog_create")
-    create_ev["init-time"] = {"value": us(create.stop - create.start), "unit": "us"}
-    query_ev = query.event("GenieDialog_query")
-    query_ev.update(
+    """GenieDialog_query with Genie's figures for that one query."""
+    event = query.event("GenieDialog_query")
+    event.update(
         {
             "num-prompt-tokens": {"value": n_prompt, "unit": ""},
             "prompt-processing-rate": {
@@ -59,21 +58,41 @@ def profile_document(
             "token-generation-time": {"value": us(generation_s), "unit": "us"},
         }
     )
+    return event
+
+
+def document(timestamp_s: float, components: list[dict]) -> dict:
+    """The whole profile: header, metadata and one component per profiled dialog."""
     return {
         "header": {
             "header_version": {"major": 0, "minor": 1, "patch": 0},
             "version": {"major": 0, "minor": 1, "patch": 0},
             "artifact_type": "GENIE_PROFILE",
         },
-        "metadata": {"timestamp": us(create.start)},
-        "components": [
-            {
-                "name": "dialog0",
-                "type": "dialog",
-                "events": [create_ev, query_ev, free.event("GenieDialog_free")],
-            }
-        ],
+        "metadata": {"timestamp": us(timestamp_s)},
+        "components": components,
     }
+
+
+def profile_document(
+    *,
+    create: Span,
+    query: Span,
+    free: Span,
+    n_prompt: int,
+    ttft_s: float,
+    n_generated: int,
+    generation_s: float,
+) -> dict:
+    query_ev = query_event(
+        query,
+        n_prompt=n_prompt,
+        ttft_s=ttft_s,
+        n_generated=n_generated,
+        generation_s=generation_s,
+    )
+    events = [create_event(create), query_ev, free.event("GenieDialog_free")]
+    return document(create.start, [{"name": "dialog0", "type": "dialog", "events": events}])
 
 
 def write_profile(path: Path, document: dict) -> None:
