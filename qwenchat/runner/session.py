@@ -68,6 +68,7 @@ CLOSE_S = 3.0  # `exit` to the end of the stream, before genie-app is killed
 DIALOG, CONFIG, PROFILE = "qwenchat", "qwenchat-config", "qwenchat-profile"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PID_LINE = re.compile(rb"qwenchat-session-pid: (\d+)\r?\n")
+_PID_END = b"\n"  # the launch line's pid is the first line genie-app's stream carries
 # Sessions this process runs now: a sweep of our own owner tag leaves exactly these.
 _LIVE_IDS: set[str] = set()
 
@@ -191,11 +192,14 @@ class SessionEngine(Engine):
             raise
 
     def _probe(self, live: _Live) -> None:
+        # The launch line prints the pid once the FIFO and the pid file exist: only then
+        # may a line be written (a write before would create a plain file, or fail).
+        head = self._read_until(live, _PID_END, PROBE_S)
+        if (m := _PID_LINE.search(head + _PID_END)) is not None:
+            live.pid = int(m.group(1))
         mark = live.mark("probe")
         write_lines(self.device, live.files.fifo, ["version", mark])
         out = self._read_until(live, mark.encode() + b"\n", PROBE_S)
-        if live.pid is None and (m := _PID_LINE.search(out)) is not None:
-            live.pid = int(m.group(1))
         reply = VersionReply()
         reply.feed(out)
         if reply.version is not None:

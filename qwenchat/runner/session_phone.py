@@ -93,11 +93,15 @@ def write_lines(device: Device, fifo: str, lines: list[str], *, timeout: float =
     if any(not _MARK.match(line) for line in lines if line.startswith("#")):
         raise ValueError("only qwenchat's own marks may be written as comments")
     args = " ".join(f"{quote(line)} ''" for line in lines)
-    result = device.shell(f"printf '%s\\n%{PAD}s\\n' {args} 1<>{quote(fifo)}", timeout=timeout)
+    # `[ -p ]` first: `1<>` would create a plain file where the FIFO is gone.
+    result = device.shell(
+        f"[ -p {quote(fifo)} ] && printf '%s\\n%{PAD}s\\n' {args} 1<>{quote(fifo)}",
+        timeout=timeout,
+    )
     if not result.ok:
         raise DeviceCommandError(
             "could not write to the session's FIFO: "
-            + (result.error_text or result.text).strip()[:200]
+            + ((result.error_text or result.text).strip()[:200] or f"{fifo} is gone")
         )
 
 
