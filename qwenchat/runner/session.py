@@ -60,11 +60,12 @@ from qwenchat.runner.session_phone import (
     sweep_orphans,
     write_lines,
 )
-from qwenchat.runner.session_stream import TurnReader, VersionReply
+from qwenchat.runner.session_stream import Cutter, TurnReader, VersionReply
 from qwenchat.shellwords import quote
 
 PROBE_S = 20.0  # genie-app starting and answering `version`: no model is loaded yet
 CLOSE_S = 3.0  # `exit` to the end of the stream, before genie-app is killed
+ABORT_S = 0.3  # a `dialog abort` that has not ended the reply by then: genie-app is killed
 DIALOG, CONFIG, PROFILE = "qwenchat", "qwenchat-config", "qwenchat-profile"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PID_LINE = re.compile(rb"qwenchat-session-pid: (\d+)\r?\n")
@@ -100,11 +101,13 @@ class _Live:
     stderr_seen: int = 0  # bytes of stderr already given to a record
     config: str | None = None  # the genie_config text the dialog was created with
     loaded: bool = False
+    max_tokens: int | None = None  # set with setMaxNumTokens (newer builds)
     load: LoadFigures | None = None
     load_reported: bool = False
     queries: int = 0
     dirty: bool = False  # the dialog's KV cache holds something
     dead: bool = False
+    ended: bool = False  # its stdout ended: the process is gone (exec'd: the stream is it)
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     marks: int = 0
 
@@ -121,6 +124,8 @@ class SessionEngine(Engine):
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
         self._live: _Live | None = None
+        self._async_query = False  # the running query is in an async block (abort works)
+        self._abort_sent_at: float | None = None
         self._owner: str | None = None  # the chat dialog the live KV cache belongs to
         self._valid = False  # that cache holds the whole conversation (last reply finished)
         self.owner_tag = owner_tag()
@@ -235,7 +240,7 @@ class SessionEngine(Engine):
         live.dead = True
         _LIVE_IDS.discard(live.files.id)
         try:
-            if live.pid is not None:
+            if live.pid is not None and not live.ended:
                 stop_session_process(self.device, live.pid, live.files.fifo)
             remove_files(self.device, live.files)
         except QwenchatError:
@@ -280,7 +285,7 @@ class SessionEngine(Engine):
         try:
             return next(live.chunks)
         except StopIteration:
-            live.dead = True
+            live.dead = live.ended = True
             return None
         except DeviceTimeoutError:
             live.dead = True
@@ -313,10 +318,31 @@ class SessionEngine(Engine):
 
     # ----- one query
     def cancel(self) -> None:
+        """Stop the running query. A newer genie-app's query runs in an ``async`` block, so
+        ``dialog abort`` reaches it and the model stays loaded; otherwise (an older build, a
+        load in progress, an abort that did not take) genie-app is killed and the next query
+        starts a new one."""
         self._cancelled.set()
         live = self._live
-        if live is not None and not live.dead and live.pid is not None:
-            # No abort reaches a query that runs on genie-app's script thread: stop it.
+        if live is None or live.dead:
+            return
+        if self._async_query:
+            with self._lock:
+                first = self._abort_sent_at is None
+                if first:
+                    self._abort_sent_at = time.monotonic()
+            if not first:
+                return
+            try:
+                with self.device.side_channel() as dev:
+                    write_lines(dev, live.files.fifo, [script_line("dialog", "abort", DIALOG)])
+                return
+            except QwenchatError:
+                pass
+        self._stop(live)
+
+    def _stop(self, live: _Live) -> None:
+        if live.pid is not None:
             with contextlib.suppress(QwenchatError):
                 stop_session_process(self.device, live.pid, live.files.fifo)
 
@@ -329,7 +355,15 @@ class SessionEngine(Engine):
                 record.outcome = Outcome.FAILED
                 record.error = "the live dialog does not hold this conversation"
                 return record
-            config = self.render_config(request.settings)
+            if self._live is None or self._live.dead:
+                self._abandon()
+                self.start()  # the build decides what the dialog's config holds
+            live = self._live
+            new_build = live is not None and live.build == "new"
+            # A newer build caps a query's tokens without a new dialog (setMaxNumTokens):
+            # only the sampler then lives in the dialog's config.
+            settings = request.settings.updated(max_tokens=None) if new_build else request.settings
+            config = self.render_config(settings)
             live = self._ensure(config, record, request.bounds)
             if live is None:
                 return record
@@ -426,36 +460,75 @@ class SessionEngine(Engine):
         lines = []
         if not request.follow_up and live.dirty:
             lines.append(script_line("dialog", "reset", DIALOG))
+        wanted = request.settings.max_tokens
+        if live.build == "new" and wanted is not None and wanted != live.max_tokens:
+            lines.append(script_line("dialog", "setMaxNumTokens", DIALOG, str(int(wanted))))
+            live.max_tokens = wanted
         query = script_line("dialog", "query", DIALOG, prompt_file)
         save = script_line("profile", "save", PROFILE, profile_file)
         mark = live.mark("turn")
-        lines += [query, save, mark]
+        # A newer build runs the query (and the profile save after it) in a thread of its
+        # own, so the script reader stays free for a `dialog abort`; `async wait` + the mark
+        # end the turn once the reply is over. An older build runs them on the reader.
+        use_async = live.build == "new"
+        lines += ["async", query, save, "async end"] if use_async else [query, save, mark]
         record.pid = live.pid
         bounds = request.bounds
+        with self._lock:
+            self._abort_sent_at = None
+        self._async_query = use_async
         write_lines(self.device, files.fifo, lines)
         record.sent_at = time.monotonic()
         live.dirty = True
         self._owner, self._valid = request.dialog, False
         reader = TurnReader(request.prompt, (b"> " + save.encode() + b"\n"))
+        # The abort line's echo comes from the reader thread, in the middle of the reply.
+        abort_echo = Cutter(b"> " + script_line("dialog", "abort", DIALOG).encode() + b"\n")
         raw: list[bytes] = []
         deadline = None if bounds.first_token is None else record.sent_at + bounds.first_token
-        while not reader.done:
-            if record.first_token_at is not None:
-                timeout = bounds.stall
-            elif deadline is not None:
-                timeout = max(0.001, deadline - time.monotonic())
-            else:
-                timeout = None
-            chunk = self._next(live, timeout)
-            at = time.monotonic()
-            if chunk is None:  # genie-app ended mid-query (killed by a cancel, or crashed)
-                self._record_events(record, at, reader.finish(), on_text)
-                break
-            raw.append(chunk)
-            self._record_events(record, at, reader.feed(chunk), on_text)
+        try:
+            while not reader.done:
+                if record.first_token_at is not None:
+                    timeout = bounds.stall
+                elif deadline is not None:
+                    timeout = max(0.001, deadline - time.monotonic())
+                else:
+                    timeout = None
+                sent = self._abort_sent_at
+                if sent is not None:
+                    # An abort that does not take within ABORT_S (it came before the query
+                    # started, or the build ignores it): kill, as without abort.
+                    left = sent + ABORT_S - time.monotonic()
+                    if left <= 0:
+                        self._stop(live)
+                        left = CLOSE_S
+                    timeout = left if timeout is None else min(timeout, left)
+                try:
+                    chunk = self._next(live, timeout)
+                except DeviceTimeoutError:
+                    if self._abort_sent_at is not None and not self._bound_ran_out(
+                        record, bounds, deadline
+                    ):
+                        self._stop(live)  # only our abort wait ran out: kill, as without
+                        chunk = None
+                    else:
+                        raise
+                at = time.monotonic()
+                if chunk is None:  # genie-app ended mid-query (killed by a cancel, or crashed)
+                    live.dead = True
+                    self._record_events(record, at, reader.finish(), on_text)
+                    break
+                raw.append(chunk)
+                if self._abort_sent_at is not None:
+                    chunk = abort_echo.feed(chunk)
+                self._record_events(record, at, reader.feed(chunk), on_text)
+        finally:
+            self._async_query = False
         record.stdout = b"".join(raw)
         if reader.done:
             live.pending = reader.rest + live.pending
+            if use_async:
+                write_lines(self.device, files.fifo, ["async wait", mark])
             # The turn's end: the profile is written once the mark's echo shows.
             self._read_until(live, mark.encode() + b"\n", bounds.stall)
         record.ended_at = time.monotonic()
@@ -484,9 +557,20 @@ class SessionEngine(Engine):
             if isinstance(event, ev.ReplyText) and event.text and on_text is not None:
                 on_text(event.text)
 
+    def _bound_ran_out(
+        self, record: QueryRecord, bounds: WaitBounds, deadline: float | None
+    ) -> bool:
+        now = time.monotonic()
+        if record.first_token_at is None:
+            return deadline is not None and now >= deadline
+        return False  # a stall bound is not shortened by the abort wait: never ours
+
     def _outcome(self, record: QueryRecord, live: _Live) -> Outcome:
         if self._cancelled.is_set():
-            self._abandon()
+            if live.dead:
+                self._abandon()  # killed: the next query starts a new genie-app
+            else:
+                live.dirty = True  # aborted: the model stays loaded, the cache is rebuilt
             return Outcome.CUT
         overflow = ev.is_context_overflow(record.stderr)
         if overflow is not None or record.overflow_message is not None:

@@ -12,7 +12,7 @@ exec'd command is inherited; mksh makes fds opened by a bare ``exec 3<>F`` close
 
 How a line reaches it
 ---------------------
-One short shell command per batch of lines: ``printf '%s\\n%4096s\\n' LINE '' ... 1<>FIFO``.
+One short shell command per batch of lines: ``printf '%s\\n%4096s' LINE '' ... 1<>FIFO``.
 LINE holds only fixed words, paths qwenchat made (``session_files.script_word``) and our own
 ``# qwenchat-...`` marks, quoted; user text never appears, it travels as a prompt file pushed
 before. ``1<>`` opens without blocking even when genie-app is gone (a plain ``>`` would hang
@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import posixpath
 import re
-import time
 from typing import TYPE_CHECKING
 
 from qwenchat.errors import DeviceCommandError, QwenchatError
@@ -78,24 +77,27 @@ PAD = 4096  # spaces after every line: genie-app's reader hands a line on only 4
 
 
 def write_lines(device: Device, fifo: str, lines: list[str], *, timeout: float = 10.0) -> None:
-    """Write script lines into the FIFO, each followed by a line of PAD spaces.
+    """Write script lines into the FIFO, each followed by PAD spaces.
 
     genie-app reads its script through libc++'s filebuf, whose refill is one bionic fread of
     ~4 KB that returns only when that much arrived: a short line alone would sit in the FIFO
-    until the next turn. The padding completes the pending refill whatever the reader's
-    position; a blank line splits to no words (genie-app prints an empty line for it). The
-    phone's printf makes the padding (``%4096s``), so the command line stays short.
+    until the next turn. PAD spaces after each newline complete the pending refill whatever
+    the reader's position. They carry no newline: they are the leading blanks of the NEXT
+    line, which genie-app's word split drops, so they print nothing (a blank padding line
+    would print an empty line late, into a reply that is streaming). The phone's printf makes
+    them (``%4096s``), so the command line stays short.
     """
     for line in lines:
+        if line.startswith("#"):
+            if not _MARK.match(line):
+                raise ValueError("only qwenchat's own marks may be written as comments")
+            continue
         for word in line.split(" "):
-            if not line.startswith("# "):
-                script_word(word)  # never anything but our own words and paths
-    if any(not _MARK.match(line) for line in lines if line.startswith("#")):
-        raise ValueError("only qwenchat's own marks may be written as comments")
+            script_word(word)  # never anything but our own words and paths
     args = " ".join(f"{quote(line)} ''" for line in lines)
     # `[ -p ]` first: `1<>` would create a plain file where the FIFO is gone.
     result = device.shell(
-        f"[ -p {quote(fifo)} ] && printf '%s\\n%{PAD}s\\n' {args} 1<>{quote(fifo)}",
+        f"[ -p {quote(fifo)} ] && printf '%s\\n%{PAD}s' {args} 1<>{quote(fifo)}",
         timeout=timeout,
     )
     if not result.ok:
@@ -115,31 +117,36 @@ def list_sessions(device: Device, tmp_dir: str) -> list[PidFileEntry]:
     return parse_pid_listing(result.text)
 
 
+def _alive_test(pid: int, fifo: str) -> str:
+    # A zombie or a recycled pid has no (or another) command line: only ours matches.
+    return f"tr '\\0' '\\n' < /proc/{int(pid)}/cmdline 2>/dev/null | grep -qxF {quote(fifo)}"
+
+
 def runs_session(device: Device, pid: int, fifo: str) -> bool:
     """Whether ``pid`` is still the genie-app reading ``fifo`` (not a recycled pid)."""
     with device.side_channel() as dev:
-        result = dev.shell(f"cat /proc/{int(pid)}/cmdline 2>/dev/null; true", timeout=10)
-    words = result.stdout.split(b"\0")
-    return fifo.encode() in words
+        result = dev.shell(f"{_alive_test(pid, fifo)} && echo yes; true", timeout=10)
+    return result.text.strip() == "yes"
 
 
 def stop_session_process(device: Device, pid: int, fifo: str, *, grace_s: float = 3.0) -> None:
     """TERM, then KILL if it lingers; raises if it survives both. Only ``pid`` if it still
-    reads ``fifo``: a pid the phone gave to another process since is left alone."""
-    for signal_name in ("TERM", "KILL"):
-        if not runs_session(device, pid, fifo):
-            return
-        with contextlib.suppress(DeviceCommandError), device.side_channel() as dev:
-            dev.shell(f"kill -{signal_name} {int(pid)}", timeout=10)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            if not runs_session(device, pid, fifo):
-                return
-            time.sleep(POLL_S)
-    raise DeviceCommandError(
-        f"genie-app (pid {pid}) survived kill -9 on the phone",
-        hint=f"Reboot the phone or kill it by hand: adb shell kill -9 {int(pid)}",
+    reads ``fifo``: a pid the phone gave to another process since is left alone. One shell
+    command on the side channel does it all (a stop must be quick: Ctrl-C waits on it)."""
+    alive, p = _alive_test(pid, fifo), int(pid)
+    polls = max(1, int(grace_s / POLL_S))
+    wait = f"n=0; while {alive} && [ $n -lt {polls} ]; do sleep {POLL_S}; n=$((n+1)); done"
+    command = (
+        f"if {alive}; then kill -TERM {p}; {wait}; "
+        f"if {alive}; then kill -KILL {p}; {wait}; fi; fi; {alive} && echo alive; true"
     )
+    with device.side_channel() as dev:
+        result = dev.shell(command, timeout=2 * grace_s + 10)
+    if result.text.strip() == "alive":
+        raise DeviceCommandError(
+            f"genie-app (pid {pid}) survived kill -9 on the phone",
+            hint=f"Reboot the phone or kill it by hand: adb shell kill -9 {p}",
+        )
 
 
 def end_session(device: Device, entry: PidFileEntry) -> None:

@@ -114,3 +114,24 @@ class VersionReply:
     def rest(self) -> bytes:
         m = _VERSION_RE.search(self.buf)
         return b"" if m is None else self.buf[m.end() :]
+
+
+@dataclass
+class Cutter:
+    """Removes every ``pattern`` from a byte stream however it is chunked (a partial match
+    at a chunk's end is held back until the next one decides)."""
+
+    pattern: bytes
+    held: bytes = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = (self.held + chunk).replace(self.pattern, b"")
+        keep = min(len(data), len(self.pattern) - 1)
+        while keep and not self.pattern.startswith(data[len(data) - keep :]):
+            keep -= 1
+        self.held = data[len(data) - keep :] if keep else b""
+        return data[: len(data) - keep]
+
+    def flush(self) -> bytes:
+        held, self.held = self.held, b""
+        return held
