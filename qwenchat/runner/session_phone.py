@@ -62,6 +62,10 @@ def launch_command(layout: PhoneLayout, files: SessionFiles, owner: str, adsp: s
     env = f"LD_LIBRARY_PATH={quote(layout.lib_dir)} ADSP_LIBRARY_PATH={quote(adsp)}"
     return (
         f"mkdir -p {tmp} && cd {quote(layout.bundle_dir)} && rm -f {fifo} && mkfifo {fifo}"
+        # Held open from here on (fd 4 until the exec, fd 3 after it): a line written after
+        # the pid shows is kept in the FIFO even before genie-app opens it (a FIFO that
+        # nobody holds drops what was written when its last writer closes).
+        f" && exec 4<>{fifo}"
         # The pid file appears whole or not at all (a sweep never reads half of one).
         f' && echo "$$" {quote(owner)} > {part} && mv {part} {pid}'
         f' && echo "{SESSION_PID_MARKER} $$"'
