@@ -12,7 +12,8 @@ exec'd command is inherited; mksh makes fds opened by a bare ``exec 3<>F`` close
 
 How a line reaches it
 ---------------------
-One short shell command per batch of lines: ``printf '%s\\n%4096s' LINE '' ... 1<>FIFO``.
+One short shell command per batch of lines: ``print -rn -- 'LINE\\n'"$pad"... 1<>FIFO`` (mksh
+builtins: no process is started on the phone for it).
 LINE holds only fixed words, paths qwenchat made (``session_files.script_word``) and our own
 ``# qwenchat-...`` marks, quoted; user text never appears, it travels as a prompt file pushed
 before. ``1<>`` opens without blocking even when genie-app is gone (a plain ``>`` would hang
@@ -88,8 +89,8 @@ def write_lines(device: Device, fifo: str, lines: list[str], *, timeout: float =
     until the next turn. PAD spaces after each newline complete the pending refill whatever
     the reader's position. They carry no newline: they are the leading blanks of the NEXT
     line, which genie-app's word split drops, so they print nothing (a blank padding line
-    would print an empty line late, into a reply that is streaming). The phone's printf makes
-    them (``%4096s``), so the command line stays short.
+    would print an empty line late, into a reply that is streaming). mksh makes them
+    (``typeset -L4096``), so the command line stays short.
     """
     for line in lines:
         if line.startswith("#"):
@@ -98,10 +99,11 @@ def write_lines(device: Device, fifo: str, lines: list[str], *, timeout: float =
             continue
         for word in line.split(" "):
             script_word(word)  # never anything but our own words and paths
-    args = " ".join(f"{quote(line)} ''" for line in lines)
+    data = "".join(quote(line + "\n") + '"$s"' for line in lines)
+    # Shell builtins only (no fork on the phone: this is on the way to every first token).
     # `[ -p ]` first: `1<>` would create a plain file where the FIFO is gone.
     result = device.shell(
-        f"[ -p {quote(fifo)} ] && printf '%s\\n%{PAD}s' {args} 1<>{quote(fifo)}",
+        f"[ -p {quote(fifo)} ] && {{ typeset -L{PAD} s=; print -rn -- {data} 1<>{quote(fifo)}; }}",
         timeout=timeout,
     )
     if not result.ok:
