@@ -155,3 +155,18 @@ def test_an_unknown_engine_is_a_usage_error(capsys):
     _, err = capsys.readouterr()
     assert code == 2
     assert "unknown --engine 'warm'" in err
+
+
+def test_new_sampling_settings_make_a_new_dialog_and_the_turn_rebuilds(bundled_phone):
+    emu, dev = bundled_phone()
+    session = open_chat_session(dev, engine="session", settings=SamplerSettings(max_tokens=8))
+    try:
+        session.send("hello")
+        session.update_settings(temp=0.5)  # the sampler lives in the dialog's config
+        after = session.send("and now?")
+        assert after.mode is PromptMode.REBUILD  # the new dialog holds nothing: all is sent
+        assert after.stop is not StopReason.ERROR and after.figures.host_load_s is not None
+        assert count(emu, "dialog create") == 2
+        assert len(genie_apps(dev)) == 1
+    finally:
+        session.end()

@@ -208,8 +208,16 @@ class Repl:
                 self.say(f"settings: {s.settings.as_dict() or 'bundle defaults'}"
                          f" · max_tokens {s.max_tokens}")
                 return
-            s.update_settings(**s.parse_set(arg))
-            self.say(f"settings: {s.settings.as_dict()} (no rebuild needed)")
+            values = s.parse_set(arg)
+            s.update_settings(**values)
+            if s.engine.name == "session" and set(values) - {"max_tokens"}:
+                # The sampler lives in the live dialog's config: a new one means a new dialog.
+                self.say(
+                    f"settings: {s.settings.as_dict()} (the live dialog is created again on "
+                    "the next turn: one model load, the conversation rebuilt)"
+                )
+            else:
+                self.say(f"settings: {s.settings.as_dict()} (no rebuild needed)")
         elif name == "stats":
             self.stats()
         elif name == "save":

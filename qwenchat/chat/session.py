@@ -144,10 +144,14 @@ class ChatSession:
 
     def update_settings(self, **values: Any) -> None:
         # Sampler and max tokens live in the per-session genie config, not in the KV state:
-        # changing them never forces a rebuild.
+        # with the per-turn engine changing them never forces a rebuild.
         for key, value in values.items():
             validate_setting(key, value, ctx_size=self.ctx_size)
         self.settings = self.settings.updated(**values)
+        if self.engine.name == "session" and set(values) - {"max_tokens"}:
+            # A live session's sampler is in its dialog's config: a new dialog (empty) is
+            # made for the next turn, so that turn sends the whole conversation.
+            self.state.valid = False
         self._save_conversation()
 
     def parse_set(self, text: str) -> dict[str, float | int]:

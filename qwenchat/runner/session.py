@@ -364,6 +364,13 @@ class SessionEngine(Engine):
             # only the sampler then lives in the dialog's config.
             settings = request.settings.updated(max_tokens=None) if new_build else request.settings
             config = self.render_config(settings)
+            if follow_up and live is not None and live.loaded and live.config != config:
+                # Other sampling settings need a new dialog, which holds no conversation:
+                # a follow-up cannot go on there (the caller rebuilds from its transcript).
+                record.outcome = Outcome.FAILED
+                record.error = "the sampling settings changed: the dialog must be rebuilt"
+                self._valid = False
+                return record
             live = self._ensure(config, record, request.bounds)
             if live is None:
                 return record
