@@ -170,3 +170,37 @@ def test_new_sampling_settings_make_a_new_dialog_and_the_turn_rebuilds(bundled_p
         assert len(genie_apps(dev)) == 1
     finally:
         session.end()
+
+
+def test_interactive_session_chat_ctrl_c_and_exit(emulator_factory, adb_key, synthetic_bundle):
+    """`qwenchat run` in a pty (auto engine: a session): Ctrl-C mid-reply returns to the
+    prompt with genie-app aborted (new build), the next turn needs no load, /exit ends it."""
+    import os
+
+    from test_chat_interactive import PROMPT, Terminal, _push_bundle
+
+    from qwenchat.device.direct import DirectDevice
+
+    emu = emulator_factory(authorized_keys=[adb_key], time_scale=0.1, jitter=False)
+    dev = DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5)
+    _push_bundle(dev, synthetic_bundle)
+    env = dict(os.environ, COLUMNS="200", LINES="40", TERM="xterm", LC_ALL="C.UTF-8")
+    term = Terminal(["run", "--connect", emu.address, "--transport", "direct"], env)
+    try:
+        assert b"engine: session" in term.read_until(PROMPT)
+        term.type("Write a long essay about phones, 600 tokens")
+        term.read_until(b"SIMULATED reply")
+        pids = genie_apps(dev)
+        term.ctrl_c()
+        out = term.read_until(PROMPT)
+        assert b"stop: cut" in out
+        assert genie_apps(dev) == pids and count(emu, "dialog abort qwenchat") == 1
+        term.type("after the cut")
+        out = term.read_until(PROMPT)
+        assert b'you said "after the cut"' in out and b"warm dialog" in out, term.text()
+        term.type("/exit")
+        assert term.proc.wait(30) == 0
+        assert genie_apps(dev) == []
+    finally:
+        term.close()
+        dev.close()

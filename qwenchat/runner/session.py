@@ -65,7 +65,7 @@ from qwenchat.shellwords import quote
 
 PROBE_S = 20.0  # genie-app starting and answering `version`: no model is loaded yet
 CLOSE_S = 3.0  # `exit` to the end of the stream, before genie-app is killed
-ABORT_S = 0.3  # a `dialog abort` that has not ended the reply by then: genie-app is killed
+ABORT_S = 1.0  # a `dialog abort` that has not ended the reply by then: genie-app is killed
 DIALOG, CONFIG, PROFILE = "qwenchat", "qwenchat-config", "qwenchat-profile"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PID_LINE = re.compile(rb"qwenchat-session-pid: (\d+)\r?\n")
@@ -103,7 +103,6 @@ class _Live:
     loaded: bool = False
     max_tokens: int | None = None  # set with setMaxNumTokens (newer builds)
     load: LoadFigures | None = None
-    load_reported: bool = False
     queries: int = 0
     dirty: bool = False  # the dialog's KV cache holds something
     dead: bool = False
@@ -122,10 +121,13 @@ class SessionEngine(Engine):
     def __init__(self, bundle: PhoneBundle) -> None:
         super().__init__(bundle)
         self._lock = threading.Lock()
+        # One FIFO write at a time on the main connection (a cancel writes from its thread).
+        self._write_lock = threading.Lock()
         self._cancelled = threading.Event()
         self._live: _Live | None = None
         self._async_query = False  # the running query is in an async block (abort works)
-        self._abort_sent_at: float | None = None
+        self._abort_requested = False
+        self._abort_sent_at: float | None = None  # when the `dialog abort` line was written
         self._owner: str | None = None  # the chat dialog the live KV cache belongs to
         self._valid = False  # that cache holds the whole conversation (last reply finished)
         self.owner_tag = owner_tag()
@@ -328,18 +330,31 @@ class SessionEngine(Engine):
             return
         if self._async_query:
             with self._lock:
-                first = self._abort_sent_at is None
-                if first:
-                    self._abort_sent_at = time.monotonic()
+                first = not self._abort_requested
+                self._abort_requested = True
             if not first:
                 return
             try:
-                with self.device.side_channel() as dev:
-                    write_lines(dev, live.files.fifo, [script_line("dialog", "abort", DIALOG)])
+                # The main connection: idle while the reply streams on the session's own, and
+                # no new connection (with its handshake) on the way to the prompt.
+                with self._write_lock:
+                    write_lines(
+                        self.device, live.files.fifo, [script_line("dialog", "abort", DIALOG)]
+                    )
+                self._abort_sent_at = time.monotonic()
+                # An abort that has not ended the query by ABORT_S (it came before the query
+                # started, or Genie is stuck): kill, as without abort.
+                watchdog = threading.Timer(ABORT_S, self._watchdog, args=(live, live.queries))
+                watchdog.daemon = True
+                watchdog.start()
                 return
             except QwenchatError:
                 pass
         self._stop(live)
+
+    def _watchdog(self, live: _Live, query: int) -> None:
+        if self._async_query and live.queries == query and not live.dead:
+            self._stop(live)
 
     def _stop(self, live: _Live) -> None:
         if live.pid is not None:
@@ -448,7 +463,7 @@ class SessionEngine(Engine):
             )
         live.loaded, live.config, live.dirty = True, config, False
         live.load = LoadFigures(host_s=time.monotonic() - began)
-        live.load_reported = False
+        record.load_host_s = live.load.host_s  # this query waited for it, whatever follows
         self.loads.append(live.load)
         record.stderr += stderr
 
@@ -483,6 +498,7 @@ class SessionEngine(Engine):
         bounds = request.bounds
         with self._lock:
             self._abort_sent_at = None
+            self._abort_requested = False
         self._async_query = use_async
         write_lines(self.device, files.fifo, lines)
         record.sent_at = time.monotonic()
@@ -501,32 +517,14 @@ class SessionEngine(Engine):
                     timeout = max(0.001, deadline - time.monotonic())
                 else:
                     timeout = None
-                sent = self._abort_sent_at
-                if sent is not None:
-                    # An abort that does not take within ABORT_S (it came before the query
-                    # started, or the build ignores it): kill, as without abort.
-                    left = sent + ABORT_S - time.monotonic()
-                    if left <= 0:
-                        self._stop(live)
-                        left = CLOSE_S
-                    timeout = left if timeout is None else min(timeout, left)
-                try:
-                    chunk = self._next(live, timeout)
-                except DeviceTimeoutError:
-                    if self._abort_sent_at is not None and not self._bound_ran_out(
-                        record, bounds, deadline
-                    ):
-                        self._stop(live)  # only our abort wait ran out: kill, as without
-                        chunk = None
-                    else:
-                        raise
+                chunk = self._next(live, timeout)
                 at = time.monotonic()
                 if chunk is None:  # genie-app ended mid-query (killed by a cancel, or crashed)
                     live.dead = True
                     self._record_events(record, at, reader.finish(), on_text)
                     break
                 raw.append(chunk)
-                if self._abort_sent_at is not None:
+                if self._abort_requested:
                     chunk = abort_echo.feed(chunk)
                 self._record_events(record, at, reader.feed(chunk), on_text)
         finally:
@@ -535,7 +533,8 @@ class SessionEngine(Engine):
         if reader.done:
             live.pending = reader.rest + live.pending
             if use_async:
-                write_lines(self.device, files.fifo, ["async wait", mark])
+                with self._write_lock:  # a late cancel's abort may be on its way
+                    write_lines(self.device, files.fifo, ["async wait", mark])
             # The turn's end: the profile is written once the mark's echo shows.
             self._read_until(live, mark.encode() + b"\n", bounds.stall)
         record.ended_at = time.monotonic()
@@ -563,14 +562,6 @@ class SessionEngine(Engine):
             record.events.append(TimedEvent(at, event))
             if isinstance(event, ev.ReplyText) and event.text and on_text is not None:
                 on_text(event.text)
-
-    def _bound_ran_out(
-        self, record: QueryRecord, bounds: WaitBounds, deadline: float | None
-    ) -> bool:
-        now = time.monotonic()
-        if record.first_token_at is None:
-            return deadline is not None and now >= deadline
-        return False  # a stall bound is not shortened by the abort wait: never ours
 
     def _outcome(self, record: QueryRecord, live: _Live) -> Outcome:
         if self._cancelled.is_set():
@@ -613,11 +604,9 @@ class SessionEngine(Engine):
         except (QwenchatError, ValueError) as exc:
             record.notes.append(f"unreadable profile: {exc}")
             return
-        if live.load is not None and not live.load_reported:
+        if record.load_host_s is not None and live.load is not None:
             # The query that paid the load: Genie's init-time and the host clock, once.
             live.load.genie_init_us = profile.init_time_us
-            live.load_reported = True
-            record.load_host_s = live.load.host_s
         else:
             profile = dataclasses.replace(profile, init_time_us=None)
         record.profile = profile
