@@ -240,3 +240,37 @@ def test_close_ends_a_genie_app_that_no_longer_reads_its_script(bundled_phone):
     assert dev.shell(f"kill -STOP {engine.pid}").ok
     engine.close()
     assert genie_apps(dev) == {}
+
+
+# ----- the stream cutting, without a phone (hand-written bytes, split at every position)
+TURN = (
+    b"> async\n> async end\n> dialog query qwenchat /t/session-x-2.txt\n[PROMPT]: hi [END]\n\n"
+    b"[BEGIN]: a reply with [END]\n in it[END]\n"
+    b"> profile save qwenchat-profile /t/session-x-2.json\n"
+)
+SAVE_ECHO = b"> profile save qwenchat-profile /t/session-x-2.json\n"
+
+
+@pytest.mark.parametrize("cut", range(1, len(TURN)))
+def test_a_turn_ends_at_the_echo_after_it_however_the_bytes_come(cut):
+    from qwenchat.genie.events import End, ReplyText
+    from qwenchat.runner.session_stream import TurnReader
+
+    reader = TurnReader("hi [END]\n", SAVE_ECHO)
+    events = reader.feed(TURN[:cut])
+    assert not reader.done or cut >= len(TURN) - 1
+    events += reader.feed(TURN[cut:] + b"> async wait\n")
+    assert reader.done and reader.rest == b"> async wait\n"
+    text = "".join(e.text for e in events if isinstance(e, ReplyText))
+    assert text == "a reply with [END]\n in it"
+    assert sum(isinstance(e, End) for e in events) == 1
+
+
+@pytest.mark.parametrize("cut", range(1, 40))
+def test_the_abort_echo_is_cut_out_of_a_reply_however_it_is_split(cut):
+    from qwenchat.runner.session_stream import Cutter
+
+    stream = b"one two > dialog abort qwenchat\nthree > dia"
+    cutter = Cutter(b"> dialog abort qwenchat\n")
+    out = cutter.feed(stream[:cut]) + cutter.feed(stream[cut:]) + cutter.flush()
+    assert out == b"one two three > dia"
