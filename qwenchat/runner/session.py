@@ -211,6 +211,8 @@ class SessionEngine(Engine):
         reply.feed(out)
         if reply.version is not None:
             live.version, live.build = reply.version, "new"
+        # An older build's "Unknown command: version." is the probe's, not a query's.
+        self._stderr(live)
         if live.pid is None:
             raise SessionUnavailable("genie-app started without printing its pid")
 
