@@ -168,7 +168,12 @@ ORPHAN_SCRIPT = textwrap.dedent(
     import sys, time
     from qwenchat.device.direct import DirectDevice
     from qwenchat.layout import PhoneLayout
-    from qwenchat.runner import open_engine
+    from qwenchat.runner import open_engine, session
+    # The emulated adbd hangs up (SIGHUP) a killed client's shells, as adbd does, and
+    # genie-app dies of it: an orphan needs a genie-app that survives its stream (SIGHUP
+    # ignored, inherited through exec), as on a phone whose adbd keeps the shell alive.
+    launch = session.launch_command
+    session.launch_command = lambda *a: "trap '' HUP; " + launch(*a)
     dev = DirectDevice.connect_tcp("127.0.0.1", int(sys.argv[1]), auth_timeout=5)
     engine = open_engine(dev, PhoneLayout(), kind="session")
     print(engine.pid, flush=True)

@@ -93,8 +93,9 @@ def write_markdown(report: BenchReport, out: IO[str], *, created_at: float | Non
         f"- Run `{report.run_id}` ({report.status.value}), {run_date(created_at)}: seed "
         f"{plan.seed}, gen-len {plan.gen_len}, {plan.repetitions} reps + "
         f"{plan.warmup} warm-up, protocol {plan.protocol}",
-        f"- Engine: {_md_escape(ctx.engine_label)}",
     ]
+    if ctx.engine != "process":  # the default (a fresh process per trial) goes unsaid here
+        lines.append(f"- Engine: {_md_escape(ctx.engine_label)}")
     if report.note:
         lines.append(f"- Ended early: {_md_escape(report.note)}")
     decode_head = (f"decode median vs {pub.decode_tok_s:.10g} tok/s (verdict)" if pub is not None

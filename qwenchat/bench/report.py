@@ -359,7 +359,8 @@ def write_table(report: BenchReport, out: IO[str], *, width: int | None = None) 
         f"gen-len {report.plan.gen_len} · {report.plan.repetitions} reps + "
         f"{report.plan.warmup} warm-up"
     )
-    console.print(f"engine: [bold]{escape(ctx.engine_label)}[/]")
+    if ctx.engine != "process":  # the default (a fresh process per trial) goes unsaid here
+        console.print(f"engine: [bold]{escape(ctx.engine_label)}[/]")
     if report.note:
         console.print(f"[yellow]run ended early: {escape(report.note)}[/]")
     table = Table(show_lines=True, title_justify="left")
