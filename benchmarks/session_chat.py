@@ -34,7 +34,10 @@ def _chat(dev, engine: str) -> dict:
     from qwenchat.chat.session import SamplerSettings, open_chat_session
 
     opened = time.monotonic()
-    session = open_chat_session(dev, engine=engine, settings=SamplerSettings(max_tokens=MAX_TOKENS))
+    # warm=False: the tokenizer is loaded here, not in a thread racing the in-process phone.
+    session = open_chat_session(
+        dev, engine=engine, settings=SamplerSettings(max_tokens=MAX_TOKENS), warm=False
+    )
     open_s = time.monotonic() - opened
     turns = []
     try:
