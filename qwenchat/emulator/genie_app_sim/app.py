@@ -465,13 +465,13 @@ class App:
         # genie-app: a file that opens is read whole; anything else IS the prompt.
         try:
             prompt = self.env.host(prompt_arg).read_bytes().decode("utf-8", "surrogateescape")
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the word, no such path
             prompt = prompt_arg
         file_sink = None
         if len(w) == 5:
             try:
                 file_sink = FileSink(self.env.host(w[4]))
-            except OSError:
+            except (OSError, ValueError):
                 raise AppError("output", f"Could not open output file: {w[4]}") from None
         self.out.write(f"[PROMPT]: {prompt}\n")
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from dataclasses import dataclass, field
 
 SOCKET = "/dev/socket/qwenchat"
@@ -42,11 +43,14 @@ class EmulatorLink:
         except OSError as exc:
             raise NotOnEmulator(f"no {path} ({exc.strerror or exc})") from None
         self._file = self._sock.makefile("rwb", buffering=0)
+        # genie-app's async queries ask from another thread: one question at a time.
+        self._lock = threading.Lock()
 
     def _ask(self, request: dict) -> dict:
         try:
-            self._file.write(json.dumps(request).encode() + b"\n")
-            line = self._file.readline()
+            with self._lock:
+                self._file.write(json.dumps(request).encode() + b"\n")
+                line = self._file.readline()
         except OSError as exc:
             raise NotOnEmulator(f"the emulator does not answer ({exc})") from None
         if not line:
