@@ -19,6 +19,7 @@ ORDER = (
     "device_speed",
     "push_speed",
     "chat_overhead",
+    "session_chat",
     "bench_accuracy",
 )
 

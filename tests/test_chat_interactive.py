@@ -90,7 +90,11 @@ def chat_terminal(emulator_factory, adb_key, synthetic_bundle, tmp_path):
     with DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5) as dev:
         _push_bundle(dev, synthetic_bundle)
     env = dict(os.environ, COLUMNS="120", LINES="40", TERM="xterm", LC_ALL="C.UTF-8")
-    term = Terminal(["run", "--connect", emu.address, "--transport", "direct"], env)
+    # These tests are the per-turn engine's (one genie-t2t-run per turn): the live session's
+    # interactive behaviour is tests/test_session_chat.py's.
+    term = Terminal(
+        ["run", "--connect", emu.address, "--transport", "direct", "--engine", "process"], env
+    )
     yield term, emu
     term.close()
 

@@ -162,17 +162,17 @@ def test_cli_push_then_unchanged_json(capsys, emulator, synthetic_bundle):
     code, out, err = cli(capsys, *args)
     assert code == 0, err
     first = json.loads(out)
-    assert first["files_sent"] == 15 and first["simulated"] and first["bytes_sent"] > 0
+    assert first["files_sent"] == 16 and first["simulated"] and first["bytes_sent"] > 0
     code, out, _ = cli(capsys, *args)
     again = json.loads(out)
-    assert (again["files_sent"], again["files_skipped"]) == (0, 15)
+    assert (again["files_sent"], again["files_skipped"]) == (0, 16)
     assert again["host_files_hashed"] == 0 and again["phone_files_hashed"] == 0
     config = json.loads(
         (emulator.config.fs_root / WORK.lstrip("/") / "bundle/genie_config.json").read_text()
     )
     assert config["dialog"]["sampler"]["temp"] == 0.6
     code, out, _ = cli(capsys, *args[:-3], "--verify")  # human output
-    assert code == 0 and "verified: all 15 file(s) re-hashed on the host and the phone" in out
+    assert code == 0 and "verified: all 16 file(s) re-hashed on the host and the phone" in out
     assert "SIMULATED" in out
 
 

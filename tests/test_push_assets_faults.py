@@ -365,4 +365,4 @@ def test_a_damaged_hash_cache_is_one_note_and_the_push_goes_on(
     assert code == 0, err
     notes = [line for line in out.splitlines() if line.startswith("note:")]
     assert notes == [f"note: hash cache {db} was damaged (file is not a database); rebuilt it"]
-    assert "sent 15 file(s)" in out
+    assert "sent 16 file(s)" in out

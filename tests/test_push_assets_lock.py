@@ -157,7 +157,7 @@ def test_two_qwenchat_processes_pushing_at_once(
         if first.poll() is None:
             first.kill()
     assert first.returncode == 0, err
-    assert json.loads(out)["files_sent"] == 15
+    assert json.loads(out)["files_sent"] == 16
     assert second.returncode == 1 and "Traceback" not in second.stderr
     assert second.stderr.count("error:") == 1
     # (Rich wraps the line at 80 columns when stderr is not a terminal: unwrap it.)

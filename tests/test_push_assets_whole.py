@@ -164,7 +164,7 @@ def test_integrity_names_the_bundle_and_catches_damage(emulator, device, synthet
     assert manifest["bundle_id"] == bundle_id and manifest["model"] == "qwen2-7b-instruct"
     whole = bundle_integrity(device, layout)
     assert whole.ok and whole.message.startswith(
-        f"bundle {bundle_id[:12]} for qwen2-7b-instruct: 15 files, "
+        f"bundle {bundle_id[:12]} for qwen2-7b-instruct: 16 files, "
     )
     assert whole.message.endswith(" GB, sizes match")
     assert whole.require().bundle_id == bundle_id

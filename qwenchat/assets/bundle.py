@@ -208,6 +208,8 @@ def plan_bundle(
         _generated(_render(ext_config), _rel(_REF.bundle_dir, "htp_backend_ext_config.json"))
     )
     files.append(_local(runtime.genie_binary, _rel(_REF.bin_dir, "genie-t2t-run"), 0o755))
+    if runtime.genie_app is not None:
+        files.append(_local(runtime.genie_app, _rel(_REF.bin_dir, "genie-app"), 0o755))
     files += [_local(p, _rel(_REF.lib_dir, p.name)) for p in runtime.libs]
     files.append(_local(runtime.skel, _rel(_REF.skel_dir, runtime.skel.name)))
     _check_files(files)

@@ -188,6 +188,9 @@ class RuntimeFiles:
     genie_binary: Path
     libs: tuple[Path, ...]  # go to <work>/lib
     skel: Path  # goes to <work>/skel
+    # genie-app (QAIRT's script-driven tool: chat's session engine keeps the model loaded
+    # with it); optional: SDKs without it still run every turn with genie-t2t-run.
+    genie_app: Path | None = None
 
 
 def find_runtime_files(qairt_dir: Path | None, arch: str) -> RuntimeFiles:
@@ -217,4 +220,5 @@ def find_runtime_files(qairt_dir: Path | None, arch: str) -> RuntimeFiles:
             f"QAIRT SDK in {qairt_dir} lacks {first} for Hexagon v{digits}{more}",
             "Use a QAIRT SDK that supports this phone's chip (2.28 or newer for v79).",
         )
-    return RuntimeFiles(needed[0], tuple(libs), skel)
+    app = qairt_dir / "bin" / "aarch64-android" / "genie-app"
+    return RuntimeFiles(needed[0], tuple(libs), skel, app if app.is_file() else None)

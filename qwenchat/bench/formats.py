@@ -41,9 +41,12 @@ def headline(report: BenchReport, created_at: float | None = None) -> str:
     dev = report.context.device
     sim = " · SIMULATED" if report.simulated else ""
     when = run_date(created_at if created_at is not None else report.created_at)
+    # Only the warm-dialog engine is named here: the default (fresh process) is what the
+    # published figures measured; the full label is in every report's body.
+    warm = " · session (warm dialog)" if report.context.engine == "session" else ""
     return (
         f"{report.model} · {dev.model or '?'} · SoC {dev.soc or '?'} · {when}"
-        f" · run {report.run_id}{sim}"
+        f" · run {report.run_id}{warm}{sim}"
     )
 
 
@@ -91,6 +94,8 @@ def write_markdown(report: BenchReport, out: IO[str], *, created_at: float | Non
         f"{plan.seed}, gen-len {plan.gen_len}, {plan.repetitions} reps + "
         f"{plan.warmup} warm-up, protocol {plan.protocol}",
     ]
+    if ctx.engine != "process":  # the default (a fresh process per trial) goes unsaid here
+        lines.append(f"- Engine: {_md_escape(ctx.engine_label)}")
     if report.note:
         lines.append(f"- Ended early: {_md_escape(report.note)}")
     decode_head = (f"decode median vs {pub.decode_tok_s:.10g} tok/s (verdict)" if pub is not None
@@ -165,7 +170,7 @@ LENGTH_COLUMNS = [
     "genie_decode_tok_s_p90", "genie_decode_tok_s_stddev", "published_decode_tok_s",
     "decode_ratio_pct", "decode_verdict", "decode_margin_pct", "genie_prompt_tok_s_median",
     "padded_tokens", "host_first_token_ms_median", "host_overhead_ms_median",
-    "published_note",
+    "published_note", "engine",
 ]
 
 
@@ -189,7 +194,7 @@ def write_csv(report: BenchReport, out: IO[str]) -> None:
             _c(d, "expected"), _c(d, "ratio_pct"), _c(d, "verdict"), _c(d, "margin_pct"),
             _s(r.prompt_tok_s, "median"), "" if r.padded_tokens is None else r.padded_tokens,
             _s(r.host_first_token_ms, "median"), _s(r.host_overhead_ms, "median"),
-            report.published_missing or "",
+            report.published_missing or "", report.context.engine_label,
         ])
 
 
@@ -198,7 +203,7 @@ TRIAL_COLUMNS = [
     "stop_reason", "error", "genie_ttft_ms", "genie_decode_tok_s", "genie_prompt_tok_s",
     "genie_init_ms", "genie_prompt_tokens", "genie_generated_tokens", "host_first_token_ms",
     "host_total_ms", "host_overhead_ms", "hottest_c_before", "hottest_c_after",
-    "cooldown_waited_s", "manifest_hash",
+    "cooldown_waited_s", "manifest_hash", "engine",
 ]
 
 
@@ -221,6 +226,7 @@ def write_trials_csv(report: BenchReport, out: IO[str]) -> None:
             _opt(t.thermal_before and t.thermal_before.hottest_c),
             _opt(t.thermal_after and t.thermal_after.hottest_c),
             _opt(t.cooldown and t.cooldown.waited_s), _opt(t.manifest_hash),
+            report.context.engine_label,
         ])
 
 

@@ -51,6 +51,18 @@ class StopReason(StrEnum):
         return self.value.replace("-", " ")
 
 
+# How a run drove Genie, in the words every output uses (table, JSON, CSV, Markdown, store).
+ENGINE_LABELS = {
+    "process": "process (a fresh genie-t2t-run per trial: the model loads every trial)",
+    "session": "session (warm dialog: one genie-app, model loaded once, dialog reset "
+    "between trials)",
+}
+
+
+def engine_label(engine: str) -> str:
+    return ENGINE_LABELS.get(engine, engine)
+
+
 class RunStatus(StrEnum):
     RUNNING = "running"
     INTERRUPTED = "interrupted"  # stopped before its end; --resume finishes it
@@ -269,8 +281,12 @@ class RunContext:
     tool: str = "qwenchat"
     tool_version: str = ""
 
+    @property
+    def engine_label(self) -> str:
+        return engine_label(self.engine)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "engine_label": self.engine_label}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, model: str) -> RunContext:

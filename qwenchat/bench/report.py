@@ -136,6 +136,8 @@ class BenchReport:
             "status": self.status.value,
             "model": self.model,
             "simulated": self.simulated,
+            "engine": self.context.engine,
+            "engine_label": self.context.engine_label,
             "created_at": self.created_at,
             "note": self.note,
             "context": {**self.context.to_json(), "seed": self.plan.seed},
@@ -299,7 +301,7 @@ def write_json(report: BenchReport, out: IO[str]) -> None:
 def write_jsonl(report: BenchReport, out: IO[str]) -> None:
     """One line per trial (raw samples), then one per length (summaries)."""
     head = {"run_id": report.run_id, "model": report.model, "simulated": report.simulated,
-            "verdict_statistic": report.verdict_statistic}
+            "engine": report.context.engine, "verdict_statistic": report.verdict_statistic}
     for trial in report.trials:
         row = {"type": "trial", **head, **trial.to_json()}
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -357,6 +359,8 @@ def write_table(report: BenchReport, out: IO[str], *, width: int | None = None) 
         f"gen-len {report.plan.gen_len} · {report.plan.repetitions} reps + "
         f"{report.plan.warmup} warm-up"
     )
+    if ctx.engine != "process":  # the default (a fresh process per trial) goes unsaid here
+        console.print(f"engine: [bold]{escape(ctx.engine_label)}[/]")
     if report.note:
         console.print(f"[yellow]run ended early: {escape(report.note)}[/]")
     table = Table(show_lines=True, title_justify="left")

@@ -70,8 +70,16 @@ class BenchOptions:
     load_timeout_s: float | None = None  # None: derived (WaitBounds.for_prompt)
     stall_timeout_s: float | None = None
     model: str | None = None  # --model; None: the one on the phone
+    # process: a fresh genie-t2t-run per trial (how the published figures were measured);
+    # session: one genie-app, the model loaded once, `dialog reset` between trials.
+    engine: str = "process"
 
     def __post_init__(self) -> None:
+        if self.engine not in ("process", "session"):
+            raise UsageError(
+                f"unknown --engine {self.engine!r}",
+                hint="Use process (a fresh process per trial) or session (a warm dialog).",
+            )
         if self.protocol not in ("default", "qualcomm"):
             raise UsageError(
                 f"unknown --protocol {self.protocol!r}", hint="Use default or qualcomm."
@@ -212,12 +220,22 @@ def prepare(
     model: ModelSpec | None = None,
     load_s: float | None = None,
     stall_s: float | None = None,
+    engine_kind: str = "process",
 ) -> BenchSetup:
     """Read the bundle config, tokenizer and identity from the phone (BundleError if absent,
-    or if it holds another model than ``model``)."""
+    or if it holds another model than ``model``). ``engine_kind`` session: genie-app must
+    answer its probe (no fallback: the run would not measure what it says)."""
 
     layout = PhoneLayout(work_dir or DEFAULT_WORK_DIR)
-    engine = open_engine(device, layout)
+    engine = open_engine(device, layout, kind=engine_kind)
+    try:
+        return _setup(engine, device, layout, model, load_s, stall_s)
+    except BaseException:
+        engine.close()
+        raise
+
+
+def _setup(engine, device, layout, model, load_s, stall_s) -> BenchSetup:  # noqa: ANN001
     bundle = engine.bundle
     config = bundle.config  # BundleError with a hint when nothing was pushed
     spec = bundle.require_model(model)
@@ -406,7 +424,8 @@ class BenchRun:
         seed = trial_seed(self.plan.seed, slot.length.tokens, slot.rep)
         prompt = self.setup.maker.make(slot.length.tokens, seed)
         result = self.setup.trials.run(
-            prompt.text, length=slot.length.tokens, gen_len=self.plan.gen_len, seed=seed
+            prompt.text, length=slot.length.tokens, gen_len=self.plan.gen_len, seed=seed,
+            run_seed=self.plan.seed,
         )
         if result.libgenie_version and not self.context.libgenie_version:
             self.context.libgenie_version = result.libgenie_version
@@ -436,6 +455,7 @@ def new_run(
     setup = prepare(
         device, work_dir, model=wanted,
         load_s=options.load_timeout_s, stall_s=options.stall_timeout_s,
+        engine_kind=options.engine,
     )
     lengths = plan_lengths(
         options.lengths if options.lengths is not None else default_lengths(setup.context_size),
@@ -445,10 +465,13 @@ def new_run(
         model=setup.spec.display_name,
     )
     run = BenchRun(device, storage, setup, options.plan(lengths), on_progress)
-    run_id = run.start()
-    if on_start is not None:
-        on_start(run_id)
-    return run.execute()
+    try:
+        run_id = run.start()
+        if on_start is not None:
+            on_start(run_id)
+        return run.execute()
+    finally:
+        _close(setup)
 
 
 def resume_run(
@@ -483,7 +506,22 @@ def resume_run(
     setup = prepare(
         device, stored.context.work_dir, model=get_model(stored.model),
         load_s=plan.load_timeout_s, stall_s=plan.stall_timeout_s,
+        engine_kind=stored.context.engine,  # a resumed run measures as it started
     )
+    try:
+        return _resume(device, storage, stored, setup, plan, on_progress, on_start)
+    finally:
+        _close(setup)
+
+
+def _close(setup: BenchSetup) -> None:
+    try:
+        setup.trials.engine.close()  # a session's genie-app ends with the run
+    except QwenchatError:
+        pass
+
+
+def _resume(device, storage, stored, setup, plan, on_progress, on_start) -> str:  # noqa: ANN001
     check_same_phone(stored, setup.context)
     setup.context.libgenie_version = stored.context.libgenie_version
     # Trials the link took away measured nothing: run those slots again.

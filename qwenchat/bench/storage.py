@@ -94,6 +94,13 @@ def m034_bench_run_note(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE bench_runs ADD COLUMN note TEXT")
 
 
+@migration
+def m035_bench_run_engine(db: sqlite3.Connection) -> None:
+    # How the run drove Genie: "process" (a fresh genie-t2t-run per trial, every run before
+    # this) or "session" (a warm dialog in one genie-app, reset between trials).
+    db.execute("ALTER TABLE bench_runs ADD COLUMN engine TEXT NOT NULL DEFAULT 'process'")
+
+
 def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
@@ -116,9 +123,10 @@ class BenchStorage:
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.db.execute(
             "INSERT INTO bench_runs (id, created_at, status, plan_json, context_json,"
-            " baseline_json, model) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " baseline_json, model, engine) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, time.time(), RunStatus.RUNNING.value, _dump(plan.to_json()),
-             _dump(context.to_json()), _dump(_as_json(baseline)), context.model),
+             _dump(context.to_json()), _dump(_as_json(baseline)), context.model,
+             context.engine),
         )
         return run_id
 
@@ -208,12 +216,14 @@ class BenchStorage:
                 "SELECT * FROM bench_trials WHERE run_id = ? ORDER BY id", (run_id,)
             )
         ]
+        context = RunContext.from_json(_load(row["context_json"]) or {}, model=row["model"])
+        context.engine = row["engine"]  # the column (m035) is what the run was started with
         return RunRecord(
             id=row["id"],
             created_at=row["created_at"],
             status=RunStatus.parse(row["status"]),
             plan=RunPlan.from_json(_load(row["plan_json"]) or {}),
-            context=RunContext.from_json(_load(row["context_json"]) or {}, model=row["model"]),
+            context=context,
             finished_at=row["finished_at"],
             baseline=ThermalReading.from_json(_load(row["baseline_json"])),
             trials=trials,

@@ -59,10 +59,19 @@ class TrialRunner:
     def bounds(self, prompt_tokens: int) -> WaitBounds:
         return WaitBounds.for_prompt(prompt_tokens, load_s=self.load_s, stall_s=self.stall_s)
 
-    def run(self, prompt: str, *, length: int, gen_len: int, seed: int) -> TrialResult:
+    def run(
+        self, prompt: str, *, length: int, gen_len: int, seed: int, run_seed: int | None = None
+    ) -> TrialResult:
         # max-num-tokens = gen-len, and a new sampler seed per trial as Qualcomm's harness does.
+        # A warm dialog keeps the run's seed: the sampler lives in the dialog's config, and a
+        # new one would create the dialog again (a model load) every trial.
+        sampler_seed = seed
+        if self.engine.name == "session" and run_seed is not None:
+            sampler_seed = run_seed
         request = QueryRequest(
-            prompt, SamplerSettings(max_tokens=gen_len, seed=seed), bounds=self.bounds(length)
+            prompt,
+            SamplerSettings(max_tokens=gen_len, seed=sampler_seed),
+            bounds=self.bounds(length),
         )
         record = self.engine.query(request)
         return trial_result(
@@ -132,7 +141,10 @@ def trial_result(
         query_ms=profile.query_ms,
         free_ms=free_ms,
     )
-    if profile.init_ms is not None and profile.query_ms is not None:
+    if record.engine == "session" and profile.query_ms is not None:
+        # A warm dialog: the host clock starts at the query line (any load came before it).
+        result.host.overhead_ms = result.host.total_ms - profile.query_ms
+    elif profile.init_ms is not None and profile.query_ms is not None:
         own = profile.init_ms + profile.query_ms + (free_ms or 0.0)
         result.host.overhead_ms = result.host.total_ms - own
     if profile.num_prompt_tokens != length:

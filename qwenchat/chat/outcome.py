@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from qwenchat.runner.record import QueryRecord
 
 DEFAULT_CTX_SIZE = 4096
+# Where Genie's own figures come from, by engine.
+GENIE_SOURCES = {"process": "genie --profile", "session": "genie-app profile save"}
 
 
 class StopReason(StrEnum):
@@ -82,6 +84,13 @@ class ReplyFigures:
     host_first_token_s: float | None = None
     host_total_s: float | None = None
     host_prepare_s: float | None = None  # Enter → the query leaves for the phone
+    # Host clock: the model load this reply waited for in a live session (genie-app's dialog
+    # create, paid once per session); None on a warm dialog and on the per-turn engine (whose
+    # load, paid every turn, is Genie's init time above).
+    host_load_s: float | None = None
+    # How the reply ran: "session" (one genie-app, the dialog kept alive) or "process" (one
+    # genie-t2t-run per turn).
+    engine: str = "process"
     # Host bookkeeping.
     counted_prompt_tokens: int | None = None
     ctx_used: int | None = None
@@ -90,8 +99,9 @@ class ReplyFigures:
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "engine": self.engine,
             "genie": {
-                "source": "genie --profile",
+                "source": GENIE_SOURCES.get(self.engine, "genie --profile"),
                 "init_time_us": self.genie_init_us,
                 "num_prompt_tokens": self.genie_prompt_tokens,
                 "prompt_processing_rate_tok_s": self.genie_prefill_rate,
@@ -105,6 +115,7 @@ class ReplyFigures:
                 "first_token_s": self.host_first_token_s,
                 "total_s": self.host_total_s,
                 "prepare_s": self.host_prepare_s,
+                "load_s": self.host_load_s,
             },
             "context": {
                 "source": "host tokenizer + genie profile",

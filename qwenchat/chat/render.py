@@ -97,7 +97,9 @@ def figures_line(result: ReplyResult) -> str:
     ``genie: ttft 171 ms · prefill 750 tok/s · decode 13.6 tok/s · load 3.1 s │ host: first
     token 3.4 s │ 57 tok · ctx 412/4096 · stop: eos │ SIMULATED``
 
-    The host figure counts from Enter: everything the user waited, host work included.
+    The host figure counts from Enter: everything the user waited, host work included. In a
+    live session (``engine == "session"``) the load is paid once: its figures appear on the
+    reply that waited for it, every later one says "warm dialog".
     """
     f: ReplyFigures = result.figures
     if f.genie_ttft_us is not None or f.genie_decode_rate is not None:
@@ -106,11 +108,20 @@ def figures_line(result: ReplyResult) -> str:
             f" · prefill {_rate(f.genie_prefill_rate)}"
             f" ({f.genie_prompt_tokens if f.genie_prompt_tokens is not None else '?'} tok)"
             f" · decode {_rate(f.genie_decode_rate)}"
-            f" · load {_seconds(None if f.genie_init_us is None else f.genie_init_us / 1e6)}"
         )
+        if f.engine != "session":
+            genie += f" · load {_seconds(None if f.genie_init_us is None else f.genie_init_us / 1e6)}"
+        elif f.genie_init_us is not None:
+            # A live session loads once: shown on the reply that waited for it, only there.
+            genie += f" · load {_seconds(f.genie_init_us / 1e6)} (once per session)"
     else:
         genie = f"genie: no profile ({_NO_PROFILE.get(result.stop.value, 'process failed')})"
     host = f"host: first token {_seconds(f.host_first_token_s)}"
+    if f.engine == "session":
+        host += (
+            f" (model load {_seconds(f.host_load_s)} included)"
+            if f.host_load_s is not None else " (warm dialog)"
+        )
     generated = f.genie_generated_tokens
     tokens = f"{generated} tok" if generated is not None else "? tok"
     ctx = f"ctx {f.ctx_used if f.ctx_used is not None else '?'}/{f.ctx_size}"

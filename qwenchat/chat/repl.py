@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 HELP = """\
 /help               this help
-/clear              start a new conversation (keeps /system and /set)
+/clear              start a new conversation (keeps /system and /set; a live session's
+                    dialog is reset, the model stays loaded)
 /system TEXT        set the system prompt (empty: the model's default); the state is rebuilt
 /set k=v ...        temp=0.7 top_k=40 top_p=0.95 seed=1 max_tokens=256
 /stats              figures of the last reply and of the session
@@ -67,6 +68,16 @@ def parse_command(line: str) -> Command | None:
     if name not in COMMANDS:
         raise UsageError(f"unknown command /{name}", hint="Type /help for the commands.")
     return Command(name, arg.strip())
+
+
+def engine_line(name: str) -> str:
+    """How this chat runs Genie, in one line."""
+    if name == "session":
+        return (
+            "engine: session (genie-app keeps the model loaded for the whole chat; "
+            "the first reply pays the load)"
+        )
+    return "engine: one genie-t2t-run per turn (the model loads again every turn)"
 
 
 class Repl:
@@ -136,6 +147,9 @@ class Repl:
             f"qwenchat · {llm} on {s.info.model} {s.info.soc}{sim} · /help for commands, "
             "Ctrl-D exits"
         )
+        for note in getattr(s.engine, "notes", ()):
+            self.say(f"note: {note}", "yellow")  # a fallback says why, once
+        self.say(engine_line(s.engine.name))
         try:
             return self._loop()
         finally:
@@ -194,8 +208,16 @@ class Repl:
                 self.say(f"settings: {s.settings.as_dict() or 'bundle defaults'}"
                          f" · max_tokens {s.max_tokens}")
                 return
-            s.update_settings(**s.parse_set(arg))
-            self.say(f"settings: {s.settings.as_dict()} (no rebuild needed)")
+            values = s.parse_set(arg)
+            s.update_settings(**values)
+            if s.engine.name == "session" and set(values) - {"max_tokens"}:
+                # The sampler lives in the live dialog's config: a new one means a new dialog.
+                self.say(
+                    f"settings: {s.settings.as_dict()} (the live dialog is created again on "
+                    "the next turn: one model load, the conversation rebuilt)"
+                )
+            else:
+                self.say(f"settings: {s.settings.as_dict()} (no rebuild needed)")
         elif name == "stats":
             self.stats()
         elif name == "save":
@@ -223,7 +245,8 @@ class Repl:
     def stats(self) -> None:
         s = self.session
         self.say(
-            f"session {s.session_id} · {s.model_name} · {len(s.messages)} messages"
+            f"session {s.session_id} · {s.model_name} · engine {s.engine.name}"
+            f" · {len(s.messages)} messages"
             f" · {s.turns_done} replies"
             f" · ctx used {s.state.tokens if s.state.valid else '?'}/{s.ctx_size}"
             f" · state on phone: {'yes' if s.state.valid else 'rebuild next turn'}"
@@ -279,7 +302,13 @@ class Repl:
         """What the user needs after a reply: its figures and, when it did not end on its
         own, what happened and what comes next."""
         if result.stop is StopReason.CUT:
-            self.say("[cut: generation stopped on the phone; the next turn rebuilds the state]")
+            if self.session.engine.name == "session":
+                self.say(
+                    "[cut: genie-app was stopped on the phone; the next turn starts it again "
+                    "(a model load) and rebuilds the conversation]"
+                )
+            else:
+                self.say("[cut: generation stopped on the phone; the next turn rebuilds the state]")
         try:
             print_figures(result, self.out)
         except (OSError, ValueError):

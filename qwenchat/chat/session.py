@@ -105,6 +105,8 @@ class ChatSession:
     stall_timeout: float | None = None
     # Set when the phone vanished: nothing more is sent until reconnect().
     lost: bool = False
+    # --engine: how a phone found again is driven (auto, session, process).
+    engine_kind: str = "process"
     _conversation_saved: bool = False
     _cancel: threading.Event = field(default_factory=threading.Event)
     # Dialog states left on a phone that vanished: removed when it is back.
@@ -142,10 +144,14 @@ class ChatSession:
 
     def update_settings(self, **values: Any) -> None:
         # Sampler and max tokens live in the per-session genie config, not in the KV state:
-        # changing them never forces a rebuild.
+        # with the per-turn engine changing them never forces a rebuild.
         for key, value in values.items():
             validate_setting(key, value, ctx_size=self.ctx_size)
         self.settings = self.settings.updated(**values)
+        if self.engine.name == "session" and set(values) - {"max_tokens"}:
+            # A live session's sampler is in its dialog's config: a new dialog (empty) is
+            # made for the next turn, so that turn sends the whole conversation.
+            self.state.valid = False
         self._save_conversation()
 
     def parse_set(self, text: str) -> dict[str, float | int]:
@@ -204,7 +210,8 @@ class ChatSession:
     # ----- the phone
     def end(self) -> None:
         """The chat is over: remove its dialog state from the phone (it holds the KV cache:
-        large). Never raises: the chat ends whatever the phone says."""
+        large) and end the engine's process there (a live session's genie-app). Never
+        raises: the chat ends whatever the phone says."""
         try:
             self._forget_dialog()
             for dialog in list(self._orphans):
@@ -213,12 +220,29 @@ class ChatSession:
                     self._orphans.remove(dialog)
         except QwenchatError:
             pass
+        finally:
+            try:
+                self.engine.close()
+            except QwenchatError:
+                pass
 
     def reconnect(self, device: Any) -> None:
         """Continue on ``device`` (the same phone, back after it vanished): the engine is
         opened again and the next turn rebuilds the conversation from the transcript."""
         layout = self.engine.layout
-        engine = open_engine(device, layout)
+        try:
+            self.engine.close()  # the old phone connection's session, if it still runs
+        except QwenchatError:
+            pass
+        engine = open_engine(device, layout, kind=self.engine_kind)
+        try:
+            self._adopt(engine, device)
+        except BaseException:
+            _close_quietly(engine)
+            raise
+
+    def _adopt(self, engine: Engine, device: Any) -> None:
+        layout = engine.layout
         engine.bundle.require_model(self.model)
         info = read_device_info(device, layout.work_dir)
         if self.info.serial not in ("?", info.serial):
@@ -506,6 +530,7 @@ class ChatSession:
             counted_prompt_tokens=plan.prompt_tokens,
             ctx_size=plan.ctx_size,
             simulated=self.info.simulated,
+            engine=self.engine.name,
         )
         if record is None:
             figures.host_total_s = time.monotonic() - entered
@@ -513,6 +538,7 @@ class ChatSession:
         first = record.first_token_at
         figures.host_first_token_s = None if first is None else first - entered
         figures.host_total_s = (record.ended_at or time.monotonic()) - entered
+        figures.host_load_s = record.load_host_s
         p = record.profile
         if p is not None:
             figures.genie_init_us = p.init_time_us
@@ -561,16 +587,52 @@ def open_chat_session(
     load_timeout: float | None = None,
     stall_timeout: float | None = None,
     warm: bool = True,
+    engine: str = "process",
 ) -> ChatSession:
     """A session on an open device: reads the bundle config and tokenizer from the phone,
     the device identity (serial, model, simulated) and opens the chat tables.
 
     ``model``: the LLM the user asked for; another model than the phone's bundle holds is
     refused here, before Genie ever runs (None: whatever the phone holds). ``warm``: load
-    the tokenizer and template in the background now (see ``chat.warmup``).
+    the tokenizer and template in the background now (see ``chat.warmup``). ``engine``:
+    auto (a live genie-app session when the phone's passes its probe, else one genie-t2t-run
+    per turn, with a note), session or process (``qwenchat.runner.open_engine``).
     """
     layout = PhoneLayout(work_dir or DEFAULT_WORK_DIR)
-    engine = open_engine(device, layout)
+    runner = open_engine(device, layout, kind=engine)
+    try:
+        return _session_on(
+            runner, device, layout, engine, system=system, settings=settings, store=store,
+            model=model, keep_state=keep_state, load_timeout=load_timeout,
+            stall_timeout=stall_timeout, warm=warm,
+        )
+    except BaseException:
+        _close_quietly(runner)  # a refused model or a bad setting: no genie-app left behind
+        raise
+
+
+def _close_quietly(engine: Engine) -> None:
+    try:
+        engine.close()
+    except QwenchatError:
+        pass
+
+
+def _session_on(
+    engine: Engine,
+    device: Any,
+    layout: PhoneLayout,
+    kind: str,
+    *,
+    system: str | None,
+    settings: SamplerSettings | None,
+    store: Any,
+    model: ModelSpec | None,
+    keep_state: bool,
+    load_timeout: float | None,
+    stall_timeout: float | None,
+    warm: bool,
+) -> ChatSession:
     held = engine.bundle.require_model(model)
     counter = TokenCounter(engine.bundle.tokenizer_file())
     if warm:
@@ -602,6 +664,7 @@ def open_chat_session(
         info=info,
         load_timeout=load_timeout,
         stall_timeout=stall_timeout,
+        engine_kind=kind,
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from qwenchat.chat.outcome import GENIE_SOURCES
 from qwenchat.errors import StoreError
 from qwenchat.store.migrations import migration
 
@@ -107,6 +108,14 @@ def m013_chat_conversation_model(db: sqlite3.Connection) -> None:
 def m014_chat_reply_prepare_time(db: sqlite3.Connection) -> None:
     # Host time from Enter to the query leaving for the phone (rendering, counting).
     db.execute("ALTER TABLE chat_replies ADD COLUMN host_prepare_s REAL")
+
+
+@migration
+def m015_chat_reply_engine(db: sqlite3.Connection) -> None:
+    # How the reply ran (every reply before this ran one genie-t2t-run per turn) and the
+    # model load a live session paid for it (host clock; NULL: none, or per-turn engine).
+    db.execute("ALTER TABLE chat_replies ADD COLUMN engine TEXT NOT NULL DEFAULT 'process'")
+    db.execute("ALTER TABLE chat_replies ADD COLUMN host_load_s REAL")
 
 
 @dataclass(frozen=True)
@@ -237,8 +246,8 @@ class ChatStorage:
                      genie_num_prompt_tokens, genie_prompt_rate_tok_s, genie_ttft_us,
                      genie_num_generated_tokens, genie_decode_rate_tok_s, genie_decode_time_us,
                      host_first_token_s, host_total_s, host_counted_prompt_tokens, ctx_used,
-                     ctx_size, simulated, host_prepare_s)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                     ctx_size, simulated, host_prepare_s, engine, host_load_s)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     conversation_id,
                     message_id,
@@ -260,6 +269,8 @@ class ChatStorage:
                     f.ctx_size,
                     int(f.simulated),
                     f.host_prepare_s,
+                    f.engine,
+                    f.host_load_s,
                 ),
             )
             self.db.execute("COMMIT")
@@ -362,8 +373,9 @@ def _reply_json(r: sqlite3.Row) -> dict[str, Any]:
         "stop_reason": r["stop_reason"],
         "error": r["error"],
         "settings": json.loads(r["settings_json"] or "{}"),
+        "engine": r["engine"],
         "genie": {
-            "source": "genie --profile",
+            "source": GENIE_SOURCES.get(r["engine"], "genie --profile"),
             "init_time_us": r["genie_init_time_us"],
             "num_prompt_tokens": r["genie_num_prompt_tokens"],
             "prompt_processing_rate_tok_s": r["genie_prompt_rate_tok_s"],
@@ -380,6 +392,7 @@ def _reply_json(r: sqlite3.Row) -> dict[str, Any]:
             "first_token_s": r["host_first_token_s"],
             "total_s": r["host_total_s"],
             "prepare_s": r["host_prepare_s"],
+            "load_s": r["host_load_s"],
         },
         "context": {
             "prompt_tokens_counted": r["host_counted_prompt_tokens"],

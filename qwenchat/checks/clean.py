@@ -1,6 +1,8 @@
 """What ``qwenchat clean`` removes from the phone's work dir, and removing it.
 
-Default: dialog states and temporary files (cheap to lose). ``--bundle`` adds the model
+Default: dialog states and temporary files (cheap to lose). Every live genie-app session
+(chat's session engine keeps the model loaded in one) is ended first, whoever started it:
+nothing of qwenchat's keeps running on the phone after a clean. ``--bundle`` adds the model
 bundle, the runtime and the manifest (the manifest first, so an interrupted clean never
 leaves a manifest describing files that are gone). ``--all``: the whole work dir.
 """
@@ -13,6 +15,7 @@ from qwenchat.assets.phone_state import journal_path
 from qwenchat.device.base import Device
 from qwenchat.errors import DeviceCommandError, UsageError
 from qwenchat.layout import PhoneLayout
+from qwenchat.runner import stop_sessions
 from qwenchat.shellwords import quote
 
 
@@ -46,6 +49,11 @@ def clean_targets(work_dir: str, *, bundle: bool = False, everything: bool = Fal
             *targets,
         ]
     return targets
+
+
+def stop_live_sessions(device: Device, work_dir: str) -> int:
+    """End every genie-app session under ``work_dir`` (its files go with it); how many."""
+    return stop_sessions(device, PhoneLayout(_safe_work_dir(work_dir)))
 
 
 def remove_targets(device: Device, targets: list[str]) -> int:

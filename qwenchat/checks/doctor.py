@@ -60,6 +60,7 @@ class DoctorReport:
     checks: list[Check] = field(default_factory=list)
     model: str | None = None  # the model checked for (the phone's, or --model)
     probe: QueryRecord | None = None  # the short genie-t2t-run, kept for --report
+    chat_engine: str | None = None  # what `qwenchat run` will use: "session" or "process"
 
     @property
     def ok(self) -> bool:
@@ -72,6 +73,7 @@ class DoctorReport:
             "simulated": self.simulated,
             "info": self.info,
             "model": self.model,
+            "chat_engine": self.chat_engine,
             "checks": [asdict(c) for c in self.checks],
         }
 
@@ -186,6 +188,7 @@ def _device_checks(device, work_dir, deep, wanted, report, add) -> None:  # noqa
     arch = info.hexagon_arch
     add(_qairt_check(device, layout, arch))
     add(_genie_check(device, layout, report))
+    add(_engine_check(device, layout, report))
 
 
 def _published(spec: ModelSpec) -> tuple[tuple[str, ...], str]:
@@ -348,6 +351,40 @@ def _genie_check(device: Device, layout, report: DoctorReport) -> Check:  # noqa
         f"{version_text}; {(record.message or record.outcome.value)[:200]}",
         "Run `qwenchat run --debug` to see Genie's full output.",
     )
+
+
+def _engine_check(device: Device, layout, report: DoctorReport) -> Check:  # noqa: ANN001
+    """Which engine chat will use: genie-app probed through its FIFO (a `version` round
+    trip, no model load), as `qwenchat run --engine auto` does before the first turn."""
+    from qwenchat.runner.session import SessionUnavailable
+
+    name = "chat engine"
+    try:
+        engine = open_engine(device, layout, kind="session")
+    except SessionUnavailable as exc:
+        report.chat_engine = "process"
+        return Check(
+            name,
+            True,
+            f"one genie-t2t-run per turn (the model loads every turn): {exc.message}",
+            exc.hint or "",
+            warn=True,
+        )
+    except BundleError as exc:
+        report.chat_engine = None
+        return Check(name, False, exc.message, exc.hint or "")
+    try:
+        what = f"genie-app {engine.build} build" + (
+            f", libGenie {engine.libgenie_version}" if engine.libgenie_version else ""
+        )
+        report.chat_engine = "session"
+        return Check(
+            name,
+            True,
+            f"session: the model stays loaded for a whole chat ({what} answered through its FIFO)",
+        )
+    finally:
+        engine.close()
 
 
 def report_json(report: DoctorReport) -> str:

@@ -87,6 +87,15 @@ def bench(
         str | None,
         typer.Option("--show", help="Print the report of a stored run (id, prefix or 'last')."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="process: a fresh genie-t2t-run per trial (the model loads every trial, as "
+            "the published figures were measured); session: a warm dialog (one genie-app, "
+            "model loaded once, dialog reset between trials), labelled so in every output.",
+        ),
+    ] = "process",
     model: Model = None,
     serial: Serial = None,
     connect: Connect = None,
@@ -134,6 +143,7 @@ def bench(
             load_timeout_s=load_timeout,
             stall_timeout_s=stall_timeout,
             model=model,
+            engine=engine.strip().lower(),
         )
     if model is not None:
         from qwenchat.models.registry import get_model

@@ -286,8 +286,9 @@ def clean(
     ] = False,
     auth_timeout: AuthTimeout = 30.0,
 ) -> int:
-    """Remove dialog states and temporary files from the phone (--bundle: the model too)."""
-    from qwenchat.checks.clean import clean_targets, remove_targets
+    """Remove dialog states and temporary files from the phone (--bundle: the model too).
+    Live genie-app sessions (chat's session engine) are ended first, whoever started them."""
+    from qwenchat.checks.clean import clean_targets, remove_targets, stop_live_sessions
     from qwenchat.errors import UsageError
 
     targets = clean_targets(device_dir, bundle=bundle, everything=all_)
@@ -299,7 +300,10 @@ def clean(
             )
         typer.confirm(f"Remove {', '.join(targets)} from the phone?", abort=True)
     with _open(serial, connect, transport, auth_timeout) as dev:
+        stopped = stop_live_sessions(dev, device_dir)
         freed = remove_targets(dev, targets)
+    if stopped:
+        typer.echo(f"ended {stopped} genie-app session(s) still running on the phone")
     typer.echo(f"removed {', '.join(targets)} ({freed / 1e6:.1f} MB freed)")
     return 0
 

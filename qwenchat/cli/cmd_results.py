@@ -53,6 +53,7 @@ def list_runs(
                 "id": run.id, "date": run_date(run.created_at), "model": run.model,
                 "device": dev.model or None, "soc": dev.soc or None,
                 "simulated": run.simulated,
+                "engine": run.context.engine,
                 "lengths": [p.tokens for p in run.plan.lengths],
                 "status": run.status.value,
                 "trials": len(run.measured),
@@ -79,6 +80,8 @@ def list_runs(
     table.add_column("model · device · SoC · lengths · trials", ratio=1, overflow="fold")
     for r in rows:
         kind = "[yellow]SIMULATED[/]" if r["simulated"] else "real phone"
+        if r["engine"] == "session":
+            kind += " · session (warm dialog)"
         failed = f" [red]({r['failed']} failed)[/]" if r["failed"] else ""
         table.add_row(
             r["id"], r["date"], r["status"],

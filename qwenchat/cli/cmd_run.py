@@ -50,6 +50,15 @@ def run(
             "--stall-timeout", help="Seconds without a token before Genie is called stuck."
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="auto: keep the model loaded in one genie-app for the chat when the phone's "
+            "passes its probe, else one genie-t2t-run per turn (a question: per turn); "
+            "session; process.",
+        ),
+    ] = "auto",
     model: Model = None,
     serial: Serial = None,
     connect: Connect = None,
@@ -74,6 +83,12 @@ def run(
     load_s = validate_timeout("--load-timeout", load_timeout)
     stall_s = validate_timeout("--stall-timeout", stall_timeout)
     spec = get_model(model) if model is not None else None
+    from qwenchat.runner import ENGINE_KINDS
+
+    if engine not in ENGINE_KINDS:
+        from qwenchat.errors import UsageError
+
+        raise UsageError(f"unknown --engine {engine!r}", hint="Use auto, session or process.")
     text = _one_shot_text(prompt)
     if text is None and json_output:
         from qwenchat.errors import UsageError
@@ -114,13 +129,18 @@ def run(
             keep_state=text is None,  # a question leaves nothing on the phone
             load_timeout=load_s,
             stall_timeout=stall_s,
+            # One question gains nothing from a live dialog: auto runs it per turn.
+            engine="process" if text is not None and engine == "auto" else engine,
         )
         if text is None:
             from qwenchat.chat.link import PhoneLink
             from qwenchat.chat.repl import Repl
 
             return Repl(session, link=PhoneLink(reopen)).run()
-        return _answer(session, text, json_output, started)
+        try:
+            return _answer(session, text, json_output, started)
+        finally:
+            session.end()  # a session engine's genie-app ends with the question
 
 
 def _one_shot_text(prompt: str | None) -> str | None:
@@ -164,6 +184,7 @@ def _answer(session, text: str, json_output: bool, started: float) -> int:  # no
                     "soc": session.info.soc,
                 },
                 "simulated": session.info.simulated,
+                "engine": session.engine.name,
                 "figures": result.figures.as_json(),
             }
             sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")

@@ -1,9 +1,10 @@
 """One way to run a Genie query on the phone and get one typed record back.
 
-Chat, bench and doctor's probe all go through an ``Engine`` (``engine.py``): today
-``ProcessEngine`` (one genie-t2t-run per query); a long-lived dialog later, behind the same
-interface. The record (``record.py``) holds the stdout events with host timestamps, exit
-code, stderr, Genie's profile and the failure diagnosis; features only interpret it.
+Chat, bench and doctor's probe all go through an ``Engine`` (``engine.py``): ``ProcessEngine``
+(one genie-t2t-run per query) or ``SessionEngine`` (one genie-app keeps the dialog alive for
+a whole chat, ``session.py``). The record (``record.py``) holds the stdout events with host
+timestamps, exit code, stderr, Genie's profile and the failure diagnosis; features only
+interpret it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,51 @@ if TYPE_CHECKING:
     from qwenchat.layout import PhoneLayout
     from qwenchat.runner.engine import Engine
 
+ENGINE_KINDS = ("auto", "session", "process")
+
 
 def open_engine(device: Device, layout: PhoneLayout | None = None, kind: str = "process") -> Engine:
-    """The engine ``kind`` for the bundle pushed in ``layout`` on ``device``."""
+    """The engine ``kind`` for the bundle pushed in ``layout`` on ``device``.
 
+    ``session``: genie-app must answer its probe (SessionUnavailable, with a hint, if not);
+    ``auto``: the session engine when its probe passes, else the per-query engine with a
+    note saying why (``engine.notes``); ``process``: one genie-t2t-run per query.
+    """
+    if kind not in ENGINE_KINDS:
+        raise UsageError(f"unknown engine {kind!r}", hint="Use auto, session or process.")
     bundle = PhoneBundle(device, layout)
-    if kind == "process":
-        engine = ProcessEngine(bundle)
-        engine.sweep_stale()
-        return engine
-    raise UsageError(f"unknown engine {kind!r}", hint="Use process.")
+    if kind in ("auto", "session"):
+        from qwenchat.runner.session import SessionUnavailable, open_session
+
+        try:
+            return open_session(bundle)
+        except SessionUnavailable as exc:
+            if kind == "session":
+                raise
+            engine = ProcessEngine(bundle)
+            engine.sweep_stale()
+            engine.notes.append(
+                f"genie-app cannot keep the model loaded ({exc.message}): "
+                "every turn starts genie-t2t-run and loads the model again"
+            )
+            return engine
+    engine = ProcessEngine(bundle)
+    engine.sweep_stale()
+    return engine
+
+
+def sweep_stale(device: Device, layout: PhoneLayout | None = None) -> int:
+    """End the genie-app sessions a killed qwenchat of this host left on the phone; returns
+    how many. (Opening any engine does this too.)"""
+    from qwenchat.layout import PhoneLayout as _Layout
+    from qwenchat.runner.session_phone import sweep_orphans
+
+    return len(sweep_orphans(device, (layout or _Layout()).tmp_dir))
+
+
+def stop_sessions(device: Device, layout: PhoneLayout | None = None) -> int:
+    """End every genie-app session on the phone, whoever started it (`qwenchat clean`)."""
+    from qwenchat.layout import PhoneLayout as _Layout
+    from qwenchat.runner.session_phone import stop_all_sessions
+
+    return len(stop_all_sessions(device, (layout or _Layout()).tmp_dir))

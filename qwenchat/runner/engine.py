@@ -1,8 +1,8 @@
 """The interface every way of running Genie on the phone implements.
 
-Today one engine: ``ProcessEngine`` (one genie-t2t-run per query, dialog state carried
-between processes with --save/--restore). A long-lived dialog (genie-app fed a script) is
-the second engine behind the same four methods.
+``ProcessEngine`` (one genie-t2t-run per query, dialog state carried between processes with
+--save/--restore) and ``SessionEngine`` (one genie-app fed a script through a FIFO keeps the
+dialog, and the loaded model, alive for a whole chat) behind the same four methods.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ class Engine(ABC):
 
     def __init__(self, bundle: PhoneBundle) -> None:
         self.bundle = bundle
+        # What the user should hear once about how queries run (a fallback, and why).
+        self.notes: list[str] = []
 
     @property
     def device(self):  # noqa: ANN201 - Device

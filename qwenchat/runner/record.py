@@ -57,6 +57,10 @@ class QueryRecord:
     failure: GenieFailure | None = None  # why it failed, in Genie's words, with advice
     error: str | None = None  # one line for outcomes without a Genie failure (lost, stuck)
     notes: list[str] = field(default_factory=list)  # host-side remarks (unreadable profile)
+    # Host clock: the model load this query paid in a live session (genie-app's `dialog
+    # create`); None when it paid none (a warm dialog) or loaded per process (genie-t2t-run,
+    # whose load is in the profile's init-time).
+    load_host_s: float | None = None
 
     # ----- derived from the events
     @property
