@@ -60,9 +60,14 @@ def test_help_still_exits_0():
          "error: --arch v99: the emulated phone knows v73, v75 and v79"),
         (["emulator", "start", "--port", "0", "--profile", "/etc/hostname"],
          "error: --profile /etc/hostname is not a JSON device profile"),
+        (["emulator", "start", "--port", "0", "--profile", "{DIR}/build.json"],
+         'error: --profile {DIR}/build.json: genie_app_build must be "new" or "old", not \'newest\''),
     ],
 )
-def test_bad_emulator_input_is_one_line_before_anything_starts(args, error):
+def test_bad_emulator_input_is_one_line_before_anything_starts(args, error, tmp_path):
+    (tmp_path / "build.json").write_text('{"genie_app_build": "newest"}')
+    args = [a.replace("{DIR}", str(tmp_path)) for a in args]
+    error = error.replace("{DIR}", str(tmp_path))
     result = _run(*args)
     assert result.returncode == 2 and result.stderr.startswith(error), result.stderr
     assert "Traceback" not in result.stderr

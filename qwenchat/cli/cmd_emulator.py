@@ -366,8 +366,14 @@ def _check_profile(profile: Path) -> None:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"--profile {profile} is not a JSON device profile: {exc}", hint=hint) from None
     known = ("init_ms", "prefill_chunk_ms", "chunk_tokens", "decode_tok_s", "free_ms", "jitter_pct")
-    if not isinstance(data, dict) or not any(k in data for k in known):
-        raise UsageError(f"--profile {profile} names none of {', '.join(known)}", hint=hint)
+    if not isinstance(data, dict) or not any(k in data for k in (*known, "genie_app_build")):
+        raise UsageError(
+            f"--profile {profile} names none of {', '.join(known)}, genie_app_build", hint=hint
+        )
+    build = data.get("genie_app_build", "new")
+    if build not in ("new", "old"):
+        raise UsageError(f"--profile {profile}: genie_app_build must be \"new\" or \"old\", "
+                         f"not {build!r}", hint=hint)  # fmt: skip
     for key in known:
         value = data.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
