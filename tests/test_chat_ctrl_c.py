@@ -74,7 +74,7 @@ class Run:
         for chunk in iter(lambda: pipe.read1(4096), b""):
             into.extend(chunk)
 
-    def wait_for_text(self, chars: int, timeout: float = 60) -> None:
+    def wait_for_text(self, chars: int, timeout: float = 180) -> None:  # a busy host: generous
         deadline = time.monotonic() + timeout
         while len(self.out) < chars:
             if self.proc.poll() is not None or time.monotonic() > deadline:
