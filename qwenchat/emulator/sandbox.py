@@ -109,6 +109,8 @@ class Sandbox:
         self.init_pid: int | None = None  # as the phone sees it (1)
         self._stderr_thread: threading.Thread | None = None
         self._early_stderr: list[str] = []
+        # A test may stop the phone from a thread while the fixture stops it too.
+        self._stop_lock = threading.Lock()
 
     def start(self) -> None:
         try:
@@ -186,13 +188,14 @@ class Sandbox:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the init's socket: pid 1 exits and the kernel ends every phone process."""
-        if self.control is not None:
+        with self._stop_lock:
+            control, self.control = self.control, None
+        if control is not None:
             try:
-                self.control.shutdown(socket.SHUT_RDWR)
+                control.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            self.control.close()
-            self.control = None
+            control.close()
         if self.proc is not None:
             deadline = time.monotonic() + timeout
             while self.proc.poll() is None and time.monotonic() < deadline:
