@@ -283,34 +283,36 @@ def judge(workers: Workers, m: Mutant, timeout: float) -> None:
         workers.free.put(copy)
 
 
-def baseline(workers: Workers, test_sets: set[tuple[str, ...]], files: list[str]) -> dict:
-    """Each module's tests must pass on the unmutated copy. The run also records, per test,
-    which lines of `files` it runs and how long it takes (scripts/mutation/covmap.py)."""
-    maps: dict[tuple, dict] = {}
+def baseline(workers: Workers, test_files: set[str], files: list[str]) -> dict:
+    """Every selected test file must pass on the unmutated copy. Each file runs once (modules
+    share files), recording per test which lines of `files` it runs and how long it takes
+    (scripts/mutation/covmap.py)."""
+    maps: dict[str, dict] = {}
     failures = []
 
-    def one(tests):
+    def one(test_file):
         copy = workers.free.get()
-        out = copy.parent / f"covmap-{abs(hash(tests))}.json"
+        out = copy.parent / f"covmap-{test_file.replace('/', '_')}.json"
         env = {"COVMAP_FILES": os.pathsep.join(str(copy / f) for f in files),
                "COVMAP_OUT": str(out)}
         try:
             outcome, seconds, detail = workers.run_tests(
-                copy, tests, timeout=1800, extra=["-p", "covmap"], env=env)
+                copy, (test_file,), timeout=1800, extra=["-p", "covmap"], env=env)
         finally:
             workers.free.put(copy)
         if outcome != "survived":
-            failures.append(f"{' '.join(tests)}: {outcome}\n{detail}")
+            failures.append(f"{test_file}: {outcome}\n{detail}")
             return
         data = json.loads(out.read_text(encoding="utf-8"))
         lines = {}
         for path, by_line in data["lines"].items():
             rel = os.path.relpath(path, os.path.realpath(copy))
             lines[rel] = {int(n): ctx for n, ctx in by_line.items()}
-        maps[tests] = {"seconds": seconds, "lines": lines, "durations": data["durations"]}
+        maps[test_file] = {"seconds": seconds, "lines": lines, "durations": data["durations"]}
+        print(f"  baseline {test_file}: {seconds:.0f} s", flush=True)
 
     with ThreadPoolExecutor(workers.jobs) as pool:
-        list(pool.map(one, sorted(test_sets)))
+        list(pool.map(one, sorted(test_files)))
     if failures:
         print("the selected tests fail on the UNMUTATED code; fix that first:", file=sys.stderr)
         for f in failures:
@@ -319,17 +321,21 @@ def baseline(workers: Workers, test_sets: set[tuple[str, ...]], files: list[str]
     return maps
 
 
-def select_tests(m: Mutant, cov: dict) -> float:
-    """The tests that run the mutated line(s), fastest first; returns the timeout to give them.
-    A line no test runs in-process (only a CLI subprocess may) gets the whole selection."""
-    by_line = cov["lines"].get(m.path, {})
-    ids = set()
-    for n in range(m.line, m.end_line + 1):
-        ids.update(by_line.get(n, ()))
+def select_tests(m: Mutant, maps: dict) -> float:
+    """The module's tests that run the mutated line(s), fastest first; returns the timeout to
+    give them. A line no test runs in-process (it runs at import, or only in a subprocess such
+    as the CLI) is judged by the module's whole selection."""
+    ids: set[str] = set()
+    durations: dict[str, float] = {}
+    for test_file in m.tests:
+        cov = maps[test_file]
+        durations.update(cov["durations"])
+        by_line = cov["lines"].get(m.path, {})
+        for n in range(m.line, m.end_line + 1):
+            ids.update(by_line.get(n, ()))
     if not ids:
         m.run_tests, m.covered = m.tests, False
-        return 3 * cov["seconds"] + 30
-    durations = cov["durations"]
+        return 3 * sum(maps[f]["seconds"] for f in m.tests) + 30
     m.run_tests = tuple(sorted(ids, key=lambda i: (durations.get(i, 0.0), i)))
     m.covered = True
     return 3 * sum(durations.get(i, 0.0) for i in ids) + 30
@@ -390,18 +396,18 @@ def main() -> int:
     workers = Workers(args.jobs)
     try:
         t0 = time.monotonic()
-        test_sets = {m.tests for r in results for m in r.mutants}
+        test_files = {f for r in results for m in r.mutants for f in m.tests}
         files = sorted({m.path for r in results for m in r.mutants})
-        maps = baseline(workers, test_sets, files)
-        print(f"baseline: {len(test_sets)} test selections pass unmutated, lines mapped to "
-              f"tests ({time.monotonic() - t0:.0f} s)", flush=True)
+        maps = baseline(workers, test_files, files)
+        print(f"baseline: {len(test_files)} test files pass unmutated, lines mapped to tests "
+              f"({time.monotonic() - t0:.0f} s)", flush=True)
         lock = threading.Lock()
         for r in results:
             t1 = time.monotonic()
             done = [0]
 
             def one(m: Mutant, r=r, done=done):
-                judge(workers, m, timeout=select_tests(m, maps[m.tests]))
+                judge(workers, m, timeout=select_tests(m, maps))
                 if m.outcome == "survived":
                     reason = equivalent_reason(m, equivalents)
                     if reason:
