@@ -31,3 +31,20 @@ def test_the_whole_token_is_masked_before_its_pieces():
 def test_two_tokens_are_both_masked():
     scrub = Scrubber("first-secret-1", "second-secret-2")
     assert scrub("a first-secret-1 b second-secret-2 c") == "a *** b *** c"
+
+
+def test_a_json_escaped_token_is_masked_whole():
+    # Only JSON escapes the double quote: the JSON form is the one that must match, to its end.
+    scrub = Scrubber('ab"cdefgh')
+    assert scrub('{"t": "ab\\"cdefgh"}') == '{"t": "***"}'
+
+
+def test_a_unicode_escaped_token_is_masked_whole():
+    scrub = Scrubber("qh-é-secret")
+    assert scrub("token=qh-\\xe9-secret;") == "token=***;"
+
+
+def test_url_quoted_forms_of_a_token_are_masked_whole():
+    scrub = Scrubber("ab cd/efgh")
+    assert scrub("?t=ab%20cd%2Fefgh&x=1") == "?t=***&x=1"  # quote(safe="")
+    assert scrub("?t=ab+cd%2Fefgh&x=1") == "?t=***&x=1"  # quote_plus

@@ -180,6 +180,11 @@ def describe_change(m: Mutant, source: str) -> bool:
         return False
     if mutated is None or mutated == source:
         return False
+    try:
+        compile(mutated, m.path, "exec")
+    except SyntaxError:
+        # Not a program (`{**x}` -> `{^x}`): no test could run it, so it is no mutant.
+        return False
     before, after = source.splitlines(), mutated.splitlines()
     old, new = [], []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before, after).get_opcodes():
@@ -227,6 +232,23 @@ class Workers:
             (copy / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
             self.free.put(copy)
         self.jobs = jobs
+        self.stopping = threading.Event()
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def stop(self):
+        """Ctrl-C or SIGTERM: no new runs; the running ones are interrupted, then killed."""
+        self.stopping.set()
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            _signal_group(proc, signal.SIGINT)
+        deadline = time.monotonic() + 15
+        for proc in running:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
 
     def close(self):
         shutil.rmtree(self.root, ignore_errors=True)
@@ -241,8 +263,19 @@ class Workers:
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                "--no-header", "-o", "addopts=", *extra, *tests]
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        with self._lock:
+            if self.stopping.is_set():
+                return "not-run", 0.0, ""
+            proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            self._running.add(proc)
+        try:
+            return self._wait(proc, timeout, start)
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+
+    def _wait(self, proc: subprocess.Popen, timeout: float, start: float) -> tuple[str, float, str]:
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -256,11 +289,25 @@ class Workers:
             return "timeout", time.monotonic() - start, out[-2000:]
         seconds = time.monotonic() - start
         rc = proc.returncode
+        if self.stopping.is_set():
+            return "not-run", seconds, ""
         if rc == 0:
             return "survived", seconds, ""
         if rc in (1, 2, 3):  # a test failed, collection (import) broke, or pytest itself crashed
             return "killed", seconds, ""
         return "error", seconds, f"pytest exit {rc}\n" + out[-2000:]
+
+
+def run_all(workers: Workers, fn, items) -> None:
+    """fn over items on `jobs` threads; on Ctrl-C the queued items are dropped at once."""
+    pool = ThreadPoolExecutor(workers.jobs)
+    try:
+        list(pool.map(fn, items))
+    except BaseException:
+        workers.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -311,8 +358,7 @@ def baseline(workers: Workers, test_files: set[str], files: list[str]) -> dict:
         maps[test_file] = {"seconds": seconds, "lines": lines, "durations": data["durations"]}
         print(f"  baseline {test_file}: {seconds:.0f} s", flush=True)
 
-    with ThreadPoolExecutor(workers.jobs) as pool:
-        list(pool.map(one, sorted(test_files)))
+    run_all(workers, one, sorted(test_files))
     if failures:
         print("the selected tests fail on the UNMUTATED code; fix that first:", file=sys.stderr)
         for f in failures:
@@ -394,6 +440,12 @@ def main() -> int:
         return 0
 
     workers = Workers(args.jobs)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    interrupted = False
     try:
         t0 = time.monotonic()
         test_files = {f for r in results for m in r.mutants for f in m.tests}
@@ -418,12 +470,22 @@ def main() -> int:
                         print(f"  [{r.name} {done[0]}/{len(r.mutants)}] {m.outcome.upper()}: "
                               f"{m.describe()}", flush=True)
 
-            with ThreadPoolExecutor(workers.jobs) as pool:
-                list(pool.map(one, r.mutants))
+            run_all(workers, one, r.mutants)
             r.seconds = time.monotonic() - t1
             print(f"{r.name}: {r.score:.1%} killed ({r.seconds:.0f} s)", flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: stopping the running tests", file=sys.stderr, flush=True)
+        workers.stop()
     finally:
+        workers.stop()
         workers.close()
+    if interrupted:
+        for r in results:
+            for m in r.mutants:
+                m.outcome = m.outcome or "not-run"
+        report(results, args, time.monotonic() - started)
+        return 130
 
     return report(results, args, time.monotonic() - started)
 
@@ -438,7 +500,7 @@ def report(results: list[PackageResult], args, elapsed: float) -> int:
         print(f"{r.name:8} {r.total:7} {r.sampled:4} {r.count('killed'):6} {r.count('timeout'):7} "
               f"{r.count('survived'):8} {r.count('equivalent'):5} {r.count('error'):5} "
               f"{r.score:6.1%} {r.seconds:5.0f}s  {sample}")
-        if r.score < args.threshold or r.count("error"):
+        if r.score < args.threshold or r.count("error") or r.count("not-run"):
             failed.append(r.name)
     survivors = [m for r in results for m in r.mutants if m.outcome == "survived"]
     if survivors:
