@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import tomllib
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -181,7 +182,9 @@ def describe_change(m: Mutant, source: str) -> bool:
     if mutated is None or mutated == source:
         return False
     try:
-        compile(mutated, m.path, "exec")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # `x is "lit"` is a warning, still a program
+            compile(mutated, m.path, "exec")
     except SyntaxError:
         # Not a program (`{**x}` -> `{^x}`): no test could run it, so it is no mutant.
         return False
@@ -429,6 +432,8 @@ def main() -> int:
             if describe_change(m, sources[m.path]):
                 chosen.append(m)
         chosen.sort(key=lambda m: m.key)
+        if len(chosen) < size:
+            seed = None  # fewer valid mutants than the sample: every one of them runs
         results.append(PackageResult(name, len(pool), len(chosen), seed, chosen))
         how = (f"seeded random sample of {len(chosen)} (seed {seed})" if seed is not None
                else f"all {len(chosen)}")
