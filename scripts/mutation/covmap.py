@@ -2,7 +2,8 @@
 
 Coverage is measured per test (the test's node id as coverage's dynamic context, setup and
 teardown included, so a fixture's work counts for the tests that use it) over the files named
-in COVMAP_FILES, and written to COVMAP_OUT with each test's duration. The driver then judges a
+in COVMAP_FILES, and written to COVMAP_OUT with each test's duration and the tests that
+failed (the driver leaves those out: a test that fails unmutated cannot judge a mutant). The driver then judges a
 mutant by only the tests that run its line. Lines that run only in a subprocess (the CLI run as
 a process) have no test here; the driver falls back to the module's whole selection for them.
 """
@@ -18,6 +19,7 @@ import pytest
 
 _cov = None
 _durations: dict[str, float] = {}
+_failed: set[str] = set()
 
 
 def pytest_configure(config):
@@ -36,6 +38,11 @@ def pytest_runtest_protocol(item, nextitem):
     _cov.switch_context("")
 
 
+def pytest_runtest_logreport(report):
+    if report.failed:
+        _failed.add(report.nodeid)
+
+
 def pytest_unconfigure(config):
     _cov.stop()
     data = _cov.get_data()
@@ -46,4 +53,4 @@ def pytest_unconfigure(config):
             str(n): sorted(c for c in ctx if c) for n, ctx in by_line.items() if any(ctx)
         }
     with open(os.environ["COVMAP_OUT"], "w", encoding="utf-8") as fh:
-        json.dump({"lines": lines, "durations": _durations}, fh)
+        json.dump({"lines": lines, "durations": _durations, "failed": sorted(_failed)}, fh)

@@ -77,6 +77,7 @@ class Mutant:
     end_line: int
     tests: tuple[str, ...]  # the module's selection (targets.toml)
     run_tests: tuple[str, ...] = ()  # the tests that run the mutated line
+    deselect: tuple[str, ...] = ()  # tests of run_tests' files that fail unmutated
     covered: bool = True  # some test ran the line in-process
     original: str = ""  # the source line(s) before
     mutated: str = ""  # and after
@@ -257,14 +258,15 @@ class Workers:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def run_tests(self, copy: Path, tests: tuple[str, ...], timeout: float,
-                  extra: list[str] = (), env: dict | None = None) -> tuple[str, float, str]:
+                  extra: list[str] = (), env: dict | None = None,
+                  first: bool = True) -> tuple[str, float, str]:
         env = {**os.environ, **(env or {})}
         env["PYTHONPATH"] = os.pathsep.join([str(copy), str(copy / "scripts" / "mutation")])
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         # The built tokenizer is shared with the real tree (its build code is not mutated here).
         env.setdefault("QWENCHAT_CACHE", str(REPO / ".cache"))
-        cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-               "--no-header", "-o", "addopts=", *extra, *tests]
+        cmd = [sys.executable, "-m", "pytest", *(["-x"] if first else []), "-q",
+               "-p", "no:cacheprovider", "--no-header", "-o", "addopts=", *extra, *tests]
         start = time.monotonic()
         with self._lock:
             if self.stopping.is_set():
@@ -327,67 +329,79 @@ def judge(workers: Workers, m: Mutant, timeout: float) -> None:
     try:
         op = cosmic_ray.plugins.get_operator(m.operator)()
         target.write_text(mutate_code(original, op, m.occurrence), encoding="utf-8")
-        m.outcome, m.seconds, m.detail = workers.run_tests(copy, m.run_tests, timeout)
+        extra = [arg for test in m.deselect for arg in ("--deselect", test)]
+        m.outcome, m.seconds, m.detail = workers.run_tests(copy, m.run_tests, timeout, extra)
     finally:
         target.write_text(original, encoding="utf-8")
         workers.free.put(copy)
 
 
 def baseline(workers: Workers, test_files: set[str], files: list[str]) -> dict:
-    """Every selected test file must pass on the unmutated copy. Each file runs once (modules
-    share files), recording per test which lines of `files` it runs and how long it takes
-    (scripts/mutation/covmap.py)."""
-    maps: dict[str, dict] = {}
-    failures = []
+    """Every selected test file runs once on the unmutated copy (modules share files),
+    recording per test which lines of `files` it runs, how long it takes, and whether it
+    passed (scripts/mutation/covmap.py). A test that fails unmutated cannot judge a mutant:
+    it is left out of every selection and named in the output."""
+    maps: dict[str, dict | None] = {}
 
     def one(test_file):
         copy = workers.free.get()
         out = copy.parent / f"covmap-{test_file.replace('/', '_')}.json"
         env = {"COVMAP_FILES": os.pathsep.join(str(copy / f) for f in files),
                "COVMAP_OUT": str(out)}
+        out.unlink(missing_ok=True)
         try:
             outcome, seconds, detail = workers.run_tests(
-                copy, (test_file,), timeout=1800, extra=["-p", "covmap"], env=env)
+                copy, (test_file,), timeout=1800, extra=["-p", "covmap"], env=env, first=False)
         finally:
             workers.free.put(copy)
-        if outcome != "survived":
-            failures.append(f"{test_file}: {outcome}\n{detail}")
+        if not out.is_file():
+            # Collection failed or the run hung: nothing of this file can judge a mutant.
+            print(f"  baseline {test_file}: {outcome}, LEFT OUT of every selection\n{detail}",
+                  flush=True)
+            maps[test_file] = None
             return
         data = json.loads(out.read_text(encoding="utf-8"))
         lines = {}
         for path, by_line in data["lines"].items():
             rel = os.path.relpath(path, os.path.realpath(copy))
             lines[rel] = {int(n): ctx for n, ctx in by_line.items()}
-        maps[test_file] = {"seconds": seconds, "lines": lines, "durations": data["durations"]}
-        print(f"  baseline {test_file}: {seconds:.0f} s", flush=True)
+        failed = set(data["failed"])
+        maps[test_file] = {"seconds": seconds, "lines": lines, "durations": data["durations"],
+                           "failed": failed}
+        note = f"; {len(failed)} failing unmutated, left out: {sorted(failed)}" if failed else ""
+        print(f"  baseline {test_file}: {seconds:.0f} s{note}", flush=True)
 
     run_all(workers, one, sorted(test_files))
-    if failures:
-        print("the selected tests fail on the UNMUTATED code; fix that first:", file=sys.stderr)
-        for f in failures:
-            print(f, file=sys.stderr)
-        raise SystemExit(1)
     return maps
 
 
-def select_tests(m: Mutant, maps: dict) -> float:
+def select_tests(m: Mutant, maps: dict) -> float | None:
     """The module's tests that run the mutated line(s), fastest first; returns the timeout to
     give them. A line no test runs in-process (it runs at import, or only in a subprocess such
-    as the CLI) is judged by the module's whole selection."""
+    as the CLI) is judged by the module's whole selection. Tests that failed unmutated are
+    never used. None: no test can judge this mutant."""
+    usable = [f for f in m.tests if maps.get(f) is not None]
     ids: set[str] = set()
+    failed: set[str] = set()
     durations: dict[str, float] = {}
-    for test_file in m.tests:
+    for test_file in usable:
         cov = maps[test_file]
         durations.update(cov["durations"])
+        failed |= cov["failed"]
         by_line = cov["lines"].get(m.path, {})
         for n in range(m.line, m.end_line + 1):
             ids.update(by_line.get(n, ()))
-    if not ids:
-        m.run_tests, m.covered = m.tests, False
-        return 3 * sum(maps[f]["seconds"] for f in m.tests) + 30
-    m.run_tests = tuple(sorted(ids, key=lambda i: (durations.get(i, 0.0), i)))
-    m.covered = True
-    return 3 * sum(durations.get(i, 0.0) for i in ids) + 30
+    ids -= failed
+    if ids:
+        m.run_tests = tuple(sorted(ids, key=lambda i: (durations.get(i, 0.0), i)))
+        m.covered = True
+        return 3 * sum(durations.get(i, 0.0) for i in ids) + 30
+    m.covered = False
+    if not usable:
+        return None
+    m.run_tests = tuple(usable)
+    m.deselect = tuple(sorted(failed))
+    return 3 * sum(maps[f]["seconds"] for f in usable) + 30
 
 
 def main() -> int:
@@ -456,7 +470,7 @@ def main() -> int:
         test_files = {f for r in results for m in r.mutants for f in m.tests}
         files = sorted({m.path for r in results for m in r.mutants})
         maps = baseline(workers, test_files, files)
-        print(f"baseline: {len(test_files)} test files pass unmutated, lines mapped to tests "
+        print(f"baseline: {len(test_files)} test files run unmutated, lines mapped to tests "
               f"({time.monotonic() - t0:.0f} s)", flush=True)
         lock = threading.Lock()
         for r in results:
@@ -464,7 +478,11 @@ def main() -> int:
             done = [0]
 
             def one(m: Mutant, r=r, done=done):
-                judge(workers, m, timeout=select_tests(m, maps))
+                timeout = select_tests(m, maps)
+                if timeout is None:
+                    m.outcome, m.detail = "error", "every test file of this module failed unmutated"
+                else:
+                    judge(workers, m, timeout)
                 if m.outcome == "survived":
                     reason = equivalent_reason(m, equivalents)
                     if reason:
