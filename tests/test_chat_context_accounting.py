@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from qwenchat.chat.session import PromptMode, SamplerSettings, open_chat_session
+from qwenchat.errors import UsageError
 from qwenchat.models.tokenizer_build import PRETOKENIZE_REGEX, qwen_tiktoken_path
 
 CHATML = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
@@ -79,8 +80,20 @@ def test_clear_drop_and_transcript_keep_the_conversation_straight(bundled_phone)
     _, dev = bundled_phone()
     s = open_chat_session(dev, system="Be short.")
     assert s.max_tokens == 512  # no --max-tokens and none in the bundle's config
+    with pytest.raises(UsageError, match="nothing to regenerate yet"):
+        s.regenerate()
+    with pytest.raises(UsageError, match="no reply to continue"):
+        s.continue_reply()
     s.update_settings(max_tokens=8)
-    a = s.send("One?")
+    calls = []
+
+    def gone_terminal(text):
+        calls.append(text)
+        raise OSError(5, "EIO")  # the terminal went away (SIGHUP)
+
+    a = s.send("One?", on_text=gone_terminal)
+    assert len(calls) == 1  # not called again after the terminal failed
+    assert a.figures.genie_generated_tokens == 8 and a.text == s.messages[-1].content
     s.send("Two?")
     assert [m.role for m in s.messages] == ["user", "assistant"] * 2
     s.drop_oldest(1)
