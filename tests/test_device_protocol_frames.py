@@ -184,3 +184,13 @@ def test_device_context_closes_and_side_channel_is_itself():
             assert side is dev
     assert dev.closed == 1
     assert Device.concurrent_streams is False
+
+
+def test_a_shell_result_cannot_be_changed_after_the_fact():
+    import dataclasses
+
+    r = ShellResult(0, b"out")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.exit_code = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RemoteStat(0o040755, 0, 0).mode = 0
