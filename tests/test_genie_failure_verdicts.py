@@ -57,3 +57,8 @@ def test_the_first_matching_line_is_the_one_quoted():
 def test_nothing_recognised_is_none():
     assert diagnose("") is None
     assert diagnose("hello\nworld") is None
+
+
+def test_exit_status_one_with_unknown_output_raises():
+    with pytest.raises(GenieError, match="genie-t2t-run exited with status 1: boom"):
+        raise_for_failure("boom\n", 1)

@@ -10,6 +10,7 @@ a process) have no test here; the driver falls back to the module's whole select
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import time
@@ -27,6 +28,13 @@ def pytest_configure(config):
     files = [f for f in os.environ.get("COVMAP_FILES", "").split(os.pathsep) if f]
     _cov = coverage.Coverage(data_file=None, include=files, branch=False)
     _cov.start()
+    # Import the mutated modules now, outside any test: their import-time lines (defs,
+    # decorators, class bodies, constants) must not be credited to whichever test happened
+    # to import them first. Those lines then have no test of their own, and the driver
+    # judges their mutants by the module's whole selection.
+    for name in os.environ.get("COVMAP_MODULES", "").split(","):
+        if name:
+            importlib.import_module(name)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -347,6 +347,7 @@ def baseline(workers: Workers, test_files: set[str], files: list[str]) -> dict:
         copy = workers.free.get()
         out = copy.parent / f"covmap-{test_file.replace('/', '_')}.json"
         env = {"COVMAP_FILES": os.pathsep.join(str(copy / f) for f in files),
+               "COVMAP_MODULES": ",".join(f.removesuffix(".py").replace("/", ".") for f in files),
                "COVMAP_OUT": str(out)}
         out.unlink(missing_ok=True)
         try:
