@@ -120,3 +120,13 @@ def test_htp_extension_file_renders_exactly_and_reads_its_first_device():
         '      "cores": [\n        {\n          "core_id": 0,\n'
         '          "perf_profile": "burst"\n        }\n      ]\n    }\n  ]\n}\n'
     )
+
+
+def test_an_installed_package_reads_its_shipped_configs(monkeypatch, tmp_path):
+    from qwenchat.genie import config
+
+    monkeypatch.setattr(config, "_REPO_CONFIGS", tmp_path / "not-a-checkout")
+    shipped = config.genie_configs_dir()
+    assert shipped.parts[-2:] == ("data", "genie_configs")
+    assert (shipped / "qwen2_7b_instruct.json").is_file()
+    assert config.qwen2_genie_config().context_size == 4096

@@ -35,3 +35,8 @@ def test_an_echo_of_unknown_length_ends_at_its_newline_and_is_not_read_again():
     run = parse_all(b"[PROMPT]: hi there\n\n[BEGIN]: ok[END]\n", None)
     assert run.events == [PromptEcho("hi there"), Begin(), ReplyText("ok"), End()]
     assert run.text == "ok" and run.ended
+
+
+def test_reply_is_the_runs_text():
+    run = parse_all(b"[PROMPT]: q\n\n[BEGIN]: the answer[END]\n", None)
+    assert run.reply == "the answer" == run.text
