@@ -415,8 +415,12 @@ def main() -> int:
     ap.add_argument("--threshold", type=float, default=0.90)
     ap.add_argument("--list", action="store_true", help="only count the mutants")
     ap.add_argument("--json", type=Path, default=REPO / "build" / "mutation" / "report.json")
+    ap.add_argument("--rescore", type=Path, metavar="JSON",
+                    help="re-apply equivalent.toml to an earlier run's JSON; runs nothing")
     args = ap.parse_args()
     started = time.monotonic()
+    if args.rescore:
+        return rescore(args)
 
     config = tomllib.loads((HERE / "targets.toml").read_text(encoding="utf-8"))["packages"]
     names = args.package or list(config)
@@ -514,15 +518,38 @@ def main() -> int:
     return report(results, args, time.monotonic() - started)
 
 
+def rescore(args) -> int:
+    """An earlier run's mutants, judged again against today's equivalent.toml."""
+    data = json.loads(args.rescore.read_text(encoding="utf-8"))
+    equivalents = load_equivalents()
+    results = []
+    for p in data["packages"]:
+        mutants = []
+        for raw in p["mutants"]:
+            raw = {**raw, "tests": tuple(raw["tests"]), "run_tests": tuple(raw["run_tests"]),
+                   "deselect": tuple(raw.get("deselect", ()))}
+            m = Mutant(**raw)
+            if m.outcome in ("survived", "equivalent"):
+                reason = equivalent_reason(m, equivalents)
+                m.outcome, m.reason = ("equivalent", reason) if reason else ("survived", "")
+            mutants.append(m)
+        r = PackageResult(p["name"], p["total"], p["sampled"], p["seed"], mutants)
+        r.seconds = p["seconds"]
+        results.append(r)
+    args.json = args.rescore.with_suffix(".rescored.json")
+    return report(results, args, data["elapsed_s"])
+
+
 def report(results: list[PackageResult], args, elapsed: float) -> int:
     print()
     print(f"{'package':8} {'mutants':>7} {'run':>4} {'killed':>6} {'timeout':>7} {'survived':>8} "
-          f"{'equiv':>5} {'error':>5} {'score':>6} {'time':>6}  sample")
+          f"{'equiv':>5} {'error':>5} {'not-run':>7} {'score':>6} {'time':>6}  sample")
     failed = []
     for r in results:
         sample = f"seed {r.seed}" if r.seed is not None else "all"
         print(f"{r.name:8} {r.total:7} {r.sampled:4} {r.count('killed'):6} {r.count('timeout'):7} "
               f"{r.count('survived'):8} {r.count('equivalent'):5} {r.count('error'):5} "
+              f"{r.count('not-run'):7} "
               f"{r.score:6.1%} {r.seconds:5.0f}s  {sample}")
         if r.score < args.threshold or r.count("error") or r.count("not-run"):
             failed.append(r.name)
