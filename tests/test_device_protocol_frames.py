@@ -64,6 +64,10 @@ def test_v1_streams_all_but_the_last_32_bytes_while_waiting_for_the_marker():
     marker = b"\n__qwenchat_rc=0\n"  # 17 bytes
     events = list(v1_events([b"a" * 40 + marker]))
     assert events == [(1, b"a" * 25), (1, b"a" * 15), (3, b"\x00")]
+    # 70 bytes pending: 38 go out at once (70 has no 32-bit, unlike 57, where 57 - 32,
+    # 57 ^ 32 and 57 % 32 all give 25).
+    events = list(v1_events([b"b" * 53 + marker]))
+    assert events == [(1, b"b" * 38), (1, b"b" * 15), (3, b"\x00")]
     # Exactly 32 bytes pending: nothing is streamed early.
     assert list(v1_events([b"x" * 15 + marker])) == [(1, b"x" * 15), (3, b"\x00")]
 
