@@ -1,0 +1,588 @@
+"""`make mutation`: mutation testing of qwenchat's core with Cosmic Ray's operators (issue #17).
+
+Why Cosmic Ray (8.x) and not mutmut 3: Cosmic Ray writes each mutant into the real source file
+on disk, so every process a test starts sees it: the `qwenchat` CLI run as a subprocess, the
+emulated phone's daemon, the simulated genie-t2t-run. mutmut 3 instead rewrites every function
+into a trampoline in a `mutants/` copy and switches mutants in-process by an environment
+variable after a whole-suite stats pass under its own pytest plugin; our tests that start the
+emulated phone and run the CLI in other processes import qwenchat from elsewhere and would
+silently judge the unmutated code. Cosmic Ray's own runner has no per-module test selection and
+mutates one tree in place, so this driver uses Cosmic Ray as a library (its operators, the
+mutation positions it finds, the mutated source it writes) and does the scheduling itself:
+  - each module is judged only by its own test files (scripts/mutation/targets.toml), with
+    pytest -x, so a killed mutant costs seconds;
+  - `--jobs` private copies of the tree run mutants side by side (PYTHONPATH points every
+    process of a run at its copy; bytecode is never written there, so a mutant of the same
+    size and mtime second can never be served from a stale .pyc);
+  - a package with more mutants than its `sample` runs a seeded random sample (seed printed);
+  - survivors listed in scripts/mutation/equivalent.toml (matched by file and source-line
+    text, not line numbers, so the list survives edits elsewhere in the file) are taken out of
+    the score; any package under --threshold (90%) fails the run.
+
+Usage: python scripts/mutation/run.py [--package NAME ...] [--jobs 2] [--seed 17] [--all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cosmic_ray.plugins
+from cosmic_ray.ast import ast_nodes, get_ast
+from cosmic_ray.mutating import mutate_code
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+DEFAULT_SEED = 17
+# Operators that need per-project arguments (variable names) are not run.
+SKIP_OPERATORS = {"core/VariableReplacer", "core/VariableInserter"}
+COPY_IGNORE = shutil.ignore_patterns(
+    ".venv", ".git", ".cache", "__pycache__", ".hypothesis", ".pytest_cache", ".ruff_cache",
+    "build", "out", ".demo", "*.egg-info", "mutants",
+)
+
+SITECUSTOMIZE = """import builtins
+
+class CosmicRayTestingException(Exception):
+    pass
+
+builtins.CosmicRayTestingException = CosmicRayTestingException
+"""
+
+
+@dataclass
+class Mutant:
+    package: str
+    path: str  # repo-relative
+    operator: str
+    occurrence: int
+    line: int
+    col: int
+    end_line: int
+    tests: tuple[str, ...]  # the module's selection (targets.toml)
+    run_tests: tuple[str, ...] = ()  # the tests that run the mutated line
+    deselect: tuple[str, ...] = ()  # tests of run_tests' files that fail unmutated
+    covered: bool = True  # some test ran the line in-process
+    original: str = ""  # the source line(s) before
+    mutated: str = ""  # and after
+    outcome: str = ""  # killed | survived | timeout | equivalent | error | not-run
+    seconds: float = 0.0
+    reason: str = ""  # why equivalent
+    detail: str = ""  # last lines of pytest's output for an error
+
+    @property
+    def key(self) -> tuple:
+        return (self.path, self.line, self.col, self.operator, self.occurrence)
+
+    def describe(self) -> str:
+        where = "" if self.covered else " (run at import or in a subprocess only)"
+        return (f"{self.path}:{self.line} [{self.operator.split('/')[-1]}] "
+                f"{self.original!r} -> {self.mutated!r}{where}")
+
+
+@dataclass
+class PackageResult:
+    name: str
+    total: int
+    sampled: int
+    seed: int | None
+    mutants: list[Mutant] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for m in self.mutants if m.outcome == outcome)
+
+    @property
+    def judged(self) -> int:
+        return sum(1 for m in self.mutants if m.outcome in ("killed", "timeout", "survived"))
+
+    @property
+    def score(self) -> float:
+        return (self.count("killed") + self.count("timeout")) / self.judged if self.judged else 0.0
+
+
+def operators():
+    for name in cosmic_ray.plugins.operator_names():
+        if name in SKIP_OPERATORS:
+            continue
+        yield name, cosmic_ray.plugins.get_operator(name)()
+
+
+def skipped_lines(source: str) -> set[int]:
+    """Lines marked `# pragma: no mutate` (none today; an escape hatch with a visible marker)."""
+    return {i for i, text in enumerate(source.splitlines(), 1) if "pragma: no mutate" in text}
+
+
+def in_annotation(node) -> bool:
+    """True inside a type annotation (a parameter's, a return's, a variable's)."""
+    while node.parent is not None:
+        parent = node.parent
+        kids = parent.children
+        if parent.type == "tfpdef" and kids.index(node) >= 2:
+            return True
+        if parent.type == "annassign" and kids.index(node) == 1:
+            return True
+        if parent.type == "funcdef" and any(
+            getattr(k, "value", None) == "->" for k in kids[: kids.index(node)]
+        ):
+            if kids.index(node) < len(kids) - 1:  # not the body (the last child)
+                return True
+        node = parent
+    return False
+
+
+def enumerate_mutants(package: str, module: dict, skipped: dict) -> list[Mutant]:
+    path = module["path"]
+    source = (REPO / path).read_text(encoding="utf-8")
+    tree = get_ast(source)
+    nodes = list(ast_nodes(tree))
+    skip = skipped_lines(source)
+    # Under `from __future__ import annotations` no annotation is ever evaluated: a mutant
+    # there (`str | None` -> `str >> None`) is equivalent by construction.
+    lazy = "from __future__ import annotations" in source
+    found = []
+    for name, op in operators():
+        occurrence = 0
+        for node in nodes:
+            for (line, col), (end_line, _) in op.mutation_positions(node):
+                if lazy and in_annotation(node):
+                    skipped["annotation"] += 1
+                elif line in skip:
+                    skipped["pragma"] += 1
+                else:
+                    found.append(Mutant(package, path, name, occurrence, line, col, end_line,
+                                        tuple(module["tests"])))
+                occurrence += 1
+    return found
+
+
+def describe_change(m: Mutant, source: str) -> bool:
+    """Fill m.original/m.mutated with the changed lines; False when Cosmic Ray makes no change."""
+    op = cosmic_ray.plugins.get_operator(m.operator)()
+    try:
+        mutated = mutate_code(source, op, m.occurrence)
+    except (AttributeError, AssertionError):
+        # Cosmic Ray's ExceptionReplacer cannot rewrite a dotted name (`except errors.X`).
+        return False
+    if mutated is None or mutated == source:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # `x is "lit"` is a warning, still a program
+            compile(mutated, m.path, "exec")
+    except SyntaxError:
+        # Not a program (`{**x}` -> `{^x}`): no test could run it, so it is no mutant.
+        return False
+    before, after = source.splitlines(), mutated.splitlines()
+    old, new = [], []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before, after).get_opcodes():
+        if tag != "equal":
+            old += before[i1:i2]
+            new += after[j1:j2]
+    m.original = " / ".join(s.strip() for s in old)
+    m.mutated = " / ".join(s.strip() for s in new)
+    return True
+
+
+def load_equivalents() -> list[dict]:
+    data = tomllib.loads((HERE / "equivalent.toml").read_text(encoding="utf-8"))
+    entries = data.get("equivalent", [])
+    for e in entries:
+        missing = {"file", "line", "reason"} - e.keys()
+        if missing:
+            raise SystemExit(f"equivalent.toml: entry {e} lacks {sorted(missing)}")
+    return entries
+
+
+def equivalent_reason(m: Mutant, entries: list[dict]) -> str | None:
+    for e in entries:
+        if e["file"] != m.path or e["line"] not in m.original:
+            continue
+        if "mutation" in e and e["mutation"] not in m.mutated:
+            continue
+        if "operator" in e and not m.operator.endswith(e["operator"]):
+            continue
+        return e["reason"]
+    return None
+
+
+class Workers:
+    """`jobs` private copies of the tree; a mutant is written into one, judged, and undone."""
+
+    def __init__(self, jobs: int):
+        self.root = Path(tempfile.mkdtemp(prefix="qwenchat-mutation-"))
+        self.free: queue.Queue[Path] = queue.Queue()
+        for i in range(jobs):
+            copy = self.root / f"w{i}"
+            shutil.copytree(REPO, copy, ignore=COPY_IGNORE)
+            # Cosmic Ray's ExceptionReplacer writes `except CosmicRayTestingException:` (a
+            # handler that no longer catches); give that name to every process of the copy.
+            (copy / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+            self.free.put(copy)
+        self.jobs = jobs
+        self.stopping = threading.Event()
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def stop(self):
+        """Ctrl-C or SIGTERM: no new runs; the running ones are interrupted, then killed."""
+        self.stopping.set()
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            _signal_group(proc, signal.SIGINT)
+        deadline = time.monotonic() + 15
+        for proc in running:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+
+    def close(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def run_tests(self, copy: Path, tests: tuple[str, ...], timeout: float,
+                  extra: list[str] = (), env: dict | None = None,
+                  first: bool = True) -> tuple[str, float, str]:
+        env = {**os.environ, **(env or {})}
+        env["PYTHONPATH"] = os.pathsep.join([str(copy), str(copy / "scripts" / "mutation")])
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        # The built tokenizer is shared with the real tree (its build code is not mutated here).
+        env.setdefault("QWENCHAT_CACHE", str(REPO / ".cache"))
+        cmd = [sys.executable, "-m", "pytest", *(["-x"] if first else []), "-q",
+               "-p", "no:cacheprovider", "--no-header", "-o", "addopts=", *extra, *tests]
+        start = time.monotonic()
+        with self._lock:
+            if self.stopping.is_set():
+                return "not-run", 0.0, ""
+            proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            self._running.add(proc)
+        try:
+            return self._wait(proc, timeout, start)
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+
+    def _wait(self, proc: subprocess.Popen, timeout: float, start: float) -> tuple[str, float, str]:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Ctrl-C first so fixtures stop their emulated phones, then the whole group.
+            _signal_group(proc, signal.SIGINT)
+            try:
+                out, _ = proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                out, _ = proc.communicate()
+            return "timeout", time.monotonic() - start, out[-2000:]
+        seconds = time.monotonic() - start
+        rc = proc.returncode
+        if self.stopping.is_set():
+            return "not-run", seconds, ""
+        if rc == 0:
+            return "survived", seconds, ""
+        if rc in (1, 2, 3):  # a test failed, collection (import) broke, or pytest itself crashed
+            return "killed", seconds, ""
+        return "error", seconds, f"pytest exit {rc}\n" + out[-2000:]
+
+
+def run_all(workers: Workers, fn, items) -> None:
+    """fn over items on `jobs` threads; on Ctrl-C the queued items are dropped at once."""
+    pool = ThreadPoolExecutor(workers.jobs)
+    try:
+        list(pool.map(fn, items))
+    except BaseException:
+        workers.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def judge(workers: Workers, m: Mutant, timeout: float) -> None:
+    copy = workers.free.get()
+    target = copy / m.path
+    original = target.read_text(encoding="utf-8")
+    try:
+        op = cosmic_ray.plugins.get_operator(m.operator)()
+        target.write_text(mutate_code(original, op, m.occurrence), encoding="utf-8")
+        extra = [arg for test in m.deselect for arg in ("--deselect", test)]
+        m.outcome, m.seconds, m.detail = workers.run_tests(copy, m.run_tests, timeout, extra)
+    finally:
+        target.write_text(original, encoding="utf-8")
+        workers.free.put(copy)
+
+
+def baseline(workers: Workers, test_files: set[str], files: list[str]) -> dict:
+    """Every selected test file runs once on the unmutated copy (modules share files),
+    recording per test which lines of `files` it runs, how long it takes, and whether it
+    passed (scripts/mutation/covmap.py). A test that fails unmutated cannot judge a mutant:
+    it is left out of every selection and named in the output."""
+    maps: dict[str, dict | None] = {}
+
+    def one(test_file):
+        copy = workers.free.get()
+        out = copy.parent / f"covmap-{test_file.replace('/', '_')}.json"
+        env = {"COVMAP_FILES": os.pathsep.join(str(copy / f) for f in files),
+               "COVMAP_MODULES": ",".join(f.removesuffix(".py").replace("/", ".") for f in files),
+               "COVMAP_OUT": str(out)}
+        out.unlink(missing_ok=True)
+        try:
+            outcome, seconds, detail = workers.run_tests(
+                copy, (test_file,), timeout=1800, extra=["-p", "covmap"], env=env, first=False)
+        finally:
+            workers.free.put(copy)
+        if not out.is_file():
+            # Collection failed or the run hung: nothing of this file can judge a mutant.
+            print(f"  baseline {test_file}: {outcome}, LEFT OUT of every selection\n{detail}",
+                  flush=True)
+            maps[test_file] = None
+            return
+        data = json.loads(out.read_text(encoding="utf-8"))
+        lines = {}
+        for path, by_line in data["lines"].items():
+            rel = os.path.relpath(path, os.path.realpath(copy))
+            lines[rel] = {int(n): ctx for n, ctx in by_line.items()}
+        failed = set(data["failed"])
+        maps[test_file] = {"seconds": seconds, "lines": lines, "durations": data["durations"],
+                           "failed": failed}
+        note = f"; {len(failed)} failing unmutated, left out: {sorted(failed)}" if failed else ""
+        print(f"  baseline {test_file}: {seconds:.0f} s{note}", flush=True)
+
+    run_all(workers, one, sorted(test_files))
+    return maps
+
+
+def select_tests(m: Mutant, maps: dict) -> float | None:
+    """The module's tests that run the mutated line(s), fastest first; returns the timeout to
+    give them. A line no test runs in-process (it runs at import, or only in a subprocess such
+    as the CLI) is judged by the module's whole selection. Tests that failed unmutated are
+    never used. None: no test can judge this mutant."""
+    usable = [f for f in m.tests if maps.get(f) is not None]
+    ids: set[str] = set()
+    failed: set[str] = set()
+    durations: dict[str, float] = {}
+    for test_file in usable:
+        cov = maps[test_file]
+        durations.update(cov["durations"])
+        failed |= cov["failed"]
+        by_line = cov["lines"].get(m.path, {})
+        for n in range(m.line, m.end_line + 1):
+            ids.update(by_line.get(n, ()))
+    ids -= failed
+    if ids:
+        m.run_tests = tuple(sorted(ids, key=lambda i: (durations.get(i, 0.0), i)))
+        m.covered = True
+        return 3 * sum(durations.get(i, 0.0) for i in ids) + 30
+    m.covered = False
+    if not usable:
+        return None
+    m.run_tests = tuple(usable)
+    m.deselect = tuple(sorted(failed))
+    return 3 * sum(maps[f]["seconds"] for f in usable) + 30
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--package", action="append", help="only this package (repeatable)")
+    ap.add_argument("--jobs", type=int, default=2, help="mutants judged side by side (2)")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"sample seed ({DEFAULT_SEED})")
+    ap.add_argument("--sample", type=int, help="override every package's sample size")
+    ap.add_argument("--all", action="store_true", help="run every mutant, no sampling")
+    ap.add_argument("--threshold", type=float, default=0.90)
+    ap.add_argument("--list", action="store_true", help="only count the mutants")
+    ap.add_argument("--json", type=Path, default=REPO / "build" / "mutation" / "report.json")
+    ap.add_argument("--rescore", type=Path, metavar="JSON",
+                    help="re-apply equivalent.toml to an earlier run's JSON; runs nothing")
+    args = ap.parse_args()
+    started = time.monotonic()
+    if args.rescore:
+        return rescore(args)
+
+    config = tomllib.loads((HERE / "targets.toml").read_text(encoding="utf-8"))["packages"]
+    names = args.package or list(config)
+    unknown = set(names) - set(config)
+    if unknown:
+        ap.error(f"unknown package(s) {sorted(unknown)}; known: {', '.join(config)}")
+    equivalents = load_equivalents()
+
+    results: list[PackageResult] = []
+    for name in names:
+        pkg = config[name]
+        pool = []
+        sources = {}
+        skipped = {"annotation": 0, "pragma": 0}
+        for module in pkg["modules"]:
+            sources[module["path"]] = (REPO / module["path"]).read_text(encoding="utf-8")
+            pool += enumerate_mutants(name, module, skipped)
+        pool.sort(key=lambda m: m.key)
+        size = args.sample or pkg.get("sample", 100)
+        seed = None if args.all or len(pool) <= size else args.seed
+        if seed is not None:
+            # A seeded shuffle, taken in order until `size` mutants Cosmic Ray can build.
+            random.Random(f"{seed}/{name}").shuffle(pool)
+        chosen = []
+        for m in pool:
+            if seed is not None and len(chosen) == size:
+                break
+            if describe_change(m, sources[m.path]):
+                chosen.append(m)
+        chosen.sort(key=lambda m: m.key)
+        if len(chosen) < size:
+            seed = None  # fewer valid mutants than the sample: every one of them runs
+        results.append(PackageResult(name, len(pool), len(chosen), seed, chosen))
+        how = (f"seeded random sample of {len(chosen)} (seed {seed})" if seed is not None
+               else f"all {len(chosen)}")
+        print(f"{name}: {len(pool)} mutants in {len(pkg['modules'])} modules; running {how} "
+              f"(not counted: {skipped['annotation']} in type annotations, never evaluated "
+              f"under `from __future__ import annotations`; {skipped['pragma']} on lines "
+              f"marked `pragma: no mutate`)", flush=True)
+    if args.list:
+        return 0
+
+    workers = Workers(args.jobs)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    interrupted = False
+    try:
+        t0 = time.monotonic()
+        test_files = {f for r in results for m in r.mutants for f in m.tests}
+        files = sorted({m.path for r in results for m in r.mutants})
+        maps = baseline(workers, test_files, files)
+        print(f"baseline: {len(test_files)} test files run unmutated, lines mapped to tests "
+              f"({time.monotonic() - t0:.0f} s)", flush=True)
+        lock = threading.Lock()
+        for r in results:
+            t1 = time.monotonic()
+            done = [0]
+
+            def one(m: Mutant, r=r, done=done):
+                timeout = select_tests(m, maps)
+                if timeout is None:
+                    m.outcome, m.detail = "error", "every test file of this module failed unmutated"
+                else:
+                    judge(workers, m, timeout)
+                if m.outcome == "survived":
+                    reason = equivalent_reason(m, equivalents)
+                    if reason:
+                        m.outcome, m.reason = "equivalent", reason
+                with lock:
+                    done[0] += 1
+                    if m.outcome in ("survived", "error"):
+                        print(f"  [{r.name} {done[0]}/{len(r.mutants)}] {m.outcome.upper()}: "
+                              f"{m.describe()}", flush=True)
+
+            run_all(workers, one, r.mutants)
+            r.seconds = time.monotonic() - t1
+            print(f"{r.name}: {r.score:.1%} killed ({r.seconds:.0f} s)", flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: stopping the running tests", file=sys.stderr, flush=True)
+        workers.stop()
+    finally:
+        workers.stop()
+        workers.close()
+    if interrupted:
+        for r in results:
+            for m in r.mutants:
+                m.outcome = m.outcome or "not-run"
+        report(results, args, time.monotonic() - started)
+        return 130
+
+    return report(results, args, time.monotonic() - started)
+
+
+def rescore(args) -> int:
+    """An earlier run's mutants, judged again against today's equivalent.toml."""
+    data = json.loads(args.rescore.read_text(encoding="utf-8"))
+    equivalents = load_equivalents()
+    results = []
+    for p in data["packages"]:
+        mutants = []
+        for raw in p["mutants"]:
+            raw = {**raw, "tests": tuple(raw["tests"]), "run_tests": tuple(raw["run_tests"]),
+                   "deselect": tuple(raw.get("deselect", ()))}
+            m = Mutant(**raw)
+            if m.outcome in ("survived", "equivalent"):
+                reason = equivalent_reason(m, equivalents)
+                m.outcome, m.reason = ("equivalent", reason) if reason else ("survived", "")
+            mutants.append(m)
+        r = PackageResult(p["name"], p["total"], p["sampled"], p["seed"], mutants)
+        r.seconds = p["seconds"]
+        results.append(r)
+    args.json = args.rescore.with_suffix(".rescored.json")
+    return report(results, args, data["elapsed_s"])
+
+
+def report(results: list[PackageResult], args, elapsed: float) -> int:
+    print()
+    print(f"{'package':8} {'mutants':>7} {'run':>4} {'killed':>6} {'timeout':>7} {'survived':>8} "
+          f"{'equiv':>5} {'error':>5} {'not-run':>7} {'score':>6} {'time':>6}  sample")
+    failed = []
+    for r in results:
+        sample = f"seed {r.seed}" if r.seed is not None else "all"
+        print(f"{r.name:8} {r.total:7} {r.sampled:4} {r.count('killed'):6} {r.count('timeout'):7} "
+              f"{r.count('survived'):8} {r.count('equivalent'):5} {r.count('error'):5} "
+              f"{r.count('not-run'):7} "
+              f"{r.score:6.1%} {r.seconds:5.0f}s  {sample}")
+        if r.score < args.threshold or r.count("error") or r.count("not-run"):
+            failed.append(r.name)
+    survivors = [m for r in results for m in r.mutants if m.outcome == "survived"]
+    if survivors:
+        print("\nsurviving mutants (kill them with a test, or list them in "
+              "scripts/mutation/equivalent.toml with the reason):")
+        for m in survivors:
+            print(f"  {m.describe()}")
+    errors = [m for r in results for m in r.mutants if m.outcome == "error"]
+    for m in errors:
+        print(f"\nERROR (pytest could not judge) {m.describe()}\n{m.detail}")
+    equivalent = [m for r in results for m in r.mutants if m.outcome == "equivalent"]
+    if equivalent:
+        print("\nsurvivors judged equivalent (scripts/mutation/equivalent.toml):")
+        for m in equivalent:
+            print(f"  {m.describe()}\n      because: {m.reason}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(
+        {"elapsed_s": round(elapsed, 1), "seed": args.seed,
+         "packages": [{"name": r.name, "total": r.total, "sampled": r.sampled, "seed": r.seed,
+                       "score": r.score, "seconds": round(r.seconds, 1),
+                       "mutants": [asdict(m) for m in r.mutants]} for r in results]},
+        indent=1), encoding="utf-8")
+    print(f"\nelapsed {elapsed / 60:.1f} min ({elapsed:.0f} s) with --jobs {args.jobs}; "
+          f"details in {args.json}")
+    if failed:
+        print(f"FAILED: below {args.threshold:.0%} killed (or unjudged mutants) in: "
+              f"{', '.join(failed)}")
+        return 1
+    print(f"OK: every package at or above {args.threshold:.0%} killed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
