@@ -16,6 +16,7 @@ import threading
 import pytest
 
 from qwenchat.emulator.commandlog import read_records
+from qwenchat.emulator.faults import clear_faults
 from qwenchat.layout import PhoneLayout
 from qwenchat.runner import open_engine
 from qwenchat.runner.request import QueryRequest, SamplerSettings, WaitBounds
@@ -279,3 +280,29 @@ def test_the_abort_echo_is_cut_out_of_a_reply_however_it_is_split(cut):
     cutter = Cutter(b"> dialog abort qwenchat\n")
     out = cutter.feed(stream[:cut]) + cutter.feed(stream[cut:]) + cutter.flush()
     assert out == b"one two three > dia"
+
+
+def test_a_genie_that_never_answers_is_stopped_at_the_bound_and_the_next_turn_starts_again(
+    bundled_phone, phone_fault
+):
+    """Every wait on the phone has a bound: a hung query ends TIMED_OUT, its genie-app is gone
+    from the phone's process table, and the next query starts a fresh one."""
+    emu, dev = bundled_phone()
+    engine = open_engine(dev, LAYOUT, kind="session")
+    try:
+        assert ask(engine, dialog="chat").ok  # loaded and answering
+        first_pid = set(genie_apps(dev))
+        phone_fault(emu, "genie-hang-before-first-token")
+        request = QueryRequest(
+            PROMPT, SamplerSettings(max_tokens=8), bounds=WaitBounds(first_token=3, stall=3)
+        )
+        record = engine.query(request)
+        assert record.outcome.name == "TIMED_OUT", record
+        assert "Genie gave no reply within 3 s" in record.error
+        assert genie_apps(dev) == {}
+        assert clear_faults(emu.root, "genie-hang-before-first-token")
+        again = ask(engine)
+        assert again.ok and again.text
+        assert set(genie_apps(dev)) and set(genie_apps(dev)) != first_pid
+    finally:
+        engine.close()

@@ -7,11 +7,13 @@ dialog, and the loaded model, alive for a whole chat) behind the same four metho
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+from qwenchat.errors import DeviceError
 from qwenchat.runner.phone_bundle import PhoneBundle
-from qwenchat.runner.record import QueryRecord
+from qwenchat.runner.record import Outcome, QueryRecord
 from qwenchat.runner.request import QueryRequest
 
 TextCallback = Callable[[str], None]
@@ -53,3 +55,25 @@ class Engine(ABC):
 
     def close(self) -> None:  # noqa: B027 - most engines hold nothing between queries
         """Release what the engine holds on the phone."""
+
+    def _judge_timeout(self, request: QueryRequest, record: QueryRecord) -> None:
+        """A bound ran out: TIMED_OUT (a stuck Genie) if the phone still answers a trivial
+        command on a side channel, DEVICE_LOST if it does not. The engine stops what it ran."""
+        record.ended_at = time.monotonic()
+        try:
+            with self.device.side_channel() as dev:
+                dev.shell("true", timeout=5)
+        except DeviceError as exc:
+            record.outcome = Outcome.DEVICE_LOST
+            record.error = exc.message
+            return
+        record.outcome = Outcome.TIMED_OUT
+        if record.first_token_at is None:
+            record.error = (
+                f"Genie gave no reply within {request.bounds.first_token:.0f} s "
+                "(model load + prompt processing); it was stopped"
+            )
+        else:
+            record.error = (
+                f"Genie stopped producing tokens for {request.bounds.stall:.0f} s; it was stopped"
+            )

@@ -615,26 +615,7 @@ class SessionEngine(Engine):
         record.profile_json = doc
 
     def _timed_out(self, request: QueryRequest, record: QueryRecord) -> None:
-        """A bound ran out: a stuck Genie if the phone still answers, else a lost phone."""
-        record.ended_at = time.monotonic()
-        try:
-            with self.device.side_channel() as dev:
-                dev.shell("true", timeout=5)
-        except DeviceError as exc:
-            record.outcome = Outcome.DEVICE_LOST
-            record.error = exc.message
-            self._abandon()
-            return
-        record.outcome = Outcome.TIMED_OUT
-        if record.first_token_at is None:
-            record.error = (
-                f"Genie gave no reply within {request.bounds.first_token:.0f} s "
-                "(model load + prompt processing); it was stopped"
-            )
-        else:
-            record.error = (
-                f"Genie stopped producing tokens for {request.bounds.stall:.0f} s; it was stopped"
-            )
+        self._judge_timeout(request, record)
         self._abandon()
 
 
