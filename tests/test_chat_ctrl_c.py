@@ -140,7 +140,11 @@ def chat_terminal(slow_phone):
 
     emu, dev = slow_phone
     env = dict(os.environ, COLUMNS="200", LINES="40", TERM="xterm", LC_ALL="C.UTF-8")
-    term = Terminal(["run", "--connect", emu.address, "--transport", "direct"], env)
+    # The per-turn engine's Ctrl-C (its genie-t2t-run must go); a live session's Ctrl-C keeps
+    # genie-app and aborts the query: tests/test_session_chat.py.
+    term = Terminal(
+        ["run", "--connect", emu.address, "--transport", "direct", "--engine", "process"], env
+    )
     yield term, emu, dev
     term.close()
 
