@@ -48,3 +48,26 @@ def test_url_quoted_forms_of_a_token_are_masked_whole():
     scrub = Scrubber("ab cd/efgh")
     assert scrub("?t=ab%20cd%2Fefgh&x=1") == "?t=***&x=1"  # quote(safe="")
     assert scrub("?t=ab+cd%2Fefgh&x=1") == "?t=***&x=1"  # quote_plus
+
+
+def test_a_log_record_whose_format_does_not_match_its_args_is_still_scrubbed(caplog):
+    """A library's broken log call (too few args for its format) must not turn into an
+    exception inside our record factory, and its raw text must still lose the token."""
+    import logging
+
+    token = "qh-FAKE-0123456789ab-SECRET"
+    caplog.set_level(logging.DEBUG)
+    with Scrubber(token).guard():
+        logging.getLogger("qai_hub").warning(f"auth {token} for %s and %s", "only-one")
+    assert [r.getMessage() for r in caplog.records] == [f"auth {MASK} for %s and %s"]
+    assert token not in caplog.text
+
+
+def test_missing_hub_libraries_are_one_hub_error_naming_the_module():
+    import pytest
+
+    from qwenchat.errors import HubError
+    from qwenchat.hub.transport import _require
+
+    with pytest.raises(HubError, match=r"\(qwenchat_no_such_module is missing\)"):
+        _require("qwenchat_no_such_module")

@@ -44,7 +44,7 @@ class HttpFetcher(Protocol):
     def head(self, url: str, headers: dict[str, str] | None = None) -> HttpResponse: ...
 
     def get(
-        self, url: str, *, start: int = 0, headers: dict[str, str] | None = None
+        self, url: str, *, start: int = 0, headers: dict[str, str] | None = None  # protocol
     ) -> HttpResponse: ...
 
 
