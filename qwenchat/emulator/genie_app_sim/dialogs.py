@@ -135,11 +135,6 @@ class FileSink(Sink):
         self.file.close()
 
 
-def encode(tokenizer, text: str) -> list[int]:
-    """Prompt text to token ids, as the genie-t2t-run sim encodes its prompt."""
-    return list(tokenizer.encode(text))
-
-
 class SimDialog:
     """One GenieDialog: the model loaded once, the KV cache kept across queries."""
 
@@ -212,15 +207,7 @@ class SimDialog:
         dcfg = self.dcfg
         if self.max_tokens is not None:
             dcfg = dataclasses.replace(dcfg, max_num_tokens=self.max_tokens)
-        text_ids = encode(self.tokenizer, prompt)
-        # A dialog that already holds a turn gets EOS first (Genie does this itself); a fresh
-        # one gets BOS when the config has one. Both count as this query's prompt tokens.
-        prefix: list[int] = []
-        if self.n_past > 0:
-            prefix = [dcfg.eos_tokens[0]]
-        elif dcfg.bos_token != -1:
-            prefix = [dcfg.bos_token]
-        query_ids = prefix + text_ids
+        query_ids = dcfg.query_prefix(self.n_past) + self.tokenizer.encode(prompt)
         n_prompt = len(query_ids)
         query_start = time.monotonic()
         if self.n_past + n_prompt > dcfg.context_size:

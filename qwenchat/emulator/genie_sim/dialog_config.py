@@ -32,6 +32,13 @@ class DialogConfig:
     extensions: str | None
     identity: str  # what a saved state must have been made with
 
+    def query_prefix(self, n_past: int) -> list[int]:
+        """What Genie puts before a query's own tokens: EOS when the dialog already holds a
+        turn, BOS (when the config has one) for a fresh one; both count as prompt tokens."""
+        if n_past > 0:
+            return [self.eos_tokens[0]]
+        return [self.bos_token] if self.bos_token != -1 else []
+
 
 def _fail(why: str) -> LaunchFailure:
     return LaunchFailure(f"[ERROR] {why}", "Failed to create the dialog config.")

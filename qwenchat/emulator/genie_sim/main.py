@@ -187,14 +187,7 @@ def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_
     else:
         text_ids = tokenizer.encode(args.prompt)
         _out(f"[PROMPT]: {args.prompt}\n\n")
-    # A dialog that already holds a turn gets the EOS token first (Genie does this itself);
-    # a fresh one gets BOS when the config has one. Both count as this query's prompt tokens.
-    prefix: list[int] = []
-    if state.n_past > 0:
-        prefix = [dcfg.eos_tokens[0]]
-    elif dcfg.bos_token != -1:
-        prefix = [dcfg.bos_token]
-    query_ids = prefix + text_ids
+    query_ids = dcfg.query_prefix(state.n_past) + text_ids
     n_prompt = len(query_ids)
     query_start = time.monotonic()
     if state.n_past + n_prompt > dcfg.context_size:
