@@ -153,3 +153,37 @@ def test_conversations_from_before_models_were_recorded_are_qwen2(tmp_path):
         session._store_message(message)
         listed = {c.id: c.model for c in storage.list_conversations()}
     assert listed == {"old-chat": "qwen2-7b-instruct", session.session_id: "baichuan2-7b"}
+
+
+def test_many_qwenchats_opening_one_new_store_at_once_all_get_it(tmp_path):
+    """Two qwenchat processes creating the store together (a chat and a one-shot run) both
+    saw no migration applied; the second re-ran them ("table ... already exists")."""
+    import sqlite3
+    import threading
+
+    from qwenchat.store.migrations import MIGRATIONS, apply_migrations
+
+    for round_ in range(5):
+        path = tmp_path / f"race-{round_}.db"
+        start = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def open_one(path=path, start=start, errors=errors) -> None:
+            db = sqlite3.connect(path, timeout=10, isolation_level=None)
+            try:
+                start.wait()
+                apply_migrations(db)
+            except BaseException as exc:  # noqa: BLE001 - collected for the assert
+                errors.append(exc)
+            finally:
+                db.close()
+
+        threads = [threading.Thread(target=open_one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        with sqlite3.connect(path) as db:
+            applied = [row[0] for row in db.execute("SELECT name FROM _migrations")]
+        assert sorted(applied) == sorted(name for name, _ in MIGRATIONS)

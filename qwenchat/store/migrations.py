@@ -37,8 +37,13 @@ def apply_migrations(db: sqlite3.Connection) -> list[str]:
     for name, fn in sorted(MIGRATIONS, key=lambda item: item[0]):
         if name in done:
             continue
-        # One transaction per migration: a failed one leaves nothing half-done.
+        # One transaction per migration: a failed one leaves nothing half-done. Another
+        # qwenchat opening the same new store may have applied it since `done` was read:
+        # asked again under the write lock, it is skipped, not run twice.
         db.execute("BEGIN IMMEDIATE")
+        if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+            db.execute("COMMIT")
+            continue
         try:
             fn(db)
             db.execute("INSERT INTO _migrations (name) VALUES (?)", (name,))
