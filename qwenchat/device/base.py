@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qwenchat.errors import UsageError
+from qwenchat.errors import DeviceCommandError, UsageError
 from qwenchat.shellwords import quote
 
 ProgressCallback = Callable[[int], None]  # called with the bytes sent since the last call
@@ -117,6 +117,58 @@ class ShellStream(ABC):
         self.close()
 
 
+class StdinCommand(ABC):
+    """A command on the phone kept running and fed through its standard input (shell protocol
+    v2's stdin frames), so one write is one packet on an open stream and its ack: no new shell
+    per write. Its output is not read: only commands that print nothing belong here."""
+
+    @abstractmethod
+    def write(self, data: bytes, *, timeout: float = 10.0) -> None:
+        """Hand ``data`` to the command's stdin; raises a DeviceError when the command has
+        ended or the phone did not take the data within ``timeout``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """End its input (the command sees EOF) and close the stream."""
+
+    def __enter__(self) -> StdinCommand:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FileSender(ABC):
+    """Small files to the phone over one sync stream kept open between them: each file is one
+    round trip (SEND, DATA, DONE and the phone's answer) instead of an open, the file and a
+    close. For files sent one after another on the way to a reply (a chat turn's prompt)."""
+
+    @abstractmethod
+    def send(self, data: bytes, remote: str, *, mode: int = 0o644) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> FileSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _PushEach(FileSender):
+    """A push per file (transports without a kept sync stream)."""
+
+    def __init__(self, device: Device) -> None:
+        self._device = device
+
+    def send(self, data: bytes, remote: str, *, mode: int = 0o644) -> None:
+        self._device.push_bytes(data, remote, mode=mode)
+
+    def close(self) -> None:
+        pass
+
+
 class Device(ABC):
     """One phone, reached one way."""
 
@@ -142,6 +194,18 @@ class Device(ABC):
         load is many seconds of silence); ``idle_timeout`` bounds each read after the first
         and can be changed with ``ShellStream.set_read_timeout``."""
 
+    @property
+    def has_shell_v2(self) -> bool:
+        """Whether the phone's adbd speaks shell protocol v2 (exit codes, stderr, stdin)."""
+        return False
+
+    def open_stdin(self, command: str) -> StdinCommand:
+        """Start ``command`` with its stdin kept open for ``StdinCommand.write``. Needs shell
+        protocol v2 (a v1 shell's input goes through a terminal that echoes and edits it)."""
+        raise DeviceCommandError(
+            f"{self.serial} cannot feed a command's input (no shell protocol v2)"
+        )
+
     @abstractmethod
     def push(
         self,
@@ -155,6 +219,10 @@ class Device(ABC):
 
     @abstractmethod
     def push_bytes(self, data: bytes, remote: str, *, mode: int = 0o644) -> None: ...
+
+    def file_sender(self) -> FileSender:
+        """A FileSender; the default pushes each file on its own."""
+        return _PushEach(self)
 
     @abstractmethod
     def pull(self, remote: str, local: Path) -> None: ...

@@ -38,17 +38,19 @@ from pathlib import Path
 from queue import Queue
 
 from adb_shell import constants, exceptions
-from adb_shell.adb_device import AdbDevice, _AdbIOManager
+from adb_shell.adb_device import AdbDevice, _AdbIOManager, _FileSyncTransactionInfo
 from adb_shell.adb_message import AdbMessage
 from adb_shell.hidden_helpers import _AdbPacketStore
 
 from qwenchat.device.base import (
     Device,
+    FileSender,
     ProgressCallback,
     ReadTimeouts,
     RemoteStat,
     ShellResult,
     ShellStream,
+    StdinCommand,
     partial_file,
     push_source,
 )
@@ -57,8 +59,10 @@ from qwenchat.device.shellproto import (
     EventShellStream,
     v1_events,
     v1_service,
+    v2_close_stdin_frame,
     v2_events,
     v2_service,
+    v2_stdin_frames,
 )
 from qwenchat.device.transport import (
     Banner,
@@ -84,6 +88,7 @@ DEFAULT_AUTH_TIMEOUT = 30.0
 AUTH_ANNOUNCE_AFTER_S = 0.25
 HANDSHAKE_TIMEOUT = 10.0  # CNXN/OPEN/OKAY exchanges: a live phone answers in milliseconds
 IO_TIMEOUT = 60.0  # silence tolerated inside a sync transfer
+CLOSE_WAIT_S = 2.0  # a fed command's end after its EOF (`cat` ends at once)
 
 WaitCallback = Callable[[str], None]
 
@@ -374,6 +379,13 @@ class DirectDevice(Device):
                 yield data
                 info.transport_timeout_s = timeouts.idle
 
+    def open_stdin(self, command: str) -> StdinCommand:
+        if not self.has_shell_v2:
+            return super().open_stdin(command)
+        with self._errors(f"starting {_short(command)}"):
+            info = self._adb._open(v2_service(command), HANDSHAKE_TIMEOUT, math.inf, None)
+        return _DirectStdin(self, info, command)
+
     # ---------------------------------------------------------------- files
     def push(
         self,
@@ -412,6 +424,9 @@ class DirectDevice(Device):
                 transport_timeout_s=IO_TIMEOUT,
                 read_timeout_s=IO_TIMEOUT,
             )
+
+    def file_sender(self) -> FileSender:
+        return _DirectSender(self)
 
     def pull(self, remote: str, local: Path) -> None:
         with partial_file(local) as partial, self._errors(f"pulling {remote}"):
@@ -462,6 +477,90 @@ class DirectDevice(Device):
             raise DeviceLostError(f"lost the connection to {self.serial} while {what}") from exc
         except OSError as exc:
             raise DeviceError(f"{what}: {exc}") from exc
+
+
+class _DirectStdin(StdinCommand):
+    """Stdin frames as WRTE packets on the command's own stream, each acked (OKAY) before the
+    next: ADB's flow control. Whatever the command prints is left unread (kept by the packet
+    store until the stream closes): only silent commands are fed this way."""
+
+    def __init__(self, device: DirectDevice, info, command: str) -> None:  # noqa: ANN001
+        self._device, self._info, self._command = device, info, command
+        self._ended = False
+
+    def write(self, data: bytes, *, timeout: float = 10.0) -> None:
+        adb, info = self._device._adb, self._info
+        for frame in v2_stdin_frames(data, adb.max_chunk_size):
+            if self._ended:
+                raise DeviceCommandError(f"{_short(self._command)} has ended on the phone")
+            info.transport_timeout_s = timeout
+            with self._device._errors(f"feeding {_short(self._command)}"):
+                adb._io_manager.send(
+                    AdbMessage(constants.WRTE, info.local_id, info.remote_id, frame), info
+                )
+                answer = adb._io_manager.read([constants.OKAY, constants.CLSE], info)
+            if answer[0] == constants.CLSE:  # the command ended: its input is gone
+                self.close()
+                raise DeviceCommandError(f"{_short(self._command)} has ended on the phone")
+
+    def close(self) -> None:
+        """Close-stdin, then wait (briefly) for the command to end on its EOF: closing the
+        stream at once would hang it up (SIGHUP) before it read what was written last."""
+        if self._ended:
+            return
+        self._ended = True
+        adb, info = self._device._adb, self._info
+        with contextlib.suppress(Exception):
+            info.transport_timeout_s = CLOSE_WAIT_S
+            frame = v2_close_stdin_frame()
+            adb._io_manager.send(
+                AdbMessage(constants.WRTE, info.local_id, info.remote_id, frame), info
+            )
+            deadline = time.monotonic() + CLOSE_WAIT_S
+            while time.monotonic() < deadline:
+                cmd, _data = adb._read_until([constants.CLSE, constants.WRTE], info)
+                if cmd == constants.CLSE:
+                    adb._io_manager.send(
+                        AdbMessage(constants.CLSE, info.local_id, info.remote_id), info
+                    )
+                    return
+        with contextlib.suppress(Exception):  # it did not end: hang it up
+            adb._io_manager.abandon(info)
+            adb._io_manager.send(AdbMessage(constants.CLSE, info.local_id, info.remote_id), info)
+
+
+class _DirectSender(FileSender):
+    """One ``sync:`` stream kept open, each file sent with adb-shell's own SEND/DATA/DONE
+    (``_push``, the private API this module already pins). A failed send closes the stream
+    (its state is unknown); the next send opens another."""
+
+    def __init__(self, device: DirectDevice) -> None:
+        self._device = device
+        self._info = None
+
+    def send(self, data: bytes, remote: str, *, mode: int = 0o644) -> None:
+        adb = self._device._adb
+        try:
+            with self._device._errors(f"pushing {len(data)} bytes to {remote}"):
+                if self._info is None:
+                    self._info = adb._open(b"sync:", IO_TIMEOUT, IO_TIMEOUT, None)
+                sync = _FileSyncTransactionInfo(constants.FILESYNC_PUSH_FORMAT, maxdata=adb._maxdata)
+                adb._push(
+                    io.BytesIO(data), remote, stat_module.S_IFREG | mode, int(time.time()),
+                    None, self._info, sync,
+                )  # fmt: skip
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        info, self._info = self._info, None
+        if info is None:
+            return
+        io_manager = self._device._adb._io_manager
+        with contextlib.suppress(Exception):  # no wait for the phone's CLSE: nothing follows
+            io_manager.abandon(info)
+            io_manager.send(AdbMessage(constants.CLSE, info.local_id, info.remote_id), info)
 
 
 def _adb_device(transport) -> AdbDevice:  # noqa: ANN001

@@ -27,11 +27,13 @@ from pathlib import Path
 
 from qwenchat.device.base import (
     Device,
+    FileSender,
     ProgressCallback,
     ReadTimeouts,
     RemoteStat,
     ShellResult,
     ShellStream,
+    StdinCommand,
     partial_file,
     push_source,
 )
@@ -39,8 +41,10 @@ from qwenchat.device.shellproto import (
     EventShellStream,
     v1_events,
     v1_service,
+    v2_close_stdin_frame,
     v2_events,
     v2_service,
+    v2_stdin_frames,
 )
 from qwenchat.errors import (
     DeviceCommandError,
@@ -54,6 +58,9 @@ from qwenchat.errors import (
 DEFAULT_SERVER_PORT = 5037
 SYNC_CHUNK = 64 * 1024  # the sync protocol's largest DATA
 IO_TIMEOUT = 60.0
+CLOSE_WAIT_S = 2.0  # a fed command's end after its EOF (`cat` ends at once)
+HANDSHAKE_S = 10.0  # the server's OKAY for a service: a live phone answers in milliseconds
+_SERVER_PACKET = 64 * 1024  # stdin frames at most this big (the server splits them further)
 
 
 def server_address() -> tuple[str, int]:
@@ -137,6 +144,58 @@ class _SmartSocket:
             self.sock.close()
 
 
+class _ServerStdin(StdinCommand):
+    """Stdin frames written on the command's own adb-server socket (the server does ADB's
+    flow control for us)."""
+
+    def __init__(self, device: ServerDevice, conn: _SmartSocket) -> None:
+        self._device, self._conn = device, conn
+
+    def write(self, data: bytes, *, timeout: float = 10.0) -> None:
+        with self._device._errors("feeding a command's input"):
+            self._conn.sock.settimeout(timeout)
+            for frame in v2_stdin_frames(data, _SERVER_PACKET):
+                self._conn.sock.sendall(frame)
+
+    def close(self) -> None:
+        """Close-stdin, then wait (briefly) for the command to end on its EOF: closing the
+        socket at once would hang it up before it read what was written last."""
+        with contextlib.suppress(OSError):
+            self._conn.sock.sendall(v2_close_stdin_frame())
+            self._conn.sock.settimeout(CLOSE_WAIT_S)
+            deadline = time.monotonic() + CLOSE_WAIT_S
+            while time.monotonic() < deadline and self._conn.sock.recv(4096):
+                pass
+        self._conn.close()
+
+
+class _ServerSender(FileSender):
+    """One sync socket kept open; a failed send closes it (its state is unknown), the next
+    opens another."""
+
+    def __init__(self, device: ServerDevice) -> None:
+        self._device = device
+        self._conn: _SmartSocket | None = None
+
+    def send(self, data: bytes, remote: str, *, mode: int = 0o644) -> None:
+        import io
+
+        if self._conn is None:
+            self._conn = self._device._open(b"sync:", IO_TIMEOUT)
+        try:
+            self._device._send_on(self._conn, io.BytesIO(data), remote, mode, int(time.time()), None)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.sendall(b"QUIT" + struct.pack("<I", 0))
+            conn.close()
+
+
 class ServerDevice(Device):
     """A phone held by Google's adb server, reached with adbutils + our own sockets."""
 
@@ -192,6 +251,11 @@ class ServerDevice(Device):
 
         return EventShellStream(decode(payloads()), lambda _finished: conn.close(), timeouts)
 
+    def open_stdin(self, command: str) -> StdinCommand:
+        if not self.has_shell_v2:
+            return super().open_stdin(command)
+        return _ServerStdin(self, self._open(v2_service(command), HANDSHAKE_S))
+
     # ---------------------------------------------------------------- sync
     def push(
         self,
@@ -214,25 +278,31 @@ class ServerDevice(Device):
     def _send(self, source, remote: str, mode: int, mtime: int, progress) -> None:  # noqa: ANN001
         conn = self._open(b"sync:", IO_TIMEOUT)
         try:
+            self._send_on(conn, source, remote, mode, mtime, progress)
             with self._errors(f"pushing to {remote}"):
-                header = f"{remote},{stat_module.S_IFREG | mode}".encode()
-                conn.sock.sendall(b"SEND" + struct.pack("<I", len(header)) + header)
-                while chunk := source.read(SYNC_CHUNK):
-                    conn.sock.sendall(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-                conn.sock.sendall(b"DONE" + struct.pack("<I", mtime))
-                status, length = struct.unpack("<4sI", conn.read_exact(8))
-                if status != b"OKAY":
-                    message = conn.read_exact(length).decode("utf-8", errors="replace")
-                    if "space" in message.lower():
-                        raise DeviceStorageError(
-                            f"pushing to {remote}: the phone is full ({message})"
-                        )
-                    raise DeviceCommandError(f"pushing to {remote} failed: {message}")
                 conn.sock.sendall(b"QUIT" + struct.pack("<I", 0))
         finally:
             conn.close()
+
+    def _send_on(self, conn: _SmartSocket, source, remote: str, mode: int, mtime: int, progress) -> None:  # noqa: ANN001, E501
+        """One SEND on an open sync socket, to the phone's answer."""
+        with self._errors(f"pushing to {remote}"):
+            header = f"{remote},{stat_module.S_IFREG | mode}".encode()
+            conn.sock.sendall(b"SEND" + struct.pack("<I", len(header)) + header)
+            while chunk := source.read(SYNC_CHUNK):
+                conn.sock.sendall(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            conn.sock.sendall(b"DONE" + struct.pack("<I", mtime))
+            status, length = struct.unpack("<4sI", conn.read_exact(8))
+            if status != b"OKAY":
+                message = conn.read_exact(length).decode("utf-8", errors="replace")
+                if "space" in message.lower():
+                    raise DeviceStorageError(f"pushing to {remote}: the phone is full ({message})")
+                raise DeviceCommandError(f"pushing to {remote} failed: {message}")
+
+    def file_sender(self) -> FileSender:
+        return _ServerSender(self)
 
     def _recv(self, remote: str) -> Iterator[bytes]:
         conn = self._open(b"sync:", IO_TIMEOUT)

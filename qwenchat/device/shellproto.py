@@ -2,6 +2,7 @@
 
 * shell protocol v2 (``shell,v2,raw:CMD``, feature ``shell_v2``): frames ``<B id><I len>`` +
   payload, 1 = stdout, 2 = stderr, 3 = exit code (one byte); a frame may span packets.
+  The host sends 0 = stdin and 4 = close-stdin the same way.
 * shell v1 (``shell:CMD``): stdout and stderr merged, no exit code. We append a marker that
   prints ``$?`` and strip it from the end of the output.
 
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from qwenchat.device.base import ReadTimeouts, ShellStream
 
-STDOUT, STDERR, EXIT = 1, 2, 3
+STDIN, STDOUT, STDERR, EXIT, CLOSE_STDIN = 0, 1, 2, 3, 4
 _V2_HEADER = struct.Struct("<BI")
 _RC_MARKER = re.compile(rb"\n__qwenchat_rc=(\d+)\n\Z")
 _RC_HOLDBACK = 32  # longer than any marker: held back while streaming v1 output
@@ -31,6 +32,21 @@ def v2_service(command: str) -> bytes:
 def v1_service(command: str) -> bytes:
     # A subshell, so `exit 3` in the command still reaches the printf.
     return f"shell:( {command}\n); printf '\\n__qwenchat_rc=%d\\n' \"$?\"".encode()
+
+
+def v2_stdin_frames(data: bytes, max_packet: int) -> list[bytes]:
+    """``data`` as stdin frames, each (header included) at most ``max_packet`` bytes."""
+    step = max_packet - _V2_HEADER.size
+    if step <= 0:
+        raise ValueError(f"a packet of {max_packet} bytes cannot carry a stdin frame")
+    return [
+        _V2_HEADER.pack(STDIN, len(piece)) + piece
+        for piece in (data[i : i + step] for i in range(0, len(data), step))
+    ]
+
+
+def v2_close_stdin_frame() -> bytes:
+    return _V2_HEADER.pack(CLOSE_STDIN, 0)
 
 
 def v2_events(payloads: Iterable[bytes]) -> Iterator[Event]:

@@ -50,6 +50,9 @@ class EmulatorConfig:
     drop_after_bytes: int | None = None  # fault: drop each connection after N bytes received
     genie_profile: Path | None = None  # device profile for the simulated genie (JSON)
     jitter: bool = True
+    # False: an adbd older than shell protocol v2 (Android < 7): not in the banner's
+    # features, and `shell,v2` is an unknown service (one stdout, no exit code, no stdin).
+    shell_v2: bool = True
     faults: Faults = field(default_factory=Faults)
 
     @property

@@ -105,7 +105,10 @@ class Connection:
             pass
 
     def _send_cnxn(self) -> None:
-        banner = p.device_banner(self.ctx.phone.props(), FEATURES)
+        features = FEATURES if self.ctx.config.shell_v2 else tuple(
+            f for f in FEATURES if f != "shell_v2"
+        )
+        banner = p.device_banner(self.ctx.phone.props(), features)
         self.online = True
         self.send(p.CNXN, self.version, self.max_payload, banner)
 

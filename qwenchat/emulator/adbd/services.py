@@ -18,6 +18,8 @@ def open_service(ctx, stream: Stream) -> bool:
         run_sync(stream)
         return True
     request = parse_shell_service(service)
+    if request is not None and request.v2 and not ctx.config.shell_v2:
+        return False  # an adbd before shell protocol v2 does not know the service
     if request is not None:
         run_shell(stream, request)
         return True

@@ -211,8 +211,9 @@ def run_shell(stream: Stream, request: ShellRequest) -> None:
     conn.okay_open(stream)
     if stream.remote_closed:
         on_close()
+    heard = _StdinLog(ctx.log, conn.number, record)
     stdin = threading.Thread(
-        target=_pump_stdin, args=(stream, request, ends), name="adbd-stdin", daemon=True
+        target=_pump_stdin, args=(stream, request, ends, heard), name="adbd-stdin", daemon=True
     )
     stdin.start()
     code = None
@@ -297,7 +298,31 @@ def _pass_output(stream: Stream, request: ShellRequest, ends: _Ends) -> None:
         sel.close()
 
 
-def _pump_stdin(stream: Stream, request: ShellRequest, ends: _Ends) -> None:
+class _StdinLog:
+    """Each line a command was fed on its stdin, as a "stdin" record of the command log (tests
+    judge what reached the phone by it: a session's script lines travel this way). Blank
+    lines and runs of blanks are left out; an endless line is cut at MAX_LINE."""
+
+    MAX_LINE = 4096
+
+    def __init__(self, log, conn: int, command_id: int) -> None:  # noqa: ANN001
+        self._log, self._conn, self._command_id = log, conn, command_id
+        self._pending = b""
+
+    def feed(self, data: bytes) -> None:
+        self._pending += data
+        *lines, self._pending = self._pending.split(b"\n")
+        if len(self._pending) > self.MAX_LINE:
+            lines.append(self._pending)
+            self._pending = b""
+        for line in lines:
+            text = " ".join(line.decode("utf-8", errors="replace").split())
+            if text:
+                self._log.record(self._conn, "stdin", text[: self.MAX_LINE],
+                                 command=self._command_id)  # fmt: skip
+
+
+def _pump_stdin(stream: Stream, request: ShellRequest, ends: _Ends, heard: _StdinLog) -> None:
     decoder = V2Decoder() if request.v2 else None
     try:
         while True:
@@ -307,6 +332,7 @@ def _pump_stdin(stream: Stream, request: ShellRequest, ends: _Ends) -> None:
                 continue
             for ident, payload in decoder.feed(data):
                 if ident == ID_STDIN:
+                    heard.feed(payload)
                     ends.write_stdin(payload)
                 elif ident == ID_CLOSE_STDIN:
                     ends.close_stdin()

@@ -83,7 +83,8 @@ class SyncService:
                     if ident == b"SEND" and "," in path:
                         what, _, mode = path.rpartition(",")
                     self.ctx.log.record(self.stream.conn.number, "sync", what,
-                                        request=ident.decode(), mode=mode)  # fmt: skip
+                                        request=ident.decode(), mode=mode,
+                                        stream=self.stream.local_id)  # fmt: skip
                 if handler(path) is False:
                     return
         except StreamClosed:
