@@ -33,7 +33,7 @@ def cli(capsys, *args: str) -> tuple[int, str]:
 
 
 def shell_lines(emu) -> list[str]:
-    return [r["what"] for r in read_records(emu.root) if r.get("kind") == "shell" and "what" in r]
+    return [r["what"] for r in read_records(emu.root) if r.get("kind") in ("shell", "stdin") and "what" in r]
 
 
 SWEEP = ("-p", "128", "-r", "2", "--warmup", "1", "--gen-len", "8", "--cooldown", "0")

@@ -30,7 +30,7 @@ def genie_apps(dev) -> list[int]:
 
 def count(emu, words: str) -> int:
     return sum(
-        words in r["what"] for r in read_records(emu.root) if r.get("kind") == "shell" and "what" in r
+        words in r["what"] for r in read_records(emu.root) if r.get("kind") in ("shell", "stdin") and "what" in r
     )
 
 

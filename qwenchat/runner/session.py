@@ -52,13 +52,13 @@ from qwenchat.runner.record import Outcome, QueryRecord, TimedEvent
 from qwenchat.runner.request import QueryRequest, SamplerSettings, WaitBounds
 from qwenchat.runner.session_files import SessionFiles, owner_tag, script_word
 from qwenchat.runner.session_phone import (
+    FifoWriter,
     genie_app_path,
     launch_command,
     remove_files,
     script_line,
     stop_session_process,
     sweep_orphans,
-    write_lines,
 )
 from qwenchat.runner.session_stream import Cutter, TurnReader, VersionReply
 from qwenchat.shellwords import quote
@@ -95,6 +95,8 @@ class _Live:
     chunks: Iterator[bytes]
     channel: contextlib.ExitStack
     pid: int | None = None
+    writer: FifoWriter | None = None  # opened once the FIFO exists
+    sender: Any = None  # FileSender: prompt and config files on one kept sync stream
     version: str | None = None  # libGenie version (`version`, newer builds)
     build: str = "old"  # "new": answers `version`; "old": does not
     pending: bytes = b""  # stdout read past the last marker
@@ -167,6 +169,12 @@ class SessionEngine(Engine):
                 hint="Push a QAIRT runtime that has bin/aarch64-android/genie-app "
                 "(`qwenchat push-assets`), or use --engine process.",
             )
+        if not self.device.has_shell_v2:
+            raise SessionUnavailable(
+                "the phone's adbd has no shell protocol v2 (Android 7 and later have it): a "
+                "session needs a command's stdin and a stream it can read without holding bytes",
+                hint="Use --engine process.",
+            )
         files = SessionFiles.new(self.layout.tmp_dir)
         try:
             for path in (files.fifo, files.config, files.prompt(1), files.profile(1)):
@@ -204,8 +212,10 @@ class SessionEngine(Engine):
         head = self._read_until(live, _PID_END, PROBE_S)
         if (m := _PID_LINE.search(head + _PID_END)) is not None:
             live.pid = int(m.group(1))
+        live.writer = FifoWriter(self.device, live.files.fifo)
+        live.sender = self.device.file_sender()
         mark = live.mark("probe")
-        write_lines(self.device, live.files.fifo, ["version", mark])
+        self._write(live, ["version", mark])
         out = self._read_until(live, mark.encode() + b"\n", PROBE_S)
         reply = VersionReply()
         reply.feed(out)
@@ -225,10 +235,14 @@ class SessionEngine(Engine):
         try:
             if not live.dead:
                 with contextlib.suppress(QwenchatError):
-                    write_lines(self.device, live.files.fifo, ["exit"])
+                    self._write(live, ["exit"])
                     self._drain(live, CLOSE_S)
         finally:
             self._kill(live)
+
+    def _write(self, live: _Live, lines: list[str]) -> None:
+        assert live.writer is not None, "a line written before the probe opened the writer"
+        live.writer.write(lines)
 
     def _drain(self, live: _Live, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -250,6 +264,10 @@ class SessionEngine(Engine):
         except QwenchatError:
             pass  # a vanished phone: the next run's sweep ends it
         finally:
+            for kept in (live.writer, live.sender):
+                if kept is not None:
+                    with contextlib.suppress(Exception):
+                        kept.close()
             with contextlib.suppress(Exception):
                 live.stream.close()
             with contextlib.suppress(Exception):
@@ -340,9 +358,7 @@ class SessionEngine(Engine):
                 # The main connection: idle while the reply streams on the session's own, and
                 # no new connection (with its handshake) on the way to the prompt.
                 with self._write_lock:
-                    write_lines(
-                        self.device, live.files.fifo, [script_line("dialog", "abort", DIALOG)]
-                    )
+                    self._write(live, [script_line("dialog", "abort", DIALOG)])
                 self._abort_sent_at = time.monotonic()
                 # An abort that has not ended the query by ABORT_S (it came before the query
                 # started, or Genie is stuck): kill, as without abort.
@@ -444,7 +460,7 @@ class SessionEngine(Engine):
 
     def _load(self, live: _Live, config: str, record: QueryRecord, bounds: WaitBounds) -> None:
         files = live.files
-        self.device.push_bytes(config.encode("utf-8"), files.config)
+        live.sender.send(config.encode("utf-8"), files.config)
         mark = live.mark("load")
         lines = [
             script_line("profile", "create", PROFILE),
@@ -454,7 +470,7 @@ class SessionEngine(Engine):
             mark,
         ]
         began = time.monotonic()
-        write_lines(self.device, files.fifo, lines)
+        self._write(live, lines)
         self._read_until(live, mark.encode() + b"\n", bounds.first_token)
         stderr = self._stderr(live)
         failure = diagnose(stderr)
@@ -480,7 +496,7 @@ class SessionEngine(Engine):
         live.queries += 1
         n = live.queries
         prompt_file, profile_file = files.prompt(n), files.profile(n)
-        self.device.push_bytes(request.prompt.encode("utf-8"), prompt_file)
+        live.sender.send(request.prompt.encode("utf-8"), prompt_file)
         lines = []
         if not request.follow_up and live.dirty:
             lines.append(script_line("dialog", "reset", DIALOG))
@@ -502,7 +518,7 @@ class SessionEngine(Engine):
             self._abort_sent_at = None
             self._abort_requested = False
         self._async_query = use_async
-        write_lines(self.device, files.fifo, lines)
+        self._write(live, lines)
         record.sent_at = time.monotonic()
         live.dirty = True
         self._owner, self._valid = request.dialog, False
@@ -536,7 +552,7 @@ class SessionEngine(Engine):
             live.pending = reader.rest + live.pending
             if use_async:
                 with self._write_lock:  # a late cancel's abort may be on its way
-                    write_lines(self.device, files.fifo, ["async wait", mark])
+                    self._write(live, ["async wait", mark])
             # The turn's end: the profile is written once the mark's echo shows.
             self._read_until(live, mark.encode() + b"\n", bounds.stall)
         record.ended_at = time.monotonic()

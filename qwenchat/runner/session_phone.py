@@ -12,14 +12,18 @@ exec'd command is inherited; mksh makes fds opened by a bare ``exec 3<>F`` close
 
 How a line reaches it
 ---------------------
-One short shell command per batch of lines: ``print -rn -- 'LINE\\n'"$pad"... 1<>FIFO`` (mksh
-builtins: no process is started on the phone for it).
-LINE holds only fixed words, paths qwenchat made (``session_files.script_word``) and our own
-``# qwenchat-...`` marks, quoted; user text never appears, it travels as a prompt file pushed
-before. ``1<>`` opens without blocking even when genie-app is gone (a plain ``>`` would hang
-the phone's shell forever without a reader). Only this engine writes into its FIFO, one batch
-at a time. A command file pushed by sync and ``cat`` into the FIFO would be a second round
-trip per turn for the same guarantee.
+Through a ``cat`` kept running on the phone for the whole session, whose stdin is an open ADB
+stream (shell protocol v2 stdin frames) and whose stdout is the FIFO: a batch of lines is one
+packet and its ack, with no new shell on the phone (``FifoWriter``; a shell command per batch,
+``print -rn -- LINE... 1<>FIFO`` with mksh builtins, cost 8-44 ms per turn on the emulated
+phone, on the way to every first token). This needs shell protocol v2 (Android 7+), as the
+session's own stream does (v1 output has no end we can see without holding bytes back).
+A line holds only fixed words, paths qwenchat made (``session_files.script_word``) and our own
+``# qwenchat-...`` marks, checked before any write; user text never appears, it travels as a
+prompt file pushed before. ``1<>`` opens without blocking even when genie-app is gone (a plain
+``>`` would hang the writer without a reader). Only this engine writes into its FIFO, one batch
+at a time. The ``cat`` ends with the ADB stream: at close, or when qwenchat or the link dies
+(adbd hangs up the command), so it cannot outlive its session's owner.
 """
 
 from __future__ import annotations
@@ -79,19 +83,11 @@ def script_line(*words: str) -> str:
 
 
 PAD = 4096  # spaces after every line: genie-app's reader hands a line on only 4 KB later
+_PAD_BYTES = b" " * PAD
 
 
-def write_lines(device: Device, fifo: str, lines: list[str], *, timeout: float = 10.0) -> None:
-    """Write script lines into the FIFO, each followed by PAD spaces.
-
-    genie-app reads its script through libc++'s filebuf, whose refill is one bionic fread of
-    ~4 KB that returns only when that much arrived: a short line alone would sit in the FIFO
-    until the next turn. PAD spaces after each newline complete the pending refill whatever
-    the reader's position. They carry no newline: they are the leading blanks of the NEXT
-    line, which genie-app's word split drops, so they print nothing (a blank padding line
-    would print an empty line late, into a reply that is streaming). mksh makes them
-    (``typeset -L4096``), so the command line stays short.
-    """
+def _checked(lines: list[str]) -> list[str]:
+    """The lines, once each is known to hold only our own words, paths and marks."""
     for line in lines:
         if line.startswith("#"):
             if not _MARK.match(line):
@@ -99,18 +95,38 @@ def write_lines(device: Device, fifo: str, lines: list[str], *, timeout: float =
             continue
         for word in line.split(" "):
             script_word(word)  # never anything but our own words and paths
-    data = "".join(quote(line + "\n") + '"$s"' for line in lines)
-    # Shell builtins only (no fork on the phone: this is on the way to every first token).
-    # `[ -p ]` first: `1<>` would create a plain file where the FIFO is gone.
-    result = device.shell(
-        f"[ -p {quote(fifo)} ] && {{ typeset -L{PAD} s=; print -rn -- {data} 1<>{quote(fifo)}; }}",
-        timeout=timeout,
-    )
-    if not result.ok:
-        raise DeviceCommandError(
-            "could not write to the session's FIFO: "
-            + ((result.error_text or result.text).strip()[:200] or f"{fifo} is gone")
-        )
+    return lines
+
+
+class FifoWriter:
+    """Script lines into the FIFO through one ``cat`` fed on an open ADB stream (see the module
+    docstring), each followed by PAD spaces.
+
+    genie-app reads its script through libc++'s filebuf, whose refill is one bionic fread of
+    ~4 KB that returns only when that much arrived: a short line alone would sit in the FIFO
+    until the next turn. PAD spaces after each newline complete the pending refill whatever
+    the reader's position. They carry no newline: they are the leading blanks of the NEXT
+    line, which genie-app's word split drops, so they print nothing (a blank padding line
+    would print an empty line late, into a reply that is streaming).
+    """
+
+    def __init__(self, device: Device, fifo: str) -> None:
+        self.fifo = fifo
+        # `[ -p ]` first: `1<>` would create a plain file where the FIFO is gone. exec: the
+        # stream's command is the cat itself.
+        self._fed = device.open_stdin(f"[ -p {quote(fifo)} ] && exec cat 1<>{quote(fifo)}")
+
+    def write(self, lines: list[str], *, timeout: float = 10.0) -> None:
+        data = b"".join((line + "\n").encode() + _PAD_BYTES for line in _checked(lines))
+        try:
+            self._fed.write(data, timeout=timeout)
+        except QwenchatError as exc:
+            raise DeviceCommandError(
+                f"could not write to the session's FIFO: {exc.message}"
+            ) from exc
+
+    def close(self) -> None:
+        self._fed.close()
 
 
 # ----- finding sessions
