@@ -207,9 +207,11 @@ class SimDialog:
         dcfg = self.dcfg
         if self.max_tokens is not None:
             dcfg = dataclasses.replace(dcfg, max_num_tokens=self.max_tokens)
+        # TTFT runs from the query call, which tokenizes (as GenieDialog_query does): the sim's
+        # own bookkeeping (tokenizing, planning the reply) is paid inside it, never after it.
+        query_start = time.monotonic()
         query_ids = dcfg.query_prefix(self.n_past) + self.tokenizer.encode(prompt)
         n_prompt = len(query_ids)
-        query_start = time.monotonic()
         if self.n_past + n_prompt > dcfg.context_size:
             line = (
                 f"[ERROR] Context limit exceeded ({self.n_past} + {n_prompt} > {dcfg.context_size})"
@@ -222,6 +224,8 @@ class SimDialog:
             while True:  # until killed, like a wedged NPU session
                 time.sleep(3600)
 
+        shim = SimpleNamespace(prompt=prompt)
+        gen_ids, print_limit = t2t._plan_reply(shim, dcfg, self.tokenizer, n_prompt)
         aborted = self._wait(query_start + self.pacer.prefill_s(n_prompt))
         prefill_end = time.monotonic()
         ttft = prefill_end - query_start
@@ -229,8 +233,6 @@ class SimDialog:
         self.heat.flush()
         emitted: list[int] = []
         if not aborted:
-            shim = SimpleNamespace(prompt=prompt)
-            gen_ids, print_limit = t2t._plan_reply(shim, dcfg, self.tokenizer, n_prompt)
             room = dcfg.context_size - (self.n_past + n_prompt)
             emit = gen_ids[:room]  # a context that fills while generating ends the reply
             crash_after = faults.crash_after_tokens

@@ -180,6 +180,9 @@ def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_
         state = load_state(env.host(args.restore), args.restore, dcfg.identity)
         _log(args, "info", f"SIMULATED: restored dialog state, n_past = {state.n_past}")
 
+    # Genie's TTFT runs from the query call, which tokenizes the prompt itself: the sim's
+    # own bookkeeping (tokenizing, planning the reply) is paid inside it, never after it.
+    query_start = time.monotonic()
     tokens_mode = bool(args.tokens)
     if tokens_mode:
         text_ids = list(args.tokens)
@@ -189,20 +192,19 @@ def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_
         _out(f"[PROMPT]: {args.prompt}\n\n")
     query_ids = dcfg.query_prefix(state.n_past) + text_ids
     n_prompt = len(query_ids)
-    query_start = time.monotonic()
     if state.n_past + n_prompt > dcfg.context_size:
         return _overflow(state.n_past, n_prompt, dcfg.context_size)
     if settings.faults.hang_before_first_token:
         while True:  # until killed, like a wedged NPU session
             time.sleep(3600)
 
+    gen_ids, print_limit = _plan_reply(args, dcfg, tokenizer, n_prompt)
     sleep_until(query_start + pacer.prefill_s(n_prompt))
     prefill_end = time.monotonic()
     ttft = prefill_end - query_start
     heat.busy(ttft)
     heat.flush()
 
-    gen_ids, print_limit = _plan_reply(args, dcfg, tokenizer, n_prompt)
     room = dcfg.context_size - (state.n_past + n_prompt)
     overflow = len(gen_ids) > room
     emit = gen_ids[:room] if overflow else gen_ids
