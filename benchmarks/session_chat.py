@@ -13,6 +13,8 @@ chat, session / per-turn, as a ratio. Prompt tokens per turn stay flat with both
 
 Everything here is SIMULATED (emulated phone): the load, prefill and decode times are the
 device profile's; the host-side costs (ADB round trips, FIFO writes, profile pulls) are real.
+The emulated phone runs as its own process (`qwenchat emulator start`'s daemon), as a phone's
+adbd does: in this process its threads would share the GIL with the client being measured.
 """
 
 from __future__ import annotations
@@ -77,26 +79,25 @@ def main() -> dict:
     from qwenchat.device.direct import DirectDevice
     from qwenchat.emulator.bundle import make_bundle
     from qwenchat.emulator.config import EmulatorConfig
+    from qwenchat.emulator.daemon import start_daemon, stop_daemon
     from qwenchat.emulator.genie_sim.timing import default_profile
-    from qwenchat.emulator.server import EmulatorServer
     from qwenchat.layout import PhoneLayout
 
     tmp = Path(tempfile.mkdtemp(prefix="qwenchat-bench-session-"))
     os.environ.setdefault("QWENCHAT_HOME", str(tmp / "home"))
     bundle = make_bundle(tmp / "bundle", bin_size_mb=1, arch="v79", parts=4)
     config = EmulatorConfig(root=tmp / "phone", time_scale=TIME_SCALE, auth=False)
-    server = EmulatorServer(config, port=0)
-    server.start()
+    phone = start_daemon(config, port=0)
     profile = default_profile()
     try:
-        dev = DirectDevice.connect_tcp("127.0.0.1", server.port, auth_timeout=5)
+        dev = DirectDevice.connect_tcp("127.0.0.1", phone.port, auth_timeout=5)
         plan = plan_bundle(bundle.bundle, bundle.qairt, "SM8750", tokenizer=bundle.tokenizer)
         push_assets(dev, plan, PhoneLayout(), overlap=False)
         session = _chat(dev, "session")
         process = _chat(dev, "process")
         dev.close()
     finally:
-        server.stop()
+        stop_daemon(config.root)
 
     print(
         f"  ten-turn chat, {MAX_TOKENS} tokens per reply, time scale {TIME_SCALE}, device "
