@@ -203,13 +203,13 @@ class SimDialog:
             self._query(prompt, sink)
 
     def _query(self, prompt: str, sink: Sink) -> None:
+        # TTFT runs from the query call, which tokenizes (as GenieDialog_query does): the sim's
+        # own bookkeeping (its settings, tokenizing, planning the reply) is paid inside it.
+        query_start = time.monotonic()
         faults = self.link.settings().faults  # switches thrown mid-session apply now
         dcfg = self.dcfg
         if self.max_tokens is not None:
             dcfg = dataclasses.replace(dcfg, max_num_tokens=self.max_tokens)
-        # TTFT runs from the query call, which tokenizes (as GenieDialog_query does): the sim's
-        # own bookkeeping (tokenizing, planning the reply) is paid inside it, never after it.
-        query_start = time.monotonic()
         query_ids = dcfg.query_prefix(self.n_past) + self.tokenizer.encode(prompt)
         n_prompt = len(query_ids)
         if self.n_past + n_prompt > dcfg.context_size:
@@ -229,8 +229,9 @@ class SimDialog:
         aborted = self._wait(query_start + self.pacer.prefill_s(n_prompt))
         prefill_end = time.monotonic()
         ttft = prefill_end - query_start
+        # Reported with the first piece, not here: a round trip to the phone's thermal model
+        # must not sit between the prefill's end and the first token.
         self.heat.busy(ttft)
-        self.heat.flush()
         emitted: list[int] = []
         if not aborted:
             room = dcfg.context_size - (self.n_past + n_prompt)

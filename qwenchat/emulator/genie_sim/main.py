@@ -202,8 +202,9 @@ def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_
     sleep_until(query_start + pacer.prefill_s(n_prompt))
     prefill_end = time.monotonic()
     ttft = prefill_end - query_start
+    # Reported with the first piece, not here: a round trip to the phone's thermal model
+    # must not sit between the prefill's end and the first token.
     heat.busy(ttft)
-    heat.flush()
 
     room = dcfg.context_size - (state.n_past + n_prompt)
     overflow = len(gen_ids) > room
