@@ -120,7 +120,7 @@ class FifoWriter:
         data = b"".join((line + "\n").encode() + _PAD_BYTES for line in _checked(lines))
         try:
             self._fed.write(data, timeout=timeout)
-        except QwenchatError as exc:
+        except DeviceCommandError as exc:  # the cat ended; a lost phone stays a lost phone
             raise DeviceCommandError(
                 f"could not write to the session's FIFO: {exc.message}"
             ) from exc

@@ -10,6 +10,7 @@ until ``dialog reset``; a prompt that does not fit what is left fails and change
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import random
 import signal
@@ -163,6 +164,9 @@ class SimDialog:
         shim = SimpleNamespace(config_text=config.text, log=None)
         # The one place the model's files and tokenizer are "loaded": genie-t2t-run's own.
         self.dcfg, self.tokenizer = t2t._create_dialog(shim, settings, env)
+        # The tokenizer's tables (150k+ entries) would be traversed by every full garbage
+        # collection, pauses in the middle of later queries a real genie-app does not have.
+        gc.freeze()
         init_s = self.pacer.init_s()
         sleep_until(t0 + init_s)
         create = profile_json.Span(t0, time.monotonic())
