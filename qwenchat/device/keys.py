@@ -8,6 +8,7 @@ picks it up later. ``ADB_VENDOR_KEYS``-style key lists are not supported.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -36,7 +37,15 @@ def ensure_adb_key(path: Path | None = None) -> Path:
 
 
 def load_signer(path: Path | None = None):  # noqa: ANN201 - adb-shell's signer type
-    """A signer adb-shell's ``connect(rsa_keys=[...])`` accepts."""
+    """A signer adb-shell's ``connect(rsa_keys=[...])`` accepts; one per key file and version
+    in a process, so a second connection (the side channel a Ctrl-C stops Genie through)
+    does not import and parse the key again on the way back to the prompt (~0.3 s)."""
+    key = ensure_adb_key(path)
+    return _signer(str(key), key.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(path: str, _mtime_ns: int):  # noqa: ANN202
     from adb_shell.auth.sign_cryptography import CryptographySigner
 
-    return CryptographySigner(str(ensure_adb_key(path)))
+    return CryptographySigner(path)
