@@ -15,11 +15,7 @@ import io
 import json
 
 import pytest
-
-from qwenchat.bench.records import RunStatus
-from qwenchat.bench.report import build_report, write_json, write_jsonl, write_table
-from qwenchat.bench.thermal import CooldownResult
-from tests.test_bench_report_build import (
+from test_bench_report_build import (
     DECODE_64,
     HOST_FIRST_64,
     TTFT_64,
@@ -28,6 +24,10 @@ from tests.test_bench_report_build import (
     o_median,
     o_summary,
 )
+
+from qwenchat.bench.records import RunStatus
+from qwenchat.bench.report import build_report, write_json, write_jsonl, write_table
+from qwenchat.bench.thermal import CooldownResult
 
 
 def table(run) -> str:
