@@ -50,6 +50,8 @@ from cosmic_ray.mutating import mutate_code
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DEFAULT_SEED = 17
+TIMEOUT_FACTOR = 3
+TIMEOUT_SLACK_S = 30
 # Operators that need per-project arguments (variable names) are not run.
 SKIP_OPERATORS = {"core/VariableReplacer", "core/VariableInserter"}
 COPY_IGNORE = shutil.ignore_patterns(
@@ -103,7 +105,8 @@ class PackageResult:
     sampled: int
     seed: int | None
     mutants: list[Mutant] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time: its baseline runs and its mutants
+    baseline_seconds: float = 0.0
 
     def count(self, outcome: str) -> int:
         return sum(1 for m in self.mutants if m.outcome == outcome)
@@ -336,13 +339,11 @@ def judge(workers: Workers, m: Mutant, timeout: float) -> None:
         workers.free.put(copy)
 
 
-def baseline(workers: Workers, test_files: set[str], files: list[str]) -> dict:
+def baseline(workers: Workers, test_files: set[str], files: list[str], maps: dict) -> None:
     """Every selected test file runs once on the unmutated copy (modules share files),
     recording per test which lines of `files` it runs, how long it takes, and whether it
     passed (scripts/mutation/covmap.py). A test that fails unmutated cannot judge a mutant:
     it is left out of every selection and named in the output."""
-    maps: dict[str, dict | None] = {}
-
     def one(test_file):
         copy = workers.free.get()
         out = copy.parent / f"covmap-{test_file.replace('/', '_')}.json"
@@ -373,7 +374,12 @@ def baseline(workers: Workers, test_files: set[str], files: list[str]) -> dict:
         print(f"  baseline {test_file}: {seconds:.0f} s{note}", flush=True)
 
     run_all(workers, one, sorted(test_files))
-    return maps
+
+
+def bound(unmutated_s: float) -> float:
+    """How long a mutant's tests may run: their unmutated time (from the baseline) with room
+    for a machine busier than during the baseline, plus pytest's own start."""
+    return TIMEOUT_FACTOR * unmutated_s + TIMEOUT_SLACK_S
 
 
 def select_tests(m: Mutant, maps: dict) -> float | None:
@@ -396,7 +402,7 @@ def select_tests(m: Mutant, maps: dict) -> float | None:
     if ids:
         m.run_tests = tuple(sorted(ids, key=lambda i: (durations.get(i, 0.0), i)))
         m.covered = True
-        return 3 * sum(durations.get(i, 0.0) for i in ids) + 30
+        return bound(sum(durations.get(i, 0.0) for i in ids))
     m.covered = False
     if not usable:
         return None
@@ -405,10 +411,10 @@ def select_tests(m: Mutant, maps: dict) -> float | None:
     every = [i for i in durations if i not in failed]
     if every:
         m.run_tests = tuple(sorted(every, key=lambda i: (durations[i], i)))
-        return 3 * sum(durations[i] for i in every) + 30
+        return bound(sum(durations[i] for i in every))
     m.run_tests = tuple(usable)
     m.deselect = tuple(sorted(failed))
-    return 3 * sum(maps[f]["seconds"] for f in usable) + 30
+    return bound(sum(maps[f]["seconds"] for f in usable))
 
 
 def main() -> int:
@@ -477,15 +483,18 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     interrupted = False
     try:
-        t0 = time.monotonic()
-        test_files = {f for r in results for m in r.mutants for f in m.tests}
+        # Every module's lines are mapped in each baseline run, so a test file shared by two
+        # packages runs unmutated once, in the first package's time.
         files = sorted({m.path for r in results for m in r.mutants})
-        maps = baseline(workers, test_files, files)
-        print(f"baseline: {len(test_files)} test files run unmutated, lines mapped to tests "
-              f"({time.monotonic() - t0:.0f} s)", flush=True)
+        maps: dict[str, dict | None] = {}
         lock = threading.Lock()
         for r in results:
             t1 = time.monotonic()
+            pending = {f for m in r.mutants for f in m.tests} - maps.keys()
+            baseline(workers, pending, files, maps)
+            r.baseline_seconds = time.monotonic() - t1
+            print(f"{r.name}: baseline: {len(pending)} test files run unmutated, lines mapped "
+                  f"to tests ({r.baseline_seconds:.0f} s)", flush=True)
             done = [0]
 
             def one(m: Mutant, r=r, done=done):
@@ -506,7 +515,9 @@ def main() -> int:
 
             run_all(workers, one, r.mutants)
             r.seconds = time.monotonic() - t1
-            print(f"{r.name}: {r.score:.1%} killed ({r.seconds:.0f} s)", flush=True)
+            print(f"{r.name}: {r.score:.1%} killed; wall time {r.seconds:.0f} s (baseline "
+                  f"{r.baseline_seconds:.0f} s + mutants {r.seconds - r.baseline_seconds:.0f} s)",
+                  flush=True)
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: stopping the running tests", file=sys.stderr, flush=True)
@@ -541,6 +552,7 @@ def rescore(args) -> int:
             mutants.append(m)
         r = PackageResult(p["name"], p["total"], p["sampled"], p["seed"], mutants)
         r.seconds = p["seconds"]
+        r.baseline_seconds = p.get("baseline_seconds", 0.0)
         results.append(r)
     args.json = args.rescore.with_suffix(".rescored.json")
     return report(results, args, data["elapsed_s"])
@@ -559,6 +571,10 @@ def report(results: list[PackageResult], args, elapsed: float) -> int:
               f"{r.score:6.1%} {r.seconds:5.0f}s  {sample}")
         if r.score < args.threshold or r.count("error") or r.count("not-run"):
             failed.append(r.name)
+    if any(r.count("timeout") for r in results):
+        print(f"timeout: the mutant's tests ran past their bound ({TIMEOUT_FACTOR} x their "
+              f"unmutated time + {TIMEOUT_SLACK_S} s) and were stopped; a mutant that hangs "
+              "is counted as killed (the suite would never finish)")
     survivors = [m for r in results for m in r.mutants if m.outcome == "survived"]
     if survivors:
         print("\nsurviving mutants (kill them with a test, or list them in "
@@ -578,6 +594,7 @@ def report(results: list[PackageResult], args, elapsed: float) -> int:
         {"elapsed_s": round(elapsed, 1), "seed": args.seed,
          "packages": [{"name": r.name, "total": r.total, "sampled": r.sampled, "seed": r.seed,
                        "score": r.score, "seconds": round(r.seconds, 1),
+                       "baseline_seconds": round(r.baseline_seconds, 1),
                        "mutants": [asdict(m) for m in r.mutants]} for r in results]},
         indent=1), encoding="utf-8")
     print(f"\nelapsed {elapsed / 60:.1f} min ({elapsed:.0f} s) with --jobs {args.jobs}; "
