@@ -179,3 +179,34 @@ def test_the_note_without_published_figures_names_the_missing_entry():
         "No published figure for qwen2-7b-instruct (published_figures.json has no entry): "
         "the figures are shown without a verdict.")
     assert not any(n.startswith("No published figure") for n in build_report(_run()).notes)
+
+
+EXTRAPOLATED = ("The published upper TTFT bound (5458.976 ms) is not a measurement: it is the "
+                "lower bound (170.593 ms, one 128-token pass) x 32 passes for a full 4096-token "
+                "context.")
+PASSES = ("The NPU prefills whole 128-token passes: padded tokens = ceil(n/128) x 128; prompt "
+          "tok/s is over real tokens.")
+VERDICTS = ("Verdicts use the median of the measured trials (Qualcomm's harness reports the "
+            "median of its trials): within ±15% of the published figure, else faster or slower. "
+            "The published lower bound is the shortest prompt's figure, a best case: our fastest "
+            "trial (min) is set against it too, for reference, never as the verdict.")
+BEYOND = "Lengths beyond the published 4096-token context have no published TTFT."
+CLAMPED = "Clamped lengths leave room for the generated tokens in the context."
+QUALCOMM = ("Protocol qualcomm: 1 warm-up, 25 trials, no cool-down, 128 generated tokens "
+            "(as AI Hub measured).")
+
+
+def test_the_notes_say_exactly_what_applies_to_the_run(report):
+    assert report.notes == [EXTRAPOLATED, PASSES, VERDICTS, BEYOND, CLAMPED]
+    # The whole published context (4096, not beyond it), unclamped, by Qualcomm's protocol.
+    run = _run()
+    run.plan = RunPlan(lengths=[PlannedLength(64, 64), PlannedLength(4096, 4096)], gen_len=128,
+                       repetitions=25, warmup=1, seed=1, protocol="qualcomm")
+    for t in run.trials:
+        if t.length == 4100:
+            t.length = t.requested = 4096
+    full = build_report(run)
+    assert full.notes == [EXTRAPOLATED, PASSES, VERDICTS, QUALCOMM]
+    r4096 = full.lengths[1]
+    assert r4096.ttft_vs_published.expected == pytest.approx(32 * PUB_CHUNK_MS)
+    assert r4096.ttft_vs_published.verdict == "within"  # 6100 ms vs 5458.976 ms: 111.7%
