@@ -113,3 +113,12 @@ def test_a_cut_that_lands_long_is_trimmed_by_characters_then_filled():
     assert any("dung burns " in p for p in paragraphs())
     # For 5 the trimming itself lands on the count ("[d" "un" "g" " " "b]"): no filler.
     assert body_of(maker.make(5, 2).text) == "dung b"
+
+
+def test_a_chat_frame_is_an_immutable_value():
+    """One frame is shared by every prompt a maker makes: it cannot be changed under them."""
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        FRAME.prefix = "<"  # type: ignore[misc]
+    assert ChatFrame("[", "]") == FRAME and hash(ChatFrame("[", "]")) == hash(FRAME)
