@@ -1,0 +1,71 @@
+"""The chat session's paths that only a disagreement with Genie or the live-session engine
+takes, through the emulated phone: our count says a turn fits and Genie refuses it as
+beyond its context; a sampler change on a live genie-app session (its dialog's config holds
+the sampler) against one on the per-turn engine (each genie-t2t-run reads a fresh config)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qwenchat.chat.session import (
+    ContextBudgetError,
+    PromptMode,
+    SamplerSettings,
+    open_chat_session,
+)
+
+
+class _Undercounting:
+    """A tokenizer that counts a quarter of the real tokens: the kind of disagreement a
+    tokenizer that is not the phone's would cause."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def count(self, text: str) -> int:
+        return self.real.count(text) // 4
+
+
+def test_a_turn_genie_refuses_as_too_long_is_taken_back_and_offered_as_a_budget_error(
+    bundled_phone,
+):
+    _, dev = bundled_phone()
+    s = open_chat_session(dev, settings=SamplerSettings(max_tokens=16))
+    try:
+        first = s.send("Hello.")
+        assert first.text
+        before = [(m.role, m.content) for m in s.messages]
+        s.counter = _Undercounting(s.counter)
+        long_text = "word " * 5000  # ~5000 real tokens: beyond the 4096-token context
+        with pytest.raises(ContextBudgetError) as info:
+            s.send(long_text)
+        # Genie's refusal never reaches the transcript: the turn is taken back whole.
+        assert [(m.role, m.content) for m in s.messages] == before
+        # At least one token more than the whole context, whatever our count said.
+        assert info.value.ctx_size == 4096
+        assert info.value.needed == 4097
+        assert "4097 tokens of context" in info.value.message
+        # The next (short) turn still works.
+        again = s.send("Still there?")
+        assert again.text and s.messages[-2].content == "Still there?"
+    finally:
+        s.end()
+
+
+@pytest.mark.parametrize("engine, after_temp", [("session", PromptMode.REBUILD),
+                                                ("process", PromptMode.FOLLOWUP)])
+def test_a_sampler_change_rebuilds_only_a_live_sessions_dialog(bundled_phone, engine,
+                                                               after_temp):
+    _, dev = bundled_phone()
+    s = open_chat_session(dev, engine=engine, settings=SamplerSettings(max_tokens=8))
+    try:
+        assert s.engine.name == engine
+        assert s.send("first").mode is PromptMode.REBUILD
+        # max_tokens is not part of the dialog's sampler: the dialog stays.
+        s.update_settings(max_tokens=6)
+        assert s.send("second").mode is PromptMode.FOLLOWUP
+        s.update_settings(temp=0.3)
+        assert s.send("third").mode is after_temp
+        assert s.send("fourth").mode is PromptMode.FOLLOWUP
+    finally:
+        s.end()
