@@ -69,3 +69,69 @@ def test_a_sampler_change_rebuilds_only_a_live_sessions_dialog(bundled_phone, en
         assert s.send("fourth").mode is PromptMode.FOLLOWUP
     finally:
         s.end()
+
+
+def _genie_runs(emu) -> int:
+    from qwenchat.emulator.commandlog import read_records
+
+    return sum(1 for r in read_records(emu.root)
+               if r.get("kind") == "shell" and "genie-t2t-run" in r.get("what", "")
+               and "pidof" not in r.get("what", ""))
+
+
+def test_a_followup_whose_state_will_not_restore_is_rebuilt_once_transparently(bundled_phone):
+    from qwenchat.emulator.genie_sim.state import STATE_FILE
+
+    emu, dev = bundled_phone()
+    s = open_chat_session(dev, settings=SamplerSettings(max_tokens=8))
+    try:
+        s.send("first")
+        state = s.engine.state_path(s.session_id)
+        # The state is there (so the turn is planned as a follow-up) but unreadable.
+        dev.shell(f"echo garbage > {state}/{STATE_FILE}")
+        runs = _genie_runs(emu)
+        second = s.send("second")
+        assert second.mode is PromptMode.REBUILD and second.ok and second.text
+        assert _genie_runs(emu) - runs == 2  # the failed restore, then the rebuild
+        assert [m.role for m in s.messages] == ["user", "assistant"] * 2
+    finally:
+        s.end()
+
+
+def test_a_rebuild_that_fails_is_not_run_again(bundled_phone):
+    from qwenchat.emulator.config import Faults
+
+    emu, dev = bundled_phone(faults=Faults(fail_load=True))
+    s = open_chat_session(dev, settings=SamplerSettings(max_tokens=8))
+    try:
+        runs = _genie_runs(emu)
+        result = s.send("hello")
+        assert result.mode is PromptMode.REBUILD and not result.ok and not result.text
+        assert _genie_runs(emu) - runs == 1
+    finally:
+        s.end()
+
+
+def test_a_followup_stopped_before_its_first_word_is_not_rebuilt(bundled_phone, phone_fault):
+    """Ctrl-C while Genie has said nothing yet: the turn ends cut, Genie ran once, and no
+    empty reply is left in the conversation; only a follow-up that FAILED is rebuilt."""
+    import threading
+
+    from qwenchat.chat.session import StopReason
+
+    emu, dev = bundled_phone()
+    s = open_chat_session(dev, settings=SamplerSettings(max_tokens=8))
+    try:
+        s.send("first")
+        phone_fault(emu, "genie-hang-before-first-token")
+        runs = _genie_runs(emu)
+        timer = threading.Timer(3.0, s.cancel)
+        timer.start()
+        result = s.send("second")
+        timer.join()
+        assert result.stop is StopReason.CUT and not result.text
+        assert result.mode is PromptMode.FOLLOWUP
+        assert _genie_runs(emu) - runs == 1
+        assert [m.role for m in s.messages] == ["user", "assistant", "user"]
+    finally:
+        s.end()
