@@ -135,3 +135,38 @@ def test_a_followup_stopped_before_its_first_word_is_not_rebuilt(bundled_phone, 
         assert [m.role for m in s.messages] == ["user", "assistant", "user"]
     finally:
         s.end()
+
+
+def test_after_a_reconnect_the_chat_counts_with_the_tokenizer_the_phone_now_holds(
+    bundled_phone,
+):
+    """The bundle was pushed again while the chat was away: its tokenizer file changed, so
+    the host's copy (cached under its SHA-256) is a different file and the counter follows."""
+    import hashlib
+    import posixpath
+
+    _, dev = bundled_phone()
+    s = open_chat_session(dev, settings=SamplerSettings(max_tokens=8))
+    try:
+        assert s.send("before").ok
+        bundle = s.engine.bundle
+        remote = posixpath.join(bundle.layout.bundle_dir, bundle.config.tokenizer_path)
+        data = dev.pull_bytes(remote)
+        assert s.counter.path.name == f"{hashlib.sha256(data).hexdigest()}.json"
+        # Re-pushes whose digest sorts BELOW the held one, then ABOVE: a counter replaced by
+        # comparing paths by order rather than by equality would stay stale in one of them.
+        pad = 0
+        for want_lower in (True, False):
+            while True:
+                pad += 1
+                changed = data + b"\n" * pad
+                digest = hashlib.sha256(changed).hexdigest()
+                if (digest < s.counter.path.stem) is want_lower:
+                    break
+            dev.push_bytes(changed, remote)
+            s.reconnect(dev)
+            assert s.counter.path.name == f"{digest}.json"
+            assert s.counter.path.read_bytes() == changed
+        assert s.send("after").ok
+    finally:
+        s.end()
