@@ -170,3 +170,22 @@ def test_after_a_reconnect_the_chat_counts_with_the_tokenizer_the_phone_now_hold
         assert s.send("after").ok
     finally:
         s.end()
+
+
+def test_regenerate_counts_its_figures_from_when_enter_was_pressed(bundled_phone):
+    """`entered_at` (host monotonic time of Enter) is where a regenerated reply's host
+    figures start, as for send: a turn entered 30 s ago has waited at least 30 s."""
+    import time
+
+    _, dev = bundled_phone()
+    s = open_chat_session(dev, settings=SamplerSettings(max_tokens=8))
+    try:
+        s.send("hello")
+        entered = time.monotonic() - 30.0
+        again = s.regenerate(entered_at=entered)
+        assert again.ok and again.figures.host_total_s >= 30.0
+        assert again.figures.host_first_token_s >= 30.0
+        now = s.regenerate()  # default: from now
+        assert now.ok and now.figures.host_total_s < 30.0
+    finally:
+        s.end()
