@@ -39,3 +39,17 @@ def test_a_packet_too_small_for_a_frame_is_refused_by_name(packet):
 
 def test_close_stdin_is_an_empty_frame_on_channel_four():
     assert v2_close_stdin_frame() == b"\x04\x00\x00\x00\x00"
+
+
+def test_a_stream_reads_only_its_own_channels_and_ignores_others():
+    """Frames of channels the host does not read (0 = stdin, 5 = window size, or anything
+    newer) are dropped wherever they come, before or after the exit code."""
+    from qwenchat.device.shellproto import EventShellStream
+
+    events = iter([(0, b"echo?"), (1, b"out-1 "), (2, b"err-1 "), (5, b"\x00\x10"),
+                   (1, b""), (1, b"out-2"), (2, b"err-2"), (3, b"\x07"), (0, b"late"),
+                   (9, b"x")])
+    stream = EventShellStream(events)
+    assert list(stream) == [b"out-1 ", b"out-2"]
+    assert stream.stderr == b"err-1 err-2"
+    assert stream.exit_code == 7
