@@ -429,6 +429,10 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=REPO / "build" / "mutation" / "report.json")
     ap.add_argument("--rescore", type=Path, metavar="JSON",
                     help="re-apply equivalent.toml to an earlier run's JSON; runs nothing")
+    ap.add_argument("--recheck", type=Path, metavar="JSON",
+                    help="the same sample as an earlier run's JSON: its killed and timed-out "
+                         "mutants keep their outcome, only its survivors (and unrun ones) run "
+                         "again, against today's tests and equivalent.toml")
     args = ap.parse_args()
     started = time.monotonic()
     if args.rescore:
@@ -474,6 +478,9 @@ def main() -> int:
               f"marked `pragma: no mutate`)", flush=True)
     if args.list:
         return 0
+    earlier_seconds: dict[str, float] = {}
+    if args.recheck:
+        earlier_seconds = carry_over(results, args.recheck, equivalents)
 
     workers = Workers(args.jobs)
 
@@ -490,7 +497,8 @@ def main() -> int:
         lock = threading.Lock()
         for r in results:
             t1 = time.monotonic()
-            pending = {f for m in r.mutants for f in m.tests} - maps.keys()
+            todo = [m for m in r.mutants if not m.outcome]
+            pending = {f for m in todo for f in m.tests} - maps.keys()
             baseline(workers, pending, files, maps)
             r.baseline_seconds = time.monotonic() - t1
             print(f"{r.name}: baseline: {len(pending)} test files run unmutated, lines mapped "
@@ -513,8 +521,8 @@ def main() -> int:
                         print(f"  [{r.name} {done[0]}/{len(r.mutants)}] {m.outcome.upper()}: "
                               f"{m.describe()}", flush=True)
 
-            run_all(workers, one, r.mutants)
-            r.seconds = time.monotonic() - t1
+            run_all(workers, one, todo)
+            r.seconds = time.monotonic() - t1 + earlier_seconds.get(r.name, 0.0)
             print(f"{r.name}: {r.score:.1%} killed; wall time {r.seconds:.0f} s (baseline "
                   f"{r.baseline_seconds:.0f} s + mutants {r.seconds - r.baseline_seconds:.0f} s)",
                   flush=True)
@@ -533,6 +541,40 @@ def main() -> int:
         return 130
 
     return report(results, args, time.monotonic() - started)
+
+
+def carry_over(results: list[PackageResult], path: Path, equivalents: list[dict]) -> dict:
+    """--recheck: outcomes an earlier run settled (killed, timeout) are kept for the same
+    mutant (same file, position, operator and occurrence, same source change); the rest run
+    again. Returns each package's earlier wall time (the recheck adds its own)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    earlier = {}
+    seconds = {}
+    for p in data["packages"]:
+        seconds[p["name"]] = p["seconds"]
+        for raw in p["mutants"]:
+            key = (raw["path"], raw["line"], raw["col"], raw["operator"], raw["occurrence"])
+            earlier[(p["name"], key)] = raw
+    for r in results:
+        kept = 0
+        for m in r.mutants:
+            raw = earlier.get((r.name, m.key))
+            if raw is None or (raw["original"], raw["mutated"]) != (m.original, m.mutated):
+                continue  # not in that run, or the source changed since: judged afresh
+            if raw["outcome"] in ("killed", "timeout"):
+                m.outcome, m.seconds = raw["outcome"], raw["seconds"]
+                m.run_tests, m.covered = tuple(raw["run_tests"]), raw["covered"]
+                kept += 1
+            elif raw["outcome"] in ("survived", "equivalent"):
+                # It survived those tests; listed as equivalent now, it needs no new run.
+                reason = equivalent_reason(m, equivalents)
+                if reason:
+                    m.outcome, m.reason, m.seconds = "equivalent", reason, raw["seconds"]
+                    m.run_tests, m.covered = tuple(raw["run_tests"]), raw["covered"]
+                    kept += 1
+        print(f"{r.name}: --recheck {path}: {kept} outcomes kept, "
+              f"{sum(1 for m in r.mutants if not m.outcome)} mutants run again", flush=True)
+    return {r.name: seconds.get(r.name, 0.0) for r in results}
 
 
 def rescore(args) -> int:
