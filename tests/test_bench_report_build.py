@@ -105,8 +105,10 @@ def _run(published_key="qwen2-7b-instruct"):
                      _context(published_key), trials=trials)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def report():
+    # Per test, not per module: `make mutation` maps each line to the tests that run it, and
+    # a module-scoped fixture's lines would be credited to the first test that used it only.
     return build_report(_run())
 
 
