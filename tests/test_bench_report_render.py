@@ -108,6 +108,9 @@ def test_without_published_figures_the_table_says_so_instead_of_a_verdict():
     assert r64[0][6] == "no published figure"
     assert "no published figure for qwen2-7b-instruct: no verdict.\n" in text
     assert "Published:" not in text
+    # Qualcomm's harness is how the published figures were measured: no figures, no line.
+    assert "Qualcomm's harness" not in text
+    assert "· Qualcomm's harness: one warm-up run, 25 trials" in table(_run())
 
 
 def test_a_colour_terminal_gets_no_number_highlighting(monkeypatch):
