@@ -189,3 +189,47 @@ def test_regenerate_counts_its_figures_from_when_enter_was_pressed(bundled_phone
         assert now.ok and now.figures.host_total_s < 30.0
     finally:
         s.end()
+
+
+@pytest.fixture(scope="module")
+def tiktoken_count():
+    """An independent count: tiktoken on Qwen's own ranks (no qwenchat tokenizer code)."""
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+
+    from qwenchat.models.tokenizer_build import PRETOKENIZE_REGEX, qwen_tiktoken_path
+
+    special = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
+    enc = tiktoken.Encoding("qwen", pat_str=PRETOKENIZE_REGEX,
+                            mergeable_ranks=load_tiktoken_bpe(str(qwen_tiktoken_path())),
+                            special_tokens=special)
+    return lambda text: len(enc.encode(text, allowed_special="all"))
+
+
+def test_a_regenerate_that_no_longer_fits_offers_to_drop_the_oldest_turn(bundled_phone,
+                                                                          tiktoken_count):
+    """/regen rebuilds the whole conversation: with max_tokens raised so that prompt + max
+    tokens is one past the context, it is refused before anything is sent, naming the tokens
+    needed (counted here with tiktoken over the ChatML written out by hand) and offering to
+    drop the one oldest turn (which frees more than one token)."""
+    _, dev = bundled_phone()
+    s = open_chat_session(dev, settings=SamplerSettings(max_tokens=8))
+    try:
+        a_text, b_text = "alpha " * 600, "beta " * 600
+        a = s.send(a_text)
+        s.send(b_text)
+        prompt = (
+            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+            f"<|im_start|>user\n{a_text}<|im_end|>\n"
+            f"<|im_start|>assistant\n{a.text}<|im_end|>\n"
+            f"<|im_start|>user\n{b_text}<|im_end|>\n<|im_start|>assistant\n"
+        )
+        p = tiktoken_count(prompt)
+        s.update_settings(max_tokens=4097 - p)
+        before = [(m.role, m.content) for m in s.messages]
+        with pytest.raises(ContextBudgetError) as info:
+            s.regenerate()
+        assert (info.value.needed, info.value.ctx_size, info.value.drop_turns) == (4097, 4096, 1)
+        assert [(m.role, m.content) for m in s.messages] == before  # nothing was touched
+    finally:
+        s.end()
