@@ -145,6 +145,10 @@ def classify(record: QueryRecord) -> Outcome:
         return Outcome.FINISHED
     text = "\n".join([*record.other_lines, record.stderr])
     record.failure = diagnose(text)
+    if record.failure is not None and record.failure.kind == "context-overflow":
+        # genie-t2t-run writes its refusal to stderr, which a phone with the shell protocol
+        # keeps apart from stdout: the same outcome as the refusal seen on stdout.
+        return Outcome.CONTEXT_EXCEEDED
     if record.failure is None:
         lines = [
             line.strip() for line in text.splitlines()

@@ -6,6 +6,11 @@ in COVMAP_FILES, and written to COVMAP_OUT with each test's duration and the tes
 failed (the driver leaves those out: a test that fails unmutated cannot judge a mutant). The driver then judges a
 mutant by only the tests that run its line. Lines that run only in a subprocess (the CLI run as
 a process) have no test here; the driver falls back to the module's whole selection for them.
+
+A module- or session-scoped fixture runs its lines inside the FIRST test that uses it, so
+only that test is mapped to them: a later test judging the fixture's result is not selected
+for those lines. The error is on the safe side (a mutant may survive that the file would
+kill, never the reverse); a test file written to judge a module keeps such fixtures per test.
 """
 
 from __future__ import annotations

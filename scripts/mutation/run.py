@@ -50,6 +50,8 @@ from cosmic_ray.mutating import mutate_code
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DEFAULT_SEED = 17
+TIMEOUT_FACTOR = 3
+TIMEOUT_SLACK_S = 30
 # Operators that need per-project arguments (variable names) are not run.
 SKIP_OPERATORS = {"core/VariableReplacer", "core/VariableInserter"}
 COPY_IGNORE = shutil.ignore_patterns(
@@ -103,7 +105,8 @@ class PackageResult:
     sampled: int
     seed: int | None
     mutants: list[Mutant] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time: its baseline runs and its mutants
+    baseline_seconds: float = 0.0
 
     def count(self, outcome: str) -> int:
         return sum(1 for m in self.mutants if m.outcome == outcome)
@@ -230,7 +233,7 @@ class Workers:
         self.free: queue.Queue[Path] = queue.Queue()
         for i in range(jobs):
             copy = self.root / f"w{i}"
-            shutil.copytree(REPO, copy, ignore=COPY_IGNORE)
+            shutil.copytree(REPO, copy, ignore=COPY_IGNORE, symlinks=True)
             # Cosmic Ray's ExceptionReplacer writes `except CosmicRayTestingException:` (a
             # handler that no longer catches); give that name to every process of the copy.
             (copy / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
@@ -336,13 +339,11 @@ def judge(workers: Workers, m: Mutant, timeout: float) -> None:
         workers.free.put(copy)
 
 
-def baseline(workers: Workers, test_files: set[str], files: list[str]) -> dict:
+def baseline(workers: Workers, test_files: set[str], files: list[str], maps: dict) -> None:
     """Every selected test file runs once on the unmutated copy (modules share files),
     recording per test which lines of `files` it runs, how long it takes, and whether it
     passed (scripts/mutation/covmap.py). A test that fails unmutated cannot judge a mutant:
     it is left out of every selection and named in the output."""
-    maps: dict[str, dict | None] = {}
-
     def one(test_file):
         copy = workers.free.get()
         out = copy.parent / f"covmap-{test_file.replace('/', '_')}.json"
@@ -373,7 +374,12 @@ def baseline(workers: Workers, test_files: set[str], files: list[str]) -> dict:
         print(f"  baseline {test_file}: {seconds:.0f} s{note}", flush=True)
 
     run_all(workers, one, sorted(test_files))
-    return maps
+
+
+def bound(unmutated_s: float) -> float:
+    """How long a mutant's tests may run: their unmutated time (from the baseline) with room
+    for a machine busier than during the baseline, plus pytest's own start."""
+    return TIMEOUT_FACTOR * unmutated_s + TIMEOUT_SLACK_S
 
 
 def select_tests(m: Mutant, maps: dict) -> float | None:
@@ -396,13 +402,19 @@ def select_tests(m: Mutant, maps: dict) -> float | None:
     if ids:
         m.run_tests = tuple(sorted(ids, key=lambda i: (durations.get(i, 0.0), i)))
         m.covered = True
-        return 3 * sum(durations.get(i, 0.0) for i in ids) + 30
+        return bound(sum(durations.get(i, 0.0) for i in ids))
     m.covered = False
     if not usable:
         return None
+    # Every test of the selection, fastest first across files: with -x the first failure
+    # ends the run, so a mutant that a fast test kills never starts the emulated phone.
+    every = [i for i in durations if i not in failed]
+    if every:
+        m.run_tests = tuple(sorted(every, key=lambda i: (durations[i], i)))
+        return bound(sum(durations[i] for i in every))
     m.run_tests = tuple(usable)
     m.deselect = tuple(sorted(failed))
-    return 3 * sum(maps[f]["seconds"] for f in usable) + 30
+    return bound(sum(maps[f]["seconds"] for f in usable))
 
 
 def main() -> int:
@@ -417,6 +429,10 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=REPO / "build" / "mutation" / "report.json")
     ap.add_argument("--rescore", type=Path, metavar="JSON",
                     help="re-apply equivalent.toml to an earlier run's JSON; runs nothing")
+    ap.add_argument("--recheck", type=Path, metavar="JSON",
+                    help="the same sample as an earlier run's JSON: its killed and timed-out "
+                         "mutants keep their outcome, only its survivors (and unrun ones) run "
+                         "again, against today's tests and equivalent.toml")
     args = ap.parse_args()
     started = time.monotonic()
     if args.rescore:
@@ -462,6 +478,9 @@ def main() -> int:
               f"marked `pragma: no mutate`)", flush=True)
     if args.list:
         return 0
+    earlier_seconds: dict[str, float] = {}
+    if args.recheck:
+        earlier_seconds = carry_over(results, args.recheck, equivalents)
 
     workers = Workers(args.jobs)
 
@@ -471,15 +490,19 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     interrupted = False
     try:
-        t0 = time.monotonic()
-        test_files = {f for r in results for m in r.mutants for f in m.tests}
+        # Every module's lines are mapped in each baseline run, so a test file shared by two
+        # packages runs unmutated once, in the first package's time.
         files = sorted({m.path for r in results for m in r.mutants})
-        maps = baseline(workers, test_files, files)
-        print(f"baseline: {len(test_files)} test files run unmutated, lines mapped to tests "
-              f"({time.monotonic() - t0:.0f} s)", flush=True)
+        maps: dict[str, dict | None] = {}
         lock = threading.Lock()
         for r in results:
             t1 = time.monotonic()
+            todo = [m for m in r.mutants if not m.outcome]
+            pending = {f for m in todo for f in m.tests} - maps.keys()
+            baseline(workers, pending, files, maps)
+            r.baseline_seconds = time.monotonic() - t1
+            print(f"{r.name}: baseline: {len(pending)} test files run unmutated, lines mapped "
+                  f"to tests ({r.baseline_seconds:.0f} s)", flush=True)
             done = [0]
 
             def one(m: Mutant, r=r, done=done):
@@ -498,9 +521,11 @@ def main() -> int:
                         print(f"  [{r.name} {done[0]}/{len(r.mutants)}] {m.outcome.upper()}: "
                               f"{m.describe()}", flush=True)
 
-            run_all(workers, one, r.mutants)
-            r.seconds = time.monotonic() - t1
-            print(f"{r.name}: {r.score:.1%} killed ({r.seconds:.0f} s)", flush=True)
+            run_all(workers, one, todo)
+            r.seconds = time.monotonic() - t1 + earlier_seconds.get(r.name, 0.0)
+            print(f"{r.name}: {r.score:.1%} killed; wall time {r.seconds:.0f} s (baseline "
+                  f"{r.baseline_seconds:.0f} s + mutants {r.seconds - r.baseline_seconds:.0f} s)",
+                  flush=True)
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: stopping the running tests", file=sys.stderr, flush=True)
@@ -516,6 +541,40 @@ def main() -> int:
         return 130
 
     return report(results, args, time.monotonic() - started)
+
+
+def carry_over(results: list[PackageResult], path: Path, equivalents: list[dict]) -> dict:
+    """--recheck: outcomes an earlier run settled (killed, timeout) are kept for the same
+    mutant (same file, position, operator and occurrence, same source change); the rest run
+    again. Returns each package's earlier wall time (the recheck adds its own)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    earlier = {}
+    seconds = {}
+    for p in data["packages"]:
+        seconds[p["name"]] = p["seconds"]
+        for raw in p["mutants"]:
+            key = (raw["path"], raw["line"], raw["col"], raw["operator"], raw["occurrence"])
+            earlier[(p["name"], key)] = raw
+    for r in results:
+        kept = 0
+        for m in r.mutants:
+            raw = earlier.get((r.name, m.key))
+            if raw is None or (raw["original"], raw["mutated"]) != (m.original, m.mutated):
+                continue  # not in that run, or the source changed since: judged afresh
+            if raw["outcome"] in ("killed", "timeout"):
+                m.outcome, m.seconds = raw["outcome"], raw["seconds"]
+                m.run_tests, m.covered = tuple(raw["run_tests"]), raw["covered"]
+                kept += 1
+            elif raw["outcome"] in ("survived", "equivalent"):
+                # It survived those tests; listed as equivalent now, it needs no new run.
+                reason = equivalent_reason(m, equivalents)
+                if reason:
+                    m.outcome, m.reason, m.seconds = "equivalent", reason, raw["seconds"]
+                    m.run_tests, m.covered = tuple(raw["run_tests"]), raw["covered"]
+                    kept += 1
+        print(f"{r.name}: --recheck {path}: {kept} outcomes kept, "
+              f"{sum(1 for m in r.mutants if not m.outcome)} mutants run again", flush=True)
+    return {r.name: seconds.get(r.name, 0.0) for r in results}
 
 
 def rescore(args) -> int:
@@ -535,6 +594,7 @@ def rescore(args) -> int:
             mutants.append(m)
         r = PackageResult(p["name"], p["total"], p["sampled"], p["seed"], mutants)
         r.seconds = p["seconds"]
+        r.baseline_seconds = p.get("baseline_seconds", 0.0)
         results.append(r)
     args.json = args.rescore.with_suffix(".rescored.json")
     return report(results, args, data["elapsed_s"])
@@ -553,6 +613,10 @@ def report(results: list[PackageResult], args, elapsed: float) -> int:
               f"{r.score:6.1%} {r.seconds:5.0f}s  {sample}")
         if r.score < args.threshold or r.count("error") or r.count("not-run"):
             failed.append(r.name)
+    if any(r.count("timeout") for r in results):
+        print(f"timeout: the mutant's tests ran past their bound ({TIMEOUT_FACTOR} x their "
+              f"unmutated time + {TIMEOUT_SLACK_S} s) and were stopped; a mutant that hangs "
+              "is counted as killed (the suite would never finish)")
     survivors = [m for r in results for m in r.mutants if m.outcome == "survived"]
     if survivors:
         print("\nsurviving mutants (kill them with a test, or list them in "
@@ -572,6 +636,7 @@ def report(results: list[PackageResult], args, elapsed: float) -> int:
         {"elapsed_s": round(elapsed, 1), "seed": args.seed,
          "packages": [{"name": r.name, "total": r.total, "sampled": r.sampled, "seed": r.seed,
                        "score": r.score, "seconds": round(r.seconds, 1),
+                       "baseline_seconds": round(r.baseline_seconds, 1),
                        "mutants": [asdict(m) for m in r.mutants]} for r in results]},
         indent=1), encoding="utf-8")
     print(f"\nelapsed {elapsed / 60:.1f} min ({elapsed:.0f} s) with --jobs {args.jobs}; "
