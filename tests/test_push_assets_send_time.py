@@ -25,3 +25,18 @@ def test_send_time_lies_within_the_push_and_the_callers_clock(device, plan):
         report = push_assets(device, plan, layout)
         wall = time.monotonic() - start
         assert 0.0 <= report.send_seconds <= report.seconds <= wall
+
+
+def test_send_time_of_a_quick_repair_is_a_duration_not_a_clock_reading(device, plan):
+    """One small file missing on the phone: the push sends just that file, in well under a
+    second; its send time is a short duration too (a clock reading, or a ratio of two, would
+    be about the machine's uptime or 1.0)."""
+    layout = PhoneLayout("/data/local/tmp/qwenchat")
+    push_assets(device, plan, layout)
+    assert device.shell(f"rm {layout.work_dir}/bin/genie-app").ok
+    start = time.monotonic()
+    report = push_assets(device, plan, layout)
+    wall = time.monotonic() - start
+    assert 0.0 < report.send_seconds <= report.seconds <= wall
+    if wall < 0.9:  # a host too busy for a quick push cannot judge a ratio near 1.0
+        assert report.send_seconds < 0.9

@@ -1,0 +1,35 @@
+"""A `.partial` file an earlier push left behind and this push does not resume (the file itself
+is whole on the phone, and the partial is short) is removed when the push changes anything, so
+nothing unfinished lingers on the phone. Judged by the phone's own listing (toybox find)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qwenchat.assets.bundle import plan_bundle
+from qwenchat.assets.push import push_assets
+from qwenchat.layout import PhoneLayout
+
+LAYOUT = PhoneLayout("/data/local/tmp/qwenchat")
+
+
+@pytest.fixture
+def plan(synthetic_bundle):
+    return plan_bundle(synthetic_bundle.bundle, synthetic_bundle.qairt, "SM8750")
+
+
+def partials(device) -> list[str]:
+    found = device.shell(f"find {LAYOUT.work_dir} -name '*.partial'").text.split()
+    return sorted(p.removeprefix(LAYOUT.work_dir.rstrip("/") + "/") for p in found)
+
+
+def test_a_partial_no_push_resumes_is_removed_when_the_push_changes_anything(device, plan):
+    push_assets(device, plan, LAYOUT)
+    work = LAYOUT.work_dir.rstrip("/")
+    device.push_bytes(b"half a config", f"{work}/bundle/genie_config.json.partial")
+    device.push_bytes(b"junk", f"{work}/lib/libGenie.so.partial")
+    assert partials(device) == ["bundle/genie_config.json.partial", "lib/libGenie.so.partial"]
+    assert device.shell(f"rm {work}/bin/genie-app").ok  # a change: this push does work
+    push_assets(device, plan, LAYOUT)
+    assert partials(device) == []
+    assert device.stat(f"{work}/bin/genie-app") is not None  # and the change was made
