@@ -303,6 +303,10 @@ class Workers:
             return "survived", seconds, ""
         if rc in (1, 2, 3):  # a test failed, collection (import) broke, or pytest itself crashed
             return "killed", seconds, ""
+        if rc == 4 and "ERROR collecting" in out:
+            # The test ids collected unmutated; under the mutant their file no longer imports
+            # (a module-level line raises), so pytest finds none of them: killed at import.
+            return "killed", seconds, ""
         return "error", seconds, f"pytest exit {rc}\n" + out[-2000:]
 
 
