@@ -4,24 +4,16 @@ Qwen's own ranks (qwen.tiktoken), which shares no code with qwenchat's tokenizer
 from __future__ import annotations
 
 import pytest
+from tiktoken_oracle import qwen_tiktoken_count
 
 from qwenchat.bench.prompts import ChatFrame, PromptMaker, corpus_paragraphs
 from qwenchat.errors import UsageError
-from qwenchat.models.tokenizer_build import PRETOKENIZE_REGEX, qwen_tiktoken_path
 from qwenchat.models.tokens import default_counter
-
-CHATML = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
 
 
 @pytest.fixture(scope="module")
 def tiktoken_count():
-    import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
-
-    enc = tiktoken.Encoding("qwen", pat_str=PRETOKENIZE_REGEX,
-                            mergeable_ranks=load_tiktoken_bpe(str(qwen_tiktoken_path())),
-                            special_tokens=CHATML)
-    return lambda text: len(enc.encode(text, allowed_special="all"))
+    return qwen_tiktoken_count
 
 
 @pytest.fixture(scope="module")

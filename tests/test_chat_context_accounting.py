@@ -6,23 +6,15 @@ only its own turn, and a rebuild after a new system prompt."""
 from __future__ import annotations
 
 import pytest
+from tiktoken_oracle import qwen_tiktoken_count
 
 from qwenchat.chat.session import PromptMode, SamplerSettings, open_chat_session
 from qwenchat.errors import UsageError
-from qwenchat.models.tokenizer_build import PRETOKENIZE_REGEX, qwen_tiktoken_path
-
-CHATML = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
 
 
 @pytest.fixture(scope="module")
 def count():
-    import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
-
-    enc = tiktoken.Encoding("qwen", pat_str=PRETOKENIZE_REGEX,
-                            mergeable_ranks=load_tiktoken_bpe(str(qwen_tiktoken_path())),
-                            special_tokens=CHATML)
-    return lambda text: len(enc.encode(text, allowed_special="all"))
+    return qwen_tiktoken_count
 
 
 def test_ctx_used_adds_up_across_first_turn_followup_and_rebuild(bundled_phone, count):

@@ -6,6 +6,7 @@ the sampler) against one on the per-turn engine (each genie-t2t-run reads a fres
 from __future__ import annotations
 
 import pytest
+from tiktoken_oracle import qwen_tiktoken_count
 
 from qwenchat.chat.session import (
     ContextBudgetError,
@@ -194,16 +195,7 @@ def test_regenerate_counts_its_figures_from_when_enter_was_pressed(bundled_phone
 @pytest.fixture(scope="module")
 def tiktoken_count():
     """An independent count: tiktoken on Qwen's own ranks (no qwenchat tokenizer code)."""
-    import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
-
-    from qwenchat.models.tokenizer_build import PRETOKENIZE_REGEX, qwen_tiktoken_path
-
-    special = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
-    enc = tiktoken.Encoding("qwen", pat_str=PRETOKENIZE_REGEX,
-                            mergeable_ranks=load_tiktoken_bpe(str(qwen_tiktoken_path())),
-                            special_tokens=special)
-    return lambda text: len(enc.encode(text, allowed_special="all"))
+    return qwen_tiktoken_count
 
 
 def test_a_regenerate_that_no_longer_fits_offers_to_drop_the_oldest_turn(bundled_phone,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiktoken_oracle import qwen_tiktoken
 
 from qwenchat.errors import ConfigError, QwenchatError
 from qwenchat.models import tokenizer_build
@@ -21,7 +22,6 @@ from qwenchat.models.tokenizer_build import (
     PRETOKENIZE_REGEX,
     build_qwen2_tokenizer,
     ensure_qwen2_tokenizer,
-    qwen_tiktoken_path,
 )
 from qwenchat.models.tokens import TokenCounter, count_prompt_tokens
 
@@ -41,16 +41,7 @@ def counter(tokenizer_json) -> TokenCounter:
 @pytest.fixture(scope="module")
 def tiktoken_qwen():
     """Qwen's own BPE as tiktoken runs it (how Qwen's first tokenizer worked)."""
-    import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
-
-    ranks = load_tiktoken_bpe(str(qwen_tiktoken_path()))
-    return tiktoken.Encoding(
-        "qwen",
-        pat_str=PRETOKENIZE_REGEX,
-        mergeable_ranks=ranks,
-        special_tokens={"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645},
-    )
+    return qwen_tiktoken()
 
 
 # Ids of Qwen/Qwen2-7B-Instruct's tokenizer.
