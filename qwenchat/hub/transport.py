@@ -135,9 +135,10 @@ class RequestsFetcher:
                 exc.ChunkedEncodingError,
                 exc.ContentDecodingError,
                 urllib3.exceptions.HTTPError,
-                OSError,
             ) as e:
-                # The link dropped mid-body (urllib3's IncompleteRead, a reset): resumable.
+                # The link dropped mid-body (urllib3's IncompleteRead, a reset) or stalled past
+                # the timeout: resumable. No bare OSError gets here: urllib3 wraps a socket's
+                # (reset -> ProtocolError, timeout -> ReadTimeoutError), requests wraps those.
                 raise ConnectionError(type(e).__name__) from None
             finally:
                 r.close()
