@@ -25,6 +25,7 @@ Usage: python scripts/mutation/run.py [--package NAME ...] [--jobs 2] [--seed 17
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import json
 import os
@@ -51,7 +52,8 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DEFAULT_SEED = 17
 TIMEOUT_FACTOR = 3
-TIMEOUT_SLACK_S = 30
+TIMEOUT_SLACK_S = 30  # for a whole run: pytest's start, collection, the phone's first start
+TEST_SLACK_S = 10  # for one test (mutbound.py)
 # Operators that need per-project arguments (variable names) are not run.
 SKIP_OPERATORS = {"core/VariableReplacer", "core/VariableInserter"}
 COPY_IGNORE = shutil.ignore_patterns(
@@ -81,6 +83,9 @@ class Mutant:
     run_tests: tuple[str, ...] = ()  # the tests that run the mutated line
     deselect: tuple[str, ...] = ()  # tests of run_tests' files that fail unmutated
     covered: bool = True  # some test ran the line in-process
+    scope: str = ""  # an import-time line judged first by the tests of what it defines
+    fallback: tuple[str, ...] = ()  # then, if it survived those, by these (the whole selection)
+    fallback_deselect: tuple[str, ...] = ()
     original: str = ""  # the source line(s) before
     mutated: str = ""  # and after
     outcome: str = ""  # killed | survived | timeout | equivalent | error | not-run
@@ -94,6 +99,8 @@ class Mutant:
 
     def describe(self) -> str:
         where = "" if self.covered else " (run at import or in a subprocess only)"
+        if self.scope:
+            where = f" (an import-time line of {self.scope})"
         return (f"{self.path}:{self.line} [{self.operator.split('/')[-1]}] "
                 f"{self.original!r} -> {self.mutated!r}{where}")
 
@@ -262,14 +269,25 @@ class Workers:
 
     def run_tests(self, copy: Path, tests: tuple[str, ...], timeout: float,
                   extra: list[str] = (), env: dict | None = None,
-                  first: bool = True) -> tuple[str, float, str]:
+                  first: bool = True, bounds: dict[str, float] | None = None
+                  ) -> tuple[str, float, str]:
         env = {**os.environ, **(env or {})}
+        if bounds:
+            # One bound per test (scripts/mutation/mutbound.py): a hang is stopped at its
+            # own test's bound; `timeout` stays as the backstop for the whole run.
+            path = copy.parent / f"bounds-{copy.name}.json"
+            path.write_text(json.dumps(bounds), encoding="utf-8")
+            env["MUTBOUND_JSON"] = str(path)
+            extra = ["-p", "mutbound", *extra]
         env["PYTHONPATH"] = os.pathsep.join([str(copy), str(copy / "scripts" / "mutation")])
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         # The built tokenizer is shared with the real tree (its build code is not mutated here).
         env.setdefault("QWENCHAT_CACHE", str(REPO / ".cache"))
+        # Hypothesis's pytest plugin imports all of hypothesis (~1.5 s) in every pytest run;
+        # @given works without it, and a test file that uses hypothesis imports it itself.
         cmd = [sys.executable, "-m", "pytest", *(["-x"] if first else []), "-q",
-               "-p", "no:cacheprovider", "--no-header", "-o", "addopts=", *extra, *tests]
+               "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--no-header",
+               "-o", "addopts=", *extra, *tests]
         start = time.monotonic()
         with self._lock:
             if self.stopping.is_set():
@@ -301,6 +319,9 @@ class Workers:
             return "not-run", seconds, ""
         if rc == 0:
             return "survived", seconds, ""
+        if rc == 1 and "from pytest-timeout" in out:
+            # A test ran past its own bound (mutbound): the mutant hangs it.
+            return "timeout", seconds, ""
         if rc in (1, 2, 3):  # a test failed, collection (import) broke, or pytest itself crashed
             return "killed", seconds, ""
         if rc == 4 and "ERROR collecting" in out:
@@ -329,18 +350,42 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def judge(workers: Workers, m: Mutant, timeout: float) -> None:
+def judge(workers: Workers, m: Mutant, maps: dict) -> None:
+    """Write the mutant into a free copy and run its tests. An import-time line narrowed to
+    its scope's tests that survives them runs again with the module's whole selection, so
+    the narrowing can only make a kill faster, never turn one into a survivor."""
     copy = workers.free.get()
     target = copy / m.path
     original = target.read_text(encoding="utf-8")
     try:
         op = cosmic_ray.plugins.get_operator(m.operator)()
         target.write_text(mutate_code(original, op, m.occurrence), encoding="utf-8")
-        extra = [arg for test in m.deselect for arg in ("--deselect", test)]
-        m.outcome, m.seconds, m.detail = workers.run_tests(copy, m.run_tests, timeout, extra)
+        stages = [(m.run_tests, m.deselect)]
+        if m.fallback:
+            stages.append((m.fallback, m.fallback_deselect))
+        m.seconds = 0.0
+        for tests, deselect in stages:
+            durations = test_durations(maps)
+            bounds = {t: bound(durations[t], TEST_SLACK_S) for t in tests if t in durations}
+            whole = bound(sum(durations.get(t, 0.0) for t in tests)
+                          + sum(maps[f]["seconds"] for f in tests if f in maps and maps[f]))
+            extra = [arg for test in deselect for arg in ("--deselect", test)]
+            m.outcome, seconds, m.detail = workers.run_tests(copy, tests, whole, extra,
+                                                             bounds=bounds)
+            m.seconds += seconds
+            if m.outcome != "survived":
+                break
     finally:
         target.write_text(original, encoding="utf-8")
         workers.free.put(copy)
+
+
+def test_durations(maps: dict) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for cov in maps.values():
+        if cov is not None:
+            out.update(cov["durations"])
+    return out
 
 
 def baseline(workers: Workers, test_files: set[str], files: list[str], maps: dict) -> None:
@@ -380,45 +425,120 @@ def baseline(workers: Workers, test_files: set[str], files: list[str], maps: dic
     run_all(workers, one, sorted(test_files))
 
 
-def bound(unmutated_s: float) -> float:
+def bound(unmutated_s: float, slack: float = None) -> float:
     """How long a mutant's tests may run: their unmutated time (from the baseline) with room
     for a machine busier than during the baseline, plus pytest's own start."""
-    return TIMEOUT_FACTOR * unmutated_s + TIMEOUT_SLACK_S
+    return TIMEOUT_FACTOR * unmutated_s + (TIMEOUT_SLACK_S if slack is None else slack)
 
 
-def select_tests(m: Mutant, maps: dict) -> float | None:
-    """The module's tests that run the mutated line(s), fastest first; returns the timeout to
-    give them. A line no test runs in-process (it runs at import, or only in a subprocess such
-    as the CLI) is judged by the module's whole selection. Tests that failed unmutated are
-    never used. None: no test can judge this mutant."""
+def select_tests(m: Mutant, maps: dict, scopes: Scopes) -> bool:
+    """Set the tests that judge m: the module's tests that run the mutated line(s), fastest
+    first. A line no test runs in-process runs at import (a def's signature and defaults, a
+    decorator, a class body, a constant) or only in a subprocess such as the CLI: it is
+    judged first by the tests that run what it defines (the function's body, the class's
+    methods, the lines that read the constant), and if it survives those, by the module's
+    whole selection. Tests that failed unmutated are never used. False: no test can judge it."""
     usable = [f for f in m.tests if maps.get(f) is not None]
-    ids: set[str] = set()
     failed: set[str] = set()
     durations: dict[str, float] = {}
     for test_file in usable:
-        cov = maps[test_file]
-        durations.update(cov["durations"])
-        failed |= cov["failed"]
-        by_line = cov["lines"].get(m.path, {})
-        for n in range(m.line, m.end_line + 1):
-            ids.update(by_line.get(n, ()))
-    ids -= failed
-    if ids:
-        m.run_tests = tuple(sorted(ids, key=lambda i: (durations.get(i, 0.0), i)))
-        m.covered = True
-        return bound(sum(durations.get(i, 0.0) for i in ids))
+        durations.update(maps[test_file]["durations"])
+        failed |= maps[test_file]["failed"]
+
+    def tests_running(lines) -> list[str]:
+        ids: set[str] = set()
+        for test_file in usable:
+            by_line = maps[test_file]["lines"].get(m.path, {})
+            for n in lines:
+                ids.update(by_line.get(n, ()))
+        return sorted(ids - failed, key=lambda i: (durations.get(i, 0.0), i))
+
+    own = tests_running(range(m.line, m.end_line + 1))
+    if own:
+        m.run_tests, m.covered = tuple(own), True
+        return True
     m.covered = False
     if not usable:
-        return None
+        return False
     # Every test of the selection, fastest first across files: with -x the first failure
     # ends the run, so a mutant that a fast test kills never starts the emulated phone.
-    every = [i for i in durations if i not in failed]
-    if every:
-        m.run_tests = tuple(sorted(every, key=lambda i: (durations[i], i)))
-        return bound(sum(durations[i] for i in every))
-    m.run_tests = tuple(usable)
-    m.deselect = tuple(sorted(failed))
-    return bound(sum(maps[f]["seconds"] for f in usable))
+    every = sorted((i for i in durations if i not in failed), key=lambda i: (durations[i], i))
+    whole: tuple[str, ...] = tuple(every) if every else tuple(usable)
+    whole_deselect = () if every else tuple(sorted(failed))
+    found = scopes.of(m.path, m.line)
+    narrowed = tests_running(found[1]) if found else []
+    if narrowed and len(narrowed) < len(whole):
+        m.scope = found[0]
+        m.run_tests = tuple(narrowed)
+        m.fallback = tuple(i for i in whole if i not in set(narrowed))
+        m.fallback_deselect = whole_deselect
+    else:
+        m.run_tests, m.deselect = whole, whole_deselect
+    return True
+
+
+class Scopes:
+    """For a line that runs at import, the lines that run what it defines, from the module's
+    syntax tree: a def's header or decorator -> the function's body; a class's header,
+    decorator or class-level statement -> its methods' bodies and the module's lines that
+    name the class; a module-level `NAME = ...` -> the lines that read NAME (or `.NAME`)."""
+
+    def __init__(self) -> None:
+        self._trees: dict[str, ast.Module] = {}
+
+    def of(self, path: str, line: int) -> tuple[str, set[int]] | None:
+        tree = self._trees.get(path)
+        if tree is None:
+            tree = self._trees[path] = ast.parse((REPO / path).read_text(encoding="utf-8"))
+        return _scope_in(tree, tree.body, line)
+
+
+def _first_line(node: ast.stmt) -> int:
+    decorators = getattr(node, "decorator_list", None) or []
+    return min([node.lineno, *(d.lineno for d in decorators)])
+
+
+def _body_lines(body: list[ast.stmt]) -> set[int]:
+    return set(range(body[0].lineno, body[-1].end_lineno + 1))
+
+
+def _readers(tree: ast.Module, name: str, skip: ast.AST) -> set[int]:
+    skipped = {id(n) for n in ast.walk(skip)}
+    return {n.lineno for n in ast.walk(tree) if id(n) not in skipped and (
+        (isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load))
+        or (isinstance(n, ast.Attribute) and n.attr == name))}
+
+
+def _scope_in(tree: ast.Module, body: list[ast.stmt], line: int,
+              cls: ast.ClassDef | None = None) -> tuple[str, set[int]] | None:
+    for node in body:
+        if not _first_line(node) <= line <= node.end_lineno:
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if line < node.body[0].lineno:  # decorator, signature, defaults
+                return f"def {node.name}", _body_lines(node.body)
+            return None  # a line inside a body runs when called: coverage would have seen it
+        if isinstance(node, ast.ClassDef):
+            inner = _scope_in(tree, node.body, line, node) if line >= node.body[0].lineno else None
+            if inner is not None:
+                return inner
+            lines = _readers(tree, node.name, node)
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines |= _body_lines(item.body)
+            return f"class {node.name}", lines
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            targets = [node.target.id]
+        if targets:
+            lines = set().union(*(_readers(tree, t, node) for t in targets))
+            if cls is not None:  # a class attribute or dataclass field: the class's users too
+                return None  # let the caller take the whole class
+            return f"{targets[0]}", lines
+        return None
+    return None
 
 
 def main() -> int:
@@ -431,6 +551,9 @@ def main() -> int:
     ap.add_argument("--threshold", type=float, default=0.90)
     ap.add_argument("--list", action="store_true", help="only count the mutants")
     ap.add_argument("--json", type=Path, default=REPO / "build" / "mutation" / "report.json")
+    ap.add_argument("--audit-equivalents", action="store_true",
+                    help="run the mutants equivalent.toml lists too, and name any a test kills "
+                         "(its entry matches more than the equivalent mutant)")
     ap.add_argument("--rescore", type=Path, metavar="JSON",
                     help="re-apply equivalent.toml to an earlier run's JSON; runs nothing")
     ap.add_argument("--recheck", type=Path, metavar="JSON",
@@ -473,13 +596,24 @@ def main() -> int:
         chosen.sort(key=lambda m: m.key)
         if len(chosen) < size:
             seed = None  # fewer valid mutants than the sample: every one of them runs
+        listed = 0
+        for m in chosen:
+            # Judged equivalent by a person (equivalent.toml, with the reason): running it
+            # could only move it from "equivalent" to "killed", at the cost of every test of
+            # its selection (an equivalent mutant survives them all), so it is not run.
+            # --audit-equivalents runs them to find an entry that matches too much.
+            reason = equivalent_reason(m, equivalents)
+            if reason and not args.audit_equivalents:
+                m.outcome, m.reason, m.detail = "equivalent", reason, "listed; not run"
+                listed += 1
         results.append(PackageResult(name, len(pool), len(chosen), seed, chosen))
         how = (f"seeded random sample of {len(chosen)} (seed {seed})" if seed is not None
                else f"all {len(chosen)}")
         print(f"{name}: {len(pool)} mutants in {len(pkg['modules'])} modules; running {how} "
               f"(not counted: {skipped['annotation']} in type annotations, never evaluated "
               f"under `from __future__ import annotations`; {skipped['pragma']} on lines "
-              f"marked `pragma: no mutate`)", flush=True)
+              f"marked `pragma: no mutate`); {listed} of them listed as equivalent, not run"
+              f"{' (--audit-equivalents: run)' if args.audit_equivalents else ''}", flush=True)
     if args.list:
         return 0
     earlier_seconds: dict[str, float] = {}
@@ -498,6 +632,7 @@ def main() -> int:
         # packages runs unmutated once, in the first package's time.
         files = sorted({m.path for r in results for m in r.mutants})
         maps: dict[str, dict | None] = {}
+        scopes = Scopes()
         lock = threading.Lock()
         for r in results:
             t1 = time.monotonic()
@@ -509,21 +644,25 @@ def main() -> int:
                   f"to tests ({r.baseline_seconds:.0f} s)", flush=True)
             done = [0]
 
-            def one(m: Mutant, r=r, done=done):
-                timeout = select_tests(m, maps)
-                if timeout is None:
+            def one(m: Mutant, r=r, done=done, todo=todo, t1=t1):
+                if not select_tests(m, maps, scopes):
                     m.outcome, m.detail = "error", "every test file of this module failed unmutated"
                 else:
-                    judge(workers, m, timeout)
-                if m.outcome == "survived":
-                    reason = equivalent_reason(m, equivalents)
-                    if reason:
-                        m.outcome, m.reason = "equivalent", reason
+                    judge(workers, m, maps)
+                reason = equivalent_reason(m, equivalents)
+                if m.outcome == "survived" and reason:
+                    m.outcome, m.reason = "equivalent", reason
+                elif reason and m.outcome in ("killed", "timeout"):
+                    print(f"  LISTED AS EQUIVALENT BUT {m.outcome.upper()}: {m.describe()} "
+                          "(narrow its entry in equivalent.toml)", flush=True)
                 with lock:
                     done[0] += 1
                     if m.outcome in ("survived", "error"):
-                        print(f"  [{r.name} {done[0]}/{len(r.mutants)}] {m.outcome.upper()}: "
+                        print(f"  [{r.name} {done[0]}/{len(todo)}] {m.outcome.upper()}: "
                               f"{m.describe()}", flush=True)
+                    elif done[0] % 10 == 0:
+                        print(f"  [{r.name} {done[0]}/{len(todo)}] "
+                              f"{time.monotonic() - t1:.0f} s", flush=True)
 
             run_all(workers, one, todo)
             r.seconds = time.monotonic() - t1 + earlier_seconds.get(r.name, 0.0)
