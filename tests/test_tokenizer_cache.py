@@ -17,7 +17,7 @@ import pytest
 from qwenchat.errors import ConfigError
 from qwenchat.models import MODELS, get_model
 from qwenchat.models.tokenizers import build, ensure_tokenizer, llama2, qwen
-from qwenchat.models.tokens import TokenCounter, count_prompt_tokens
+from qwenchat.models.tokens import TokenCounter
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def test_each_model_gets_its_tokenizer(name):
     assert config["chat_template"] == template
     assert config["eos_token"] == end
     # Counting by model name uses the same file.
-    assert count_prompt_tokens(end, -1, model=name) == 1
+    assert TokenCounter.for_model(name).count(end) == 1
     assert ensure_tokenizer(name) == path  # cached: the same folder again
 
 

@@ -242,13 +242,11 @@ def test_special_tokens_are_matched_in_text(counter, text, ids):
     assert counter.encode(text) == ids
 
 
-def test_bos_is_added_only_when_asked(counter, tokenizer_json):
-    from qwenchat.models.tokens import count_prompt_tokens
-
-    assert counter.encode("Hello world!")[0] == 15043  # nothing added by TokenCounter
+def test_bos_is_added_only_when_asked(counter):
+    # Genie prepends the config's bos-token itself: TokenCounter must not add one too.
+    assert counter.encode("Hello world!") == [15043, 3186, 29991]
+    assert counter.count("Hello world!") == 3
     assert counter.tokenizer.encode("Hello world!").ids == [1, 15043, 3186, 29991]
-    assert count_prompt_tokens("Hello world!", -1, tokenizer_json=tokenizer_json) == 3
-    assert count_prompt_tokens("Hello world!", 1, tokenizer_json=tokenizer_json) == 4
 
 
 CORPUS = [

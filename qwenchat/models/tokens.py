@@ -3,8 +3,9 @@
 Genie tokenizes the prompt file's text with tokenizer.json, recognising special tokens
 written in the text (``<|im_start|>``, ``<s>``, ``<reserved_106>``: how each chat format
 reaches it), and adds a BOS token only when the config's ``bos-token`` is not -1.
-``TokenCounter`` does the same on the host so prompt sizes are known before anything runs on
-the phone. A counter on qwenchat's Baichuan2 stand-in says so (``simulated``): its counts
+``TokenCounter`` counts the text's ids the same way on the host, so prompt sizes are known
+before anything runs on the phone; the BOS is added by the callers that read the config
+(chat/session.py, bench/runner.py). A counter on qwenchat's Baichuan2 stand-in says so (``simulated``): its counts
 are not Baichuan2's.
 """
 
@@ -18,8 +19,6 @@ from qwenchat.errors import ConfigError
 from qwenchat.models.spec import ModelSpec
 from qwenchat.models.tokenizers import ensure_tokenizer
 from qwenchat.models.tokenizers.baichuan2_standin import SIMULATED_MARKER
-
-NO_BOS = -1
 
 _cache: dict[tuple[str, int, int], object] = {}
 _cache_lock = threading.Lock()
@@ -97,20 +96,3 @@ class TokenCounter:
 def default_counter(model: ModelSpec | str | None = None) -> TokenCounter:
     """A counter on the model's cached tokenizer (default model: Qwen2-7B-Instruct)."""
     return TokenCounter.for_model(model)
-
-
-def count_prompt_tokens(
-    text: str,
-    config_bos_token: int,
-    *,
-    tokenizer_json: Path | None = None,
-    model: ModelSpec | str | None = None,
-) -> int:
-    """Prompt tokens as Genie counts them for one query: the tokenizer's ids for the text,
-    plus the BOS token Genie prepends when genie_config's ``bos-token`` is not -1.
-
-    The Qwen2 tutorial config has ``"bos-token": -1`` (no extra token); qai-hub-models'
-    generator writes 151643, which makes every prompt one token longer.
-    """
-    counter = TokenCounter(tokenizer_json) if tokenizer_json is not None else default_counter(model)
-    return counter.count(text) + (0 if config_bos_token == NO_BOS else 1)
