@@ -217,3 +217,41 @@ def test_followup_lines_up_unless_reply_starts_with_newline(counter, u1, reply, 
     assume("\n" not in leading and "\r" not in leading)
     followed, full = _split_vs_full(counter, u1, reply, u2)
     assert followed == full
+
+
+def _template_dir(folder, template: str):
+    folder.mkdir(exist_ok=True)
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"eos_token": "<|im_end|>", "chat_template": template})
+    )
+    return folder
+
+
+def test_a_followup_needs_turns_that_end_with_the_models_end_of_turn(tmp_path):
+    # Turns end with <|eot|>, not Qwen2's <|im_end|>: a restored dialog cannot be continued.
+    folder = _template_dir(
+        tmp_path, "{% for m in messages %}[{{ m['role'] }}|{{ m['content'] }}]<|eot|>{% endfor %}"
+    )
+    with pytest.raises(ConfigError, match=r"does not end turns with <\|im_end\|>"):
+        render_followup("hi", tokenizer_dir=folder)
+
+
+def test_a_followup_needs_a_history_that_renders_the_same_when_a_turn_is_added(tmp_path):
+    # The turn count is written after a 12-character head: adding a turn changes the text
+    # of the history already on the phone, so no follow-up can be cut from it.
+    folder = _template_dir(
+        tmp_path,
+        "<|im_start|>{{ messages|length }} turns\n"
+        "{% for m in messages %}[{{ m['role'] }}|{{ m['content'] }}]<|im_end|>{% endfor %}"
+        "{% if add_generation_prompt %}>{% endif %}",
+    )
+    with pytest.raises(ConfigError, match=r"does not end turns with <\|im_end\|>"):
+        render_followup("hi", tokenizer_dir=folder)
+    # The same template without the count is fine: the follow-up is exactly the new turn.
+    plain = _template_dir(
+        tmp_path / "plain",
+        "<|im_start|>turns\n"
+        "{% for m in messages %}[{{ m['role'] }}|{{ m['content'] }}]<|im_end|>{% endfor %}"
+        "{% if add_generation_prompt %}>{% endif %}",
+    )
+    assert render_followup("hi", tokenizer_dir=plain) == "[user|hi]<|im_end|>>"
