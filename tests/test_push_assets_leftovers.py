@@ -1,6 +1,7 @@
 """A `.partial` file an earlier push left behind and this push does not resume (the file itself
-is whole on the phone, and the partial is short) is removed when the push changes anything, so
-nothing unfinished lingers on the phone. Judged by the phone's own listing (toybox find)."""
+is whole on the phone, and the partial is short) is removed when the push changes anything, or
+only writes the manifest back, so nothing unfinished lingers on the phone. Judged by the
+phone's own listing (toybox find)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,16 @@ def test_a_partial_no_push_resumes_is_removed_when_the_push_changes_anything(dev
     push_assets(device, plan, LAYOUT)
     assert partials(device) == []
     assert device.stat(f"{work}/bin/genie-app") is not None  # and the change was made
+
+
+def test_a_partial_is_removed_when_the_push_only_writes_the_manifest(device, plan):
+    # Every file is whole on the phone but the manifest is gone (an interrupted push's last
+    # step): this push sends nothing, writes the manifest back and leaves nothing unfinished.
+    push_assets(device, plan, LAYOUT)
+    work = LAYOUT.work_dir.rstrip("/")
+    device.push_bytes(b"half a config", f"{work}/bundle/genie_config.json.partial")
+    assert device.shell(f"rm {LAYOUT.manifest_path}").ok
+    report = push_assets(device, plan, LAYOUT)
+    assert report.sent == [] and report.bytes_sent == 0
+    assert partials(device) == []
+    assert device.stat(LAYOUT.manifest_path) is not None
