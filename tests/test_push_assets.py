@@ -167,6 +167,7 @@ def test_prepare_phone_detects_the_soc_and_uses_another_work_dir(
         device, synthetic_bundle.bundle, synthetic_bundle.qairt, work_dir=work, seed=7
     )
     assert report.work_dir == work and report.files_sent == 16
+    assert not report.verified  # a plain push: the phone re-hashes only what it was sent
     ext = json.loads(on_phone(emulator, f"{work}/bundle/htp_backend_ext_config.json").read_text())
     assert ext["devices"][0]["dsp_arch"] == "v79" and ext["devices"][0]["soc_model"] == 69
     config = json.loads(on_phone(emulator, f"{work}/bundle/genie_config.json").read_text())
