@@ -59,8 +59,11 @@ def test_an_import_time_line_is_scoped_to_what_it_defines(tree):
     assert scopes.of("m.py", 1) == ("LIMIT", {4, 18})  # the lines that read the constant
     # A class field: the class's methods and the lines that name the class.
     assert scopes.of("m.py", 15) == ("class Box", {18, 22})
-    # A line inside a body runs when called: coverage sees it, no scope is made up.
+    # A line inside a body runs when called: coverage sees it, no scope is made up;
+    # a method's body too, not its class's.
     assert scopes.of("m.py", 10) is None
+    assert scopes.of("m.py", 18) is None
+    assert scopes.of("m.py", 17) == ("def grow", {18})
 
 
 def _maps(lines: dict[int, list[str]], durations: dict[str, float], failed=()) -> dict:

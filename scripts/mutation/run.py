@@ -511,6 +511,12 @@ def _body_lines(body: list[ast.stmt]) -> set[int]:
     return set(range(body[0].lineno, body[-1].end_lineno + 1))
 
 
+def _in_a_body(body: list[ast.stmt], line: int) -> bool:
+    """The line is inside a method's body (it runs when called, not at import)."""
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+               and n.body[0].lineno <= line <= n.end_lineno for n in body)
+
+
 def _readers(tree: ast.Module, name: str, skip: ast.AST) -> set[int]:
     skipped = {id(n) for n in ast.walk(skip)}
     return {n.lineno for n in ast.walk(tree) if id(n) not in skipped and (
@@ -528,9 +534,10 @@ def _scope_in(tree: ast.Module, body: list[ast.stmt], line: int,
                 return f"def {node.name}", _body_lines(node.body)
             return None  # a line inside a body runs when called: coverage would have seen it
         if isinstance(node, ast.ClassDef):
-            inner = _scope_in(tree, node.body, line, node) if line >= node.body[0].lineno else None
-            if inner is not None:
-                return inner
+            if line >= node.body[0].lineno:
+                inner = _scope_in(tree, node.body, line, node)
+                if inner is not None or _in_a_body(node.body, line):
+                    return inner
             lines = _readers(tree, node.name, node)
             for item in node.body:
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
