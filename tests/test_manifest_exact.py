@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import pytest
 
@@ -156,3 +157,67 @@ def test_hash_cache_summary_is_computed_once_per_file_version(tmp_path):
         os.utime(f, ns=(1, 1))
         assert cache.summary(f, "k", compute) == {"n": 3}
     assert len(calls) == 3
+
+
+def test_hash_cache_names_a_file_that_is_not_there(tmp_path):
+    missing = tmp_path / "gone.bin"
+    with HashCache(tmp_path / "cache.sqlite") as cache, pytest.raises(BundleError) as err:
+        cache.sha256_many([missing])
+    assert str(err.value).startswith(f"cannot read {missing}: No such file or directory")
+
+
+def test_a_hash_cache_that_refuses_a_write_still_gives_the_right_hash_and_starts_afresh(tmp_path):
+    # SQLite refuses the write (read-only: what a full disk or a locked-down file also give);
+    # the push must still get the right hash, and the cache is rebuilt, not left refusing.
+    a = tmp_path / "a"
+    a.write_bytes(b"abc")
+    with HashCache(tmp_path / "c.sqlite") as cache:
+        cache._db.execute("PRAGMA query_only = ON")
+        assert cache.sha256_many([a]) == {a: ABC}
+        assert len(cache.notes) == 1 and cache.notes[0].endswith("rebuilt it")
+        assert "readonly" in cache.notes[0]
+        cache.sha256_many([a])  # not cached that time; the rebuilt cache takes it now
+        assert cache.sha256_many([a]) == {a: ABC} and cache.hits == 1
+
+
+def test_a_file_that_changes_while_it_is_hashed_is_not_cached_under_its_old_stat(tmp_path):
+    # A FIFO is a file whose bytes arrive while it is read, and each write moves its mtime:
+    # the hash is of what was read, and no row may claim it for the stat taken before.
+    fifo = tmp_path / "growing"
+    os.mkfifo(fifo)
+    os.utime(fifo, ns=(10**9, 10**9))  # an old stat, certainly not the one after the write
+
+    def writer():
+        with open(fifo, "wb") as f:
+            f.write(b"abc")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    with HashCache(tmp_path / "c.sqlite") as cache:
+        assert cache.sha256_many([fifo]) == {fifo: ABC}
+        thread.join()
+        rows = cache._db.execute("SELECT COUNT(*) FROM file_hash").fetchone()
+    assert rows == (0,)
+
+
+def test_a_summary_of_a_file_that_changed_while_computed_is_computed_again(tmp_path):
+    f = tmp_path / "t.json"
+    f.write_text("{}")
+    calls = []
+
+    first = f.stat()
+
+    def compute(path):
+        calls.append(path)
+        if len(calls) == 1:
+            path.write_text('{"longer": 1}')  # changed under the computation
+        return {"n": len(calls)}
+
+    with HashCache(tmp_path / "c.sqlite") as cache:
+        assert cache.summary(f, "k", compute) == {"n": 1}
+        # The file as it was before, same size and mtime: what was computed while it changed
+        # was never stored for that stat, so it is computed afresh, not served.
+        f.write_text("{}")
+        os.utime(f, ns=(first.st_atime_ns, first.st_mtime_ns))
+        assert cache.summary(f, "k", compute) == {"n": 2}
+        assert cache.summary(f, "k", compute) == {"n": 2}  # and that one is kept
