@@ -18,8 +18,8 @@ import time
 from qwenchat.chat.session import SamplerSettings, StopReason, open_chat_session
 from qwenchat.store import open_store
 
-ASK = "Tell me about phones, 300 tokens"  # the simulated Genie answers with >= 300 tokens
-PROFILE = {"init_ms": 50, "prefill_chunk_ms": 5, "decode_tok_s": 100}  # 300 tokens: ~3 s
+ASK = "Tell me about phones, 200 tokens"  # the simulated Genie answers with >= 200 tokens
+PROFILE = {"init_ms": 50, "prefill_chunk_ms": 5, "decode_tok_s": 100}  # 200 tokens: ~2 s
 
 
 def test_a_streaming_reply_is_saved_as_it_grows_but_not_at_every_piece(bundled_phone, tmp_path):
@@ -54,7 +54,7 @@ def test_a_streaming_reply_is_saved_as_it_grows_but_not_at_every_piece(bundled_p
         reader.close()
 
     assert result.stop is StopReason.EOS, result
-    assert result.figures.genie_generated_tokens >= 300  # whole sentences: at least that
+    assert result.figures.genie_generated_tokens >= 200  # whole sentences: at least that
     assert "".join(shown) == result.text and final == [(result.text,)]
     assert len(shown) >= 50, f"only {len(shown)} pieces: the reply did not stream"
 
