@@ -781,9 +781,10 @@ def report(results: list[PackageResult], args, elapsed: float) -> int:
         if r.score < args.threshold or r.count("error") or r.count("not-run"):
             failed.append(r.name)
     if any(r.count("timeout") for r in results):
-        print(f"timeout: the mutant's tests ran past their bound ({TIMEOUT_FACTOR} x their "
-              f"unmutated time + {TIMEOUT_SLACK_S} s) and were stopped; a mutant that hangs "
-              "is counted as killed (the suite would never finish)")
+        print(f"timeout: a test ran past its bound ({TIMEOUT_FACTOR} x its unmutated time + "
+              f"{TEST_SLACK_S} s; the whole run: {TIMEOUT_FACTOR} x the sum + {TIMEOUT_SLACK_S} s) "
+              "and was stopped; a mutant that hangs is counted as killed (the suite would "
+              "never finish)")
     survivors = [m for r in results for m in r.mutants if m.outcome == "survived"]
     if survivors:
         print("\nsurviving mutants (kill them with a test, or list them in "
