@@ -32,30 +32,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if self.path == "/drop":
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(BODY)))
-            self.end_headers()
-            if body:
-                self.wfile.write(BODY[:100_000])
-                self.wfile.flush()
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        if self.path == "/stall":
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(BODY)))
-            self.end_headers()
-            if body:
-                self.wfile.write(BODY[:5000])
-                self.wfile.flush()
-                _release.wait(STALL_S)  # silent, then the link closes short
-            return
+        # /drop and /stall promise the whole BODY, send only its head, then the link drops
+        # (or falls silent until the test ends); anything else is the whole file.
+        head = {"/drop": 100_000, "/stall": 5000}.get(self.path)
         self.send_response(200)
         self.send_header("Content-Length", str(len(BODY)))
-        self.send_header("X-Served", "file")
+        if head is None:
+            self.send_header("X-Served", "file")
         self.end_headers()
-        if body:
+        if not body:
+            return
+        if head is None:
             self.wfile.write(BODY)
+            return
+        self.wfile.write(BODY[:head])
+        self.wfile.flush()
+        if self.path == "/drop":
+            self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            _release.wait(STALL_S)  # silent, then the link closes short
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._send(body=False)
