@@ -192,14 +192,25 @@ class PushJournal:
 # ------------------------------------------------------------------------ host hashing
 
 
-def sha256_file(path: Path, buffer_size: int = HASH_BUFFER) -> str:
-    """SHA-256 of a host file; BundleError (one line) when it cannot be read."""
+class HashingStopped(Exception):
+    """Host hashing was stopped (``stop`` set) before the file's last byte: no hash."""
+
+
+def sha256_file(
+    path: Path, buffer_size: int = HASH_BUFFER, stop: threading.Event | None = None
+) -> str:
+    """SHA-256 of a host file; BundleError (one line) when it cannot be read.
+
+    ``stop``: checked between reads, so hashing a multi-GB context binary ends within one
+    buffer once the caller no longer needs the hash (HashingStopped)."""
     digest = hashlib.sha256()
     buf = bytearray(buffer_size)
     view = memoryview(buf)
     try:
         with open(path, "rb", buffering=0) as f:
             while n := f.readinto(buf):
+                if stop is not None and stop.is_set():
+                    raise HashingStopped(str(path))
                 digest.update(view[:n])
     except OSError as exc:
         raise BundleError(
@@ -338,12 +349,18 @@ class HashCache:
         )
 
     def sha256_many(
-        self, paths: Iterable[Path], workers: int = 2, *, rehash: bool = False
+        self,
+        paths: Iterable[Path],
+        workers: int = 2,
+        *,
+        rehash: bool = False,
+        stop: threading.Event | None = None,
     ) -> dict[Path, str]:
         """SHA-256 of each path; cached ones are not read, the rest hash on ``workers`` threads.
 
         ``rehash``: read every file again; one whose bytes no longer match the cached hash
-        for the same size and mtime is listed in ``changed``.
+        for the same size and mtime is listed in ``changed``. ``stop``: see sha256_file
+        (raises HashingStopped; the files hashed whole before it are cached).
         """
         result: dict[Path, str] = {}
         todo: list[tuple[Path, tuple[str, int, int], str | None]] = []
@@ -361,7 +378,7 @@ class HashCache:
 
             def work(item: tuple[Path, tuple[str, int, int], str | None]) -> tuple[Path, str]:
                 path, key, cached = item
-                sha = sha256_file(path)
+                sha = sha256_file(path, stop=stop)
                 # A file changed while hashing must not be cached under its old stat.
                 if self._key(path) == key:
                     if cached is not None and cached != sha:

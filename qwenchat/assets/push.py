@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -169,12 +170,15 @@ class _CountingDevice:
         return getattr(self.device, name)
 
 
-def host_manifest(plan: BundlePlan, cache: HashCache, rehash: bool = False) -> BundleManifest:
+def host_manifest(
+    plan: BundlePlan, cache: HashCache, rehash: bool = False, stop: threading.Event | None = None
+) -> BundleManifest:
     """Size + SHA-256 of every planned file; files on disk come from the hash cache unless
     ``rehash`` (``--verify``), which reads them all again and refuses a file whose bytes
-    changed while its size and mtime did not."""
+    changed while its size and mtime did not. ``stop`` ends the hashing early
+    (HashingStopped): the push no longer needs it."""
     on_disk = [f.local for f in plan.files if f.local is not None]
-    shas = cache.sha256_many(on_disk, rehash=rehash)
+    shas = cache.sha256_many(on_disk, rehash=rehash, stop=stop)
     if cache.changed:
         first = cache.changed[0]
         more = f" (and {len(cache.changed) - 1} more)" if len(cache.changed) > 1 else ""
@@ -305,8 +309,12 @@ def push_assets(
     # Host hashing runs while the phone is asked what it holds and, on a first push, while
     # the first files are already on the wire: their hashes are only needed to verify them.
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwenchat-host-hash")
+    # Set when the push ends, however it ends: a push that fails early (another push's lock,
+    # no space, a vanished phone) says so at once instead of after hashing GBs it no longer
+    # needs, and leaves no thread reading the cache it closes.
+    stop_hashing = threading.Event()
     try:
-        wanted_future = hasher.submit(host_manifest, plan, cache, verify)
+        wanted_future = hasher.submit(host_manifest, plan, cache, verify, stop_hashing)
         progress.status("reading the phone's work dir")
         remotes = [f.remote for f in plan.files]
         state = read_phone_state(dev, layout, remotes)
@@ -366,6 +374,7 @@ def push_assets(
     finally:
         if lock is not None:
             lock.release()
+        stop_hashing.set()
         hasher.shutdown(wait=True, cancel_futures=True)
         if own_cache:
             cache.close()
