@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any
 
-from qwenchat.errors import DeviceError, DeviceTimeoutError, QwenchatError
+from qwenchat.errors import DeviceCommandError, DeviceError, DeviceTimeoutError, QwenchatError
 from qwenchat.genie import stream as ev
 from qwenchat.genie.command import GenieInvocation
 from qwenchat.genie.profile import parse_profile
@@ -76,7 +76,14 @@ class ProcessEngine(Engine):
 
     def forget(self, dialog: str) -> None:
         paths = [self.state_path(dialog), self._dialog_config_path(dialog)]
-        self.device.shell("rm -rf " + " ".join(quote(p) for p in paths), timeout=30)
+        done = self.device.shell("rm -rf " + " ".join(quote(p) for p in paths), timeout=30)
+        if not done.ok:
+            # A saved dialog holds the KV cache (hundreds of MB on a phone): the chat keeps
+            # it as an orphan and tries again when it ends or finds the phone again.
+            raise DeviceCommandError(
+                f"the phone did not remove dialog {dialog}'s saved state "
+                f"(rm exit {done.exit_code}: {(done.error_text or done.text).strip()[:200]})"
+            )
         self._config_pushed.pop(dialog, None)
 
     def _dialog_config_path(self, dialog: str) -> str:
