@@ -370,7 +370,7 @@ class ChatSession:
         if not self.messages[-1].content:
             raise UsageError("the last reply is empty: nothing to continue", hint="Use /regen.")
         self._require_phone()
-        self.state.valid = False
+        # The state stays trusted if the plan is refused (nothing ran): _run distrusts it.
         plan = self._rebuild_plan(continuation=True)
         return self._run(plan, on_text, new_message=False, entered=entered)
 
