@@ -255,3 +255,18 @@ def test_a_followup_needs_a_history_that_renders_the_same_when_a_turn_is_added(t
         "{% if add_generation_prompt %}>{% endif %}",
     )
     assert render_followup("hi", tokenizer_dir=plain) == "[user|hi]<|im_end|>>"
+
+
+def test_a_tokenizer_configs_special_tokens_fill_the_template_else_the_models(tmp_path):
+    template = "{% for m in messages %}{{ m['content'] }}{{ eos_token }}{% endfor %}"
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "tokenizer_config.json").write_text(
+        json.dumps({"eos_token": "<|eot|>", "chat_template": template})
+    )
+    assert render_chat([Message("user", "x")], tokenizer_dir=own) == "x<|eot|>"
+    # A config that names no special token: the model's own (Qwen2's eos) fill in.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
+    assert render_chat([Message("user", "x")], tokenizer_dir=bare) == "x<|im_end|>"
