@@ -117,3 +117,6 @@ def test_an_entry_matches_by_line_text_mutation_operator_and_context(tree):
     only = [{"file": "m.py", "line": "x > 0", "mutation": "x >= 0", "reason": "r"}]
     assert run.equivalent_reason(_described("m.py", 1, "if x > 0:", "if x >= 0:"), only) == "r"
     assert run.equivalent_reason(_described("m.py", 1, "if x > 0:", "if x < 0:"), only) is None
+    some = [{"file": "m.py", "line": "x > 0", "mutation": ["x >= 0", "x != 0"], "reason": "s"}]
+    assert run.equivalent_reason(_described("m.py", 1, "if x > 0:", "if x != 0:"), some) == "s"
+    assert run.equivalent_reason(_described("m.py", 1, "if x > 0:", "if x < 0:"), some) is None

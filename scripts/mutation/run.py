@@ -224,7 +224,10 @@ def equivalent_reason(m: Mutant, entries: list[dict]) -> str | None:
     for e in entries:
         if e["file"] != m.path or e["line"] not in m.original:
             continue
-        if "mutation" in e and e["mutation"] not in m.mutated:
+        wanted = e.get("mutation")
+        if isinstance(wanted, str):
+            wanted = [wanted]
+        if wanted is not None and not any(w in m.mutated for w in wanted):
             continue
         if "operator" in e and not m.operator.endswith(e["operator"]):
             continue
