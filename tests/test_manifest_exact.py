@@ -156,6 +156,10 @@ def test_hash_cache_summary_is_computed_once_per_file_version(tmp_path):
         assert cache.summary(f, "other", compute) == {"n": 2}
         os.utime(f, ns=(1, 1))
         assert cache.summary(f, "k", compute) == {"n": 3}
+        # The new version replaces the old one's row: one row per file and kind.
+        rows = cache._db.execute("SELECT COUNT(*) FROM file_summary WHERE path=? AND kind=?",
+                                 (str(f.resolve()), "k")).fetchone()  # fmt: skip
+        assert rows == (1,)
     assert len(calls) == 3
 
 

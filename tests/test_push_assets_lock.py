@@ -265,3 +265,24 @@ def test_a_fresh_guard_is_waited_for_not_removed(emulator, device, plan, monkeyp
         thread.join()
     assert not any("lock guard" in n for n in report.notes)
     assert_phone_holds(emulator, plan)
+
+
+class _ChangesBeforeTheLock(PushProgress):
+    """Removes ``rel`` from the phone just before the push takes the lock (another push, or
+    a person, between the push's first look and its lock)."""
+
+    def __init__(self, emulator, rel: str) -> None:
+        self.emulator, self.rel = emulator, rel
+
+    def status(self, text: str) -> None:
+        if text == "taking the phone's push lock":
+            on_phone(self.emulator, self.rel).unlink()
+
+
+def test_what_changed_on_the_phone_before_the_lock_is_looked_at_again(emulator, device, plan):
+    push_assets(device, plan, PhoneLayout(WORK))
+    on_phone(emulator, "bundle/tokenizer.json").unlink()  # the first look: this one is missing
+    changes = _ChangesBeforeTheLock(emulator, "bundle/genie_config.json")
+    report = push_assets(device, plan, PhoneLayout(WORK), progress=changes)
+    assert sorted(report.sent) == ["bundle/genie_config.json", "bundle/tokenizer.json"]
+    assert_phone_holds(emulator, plan)
