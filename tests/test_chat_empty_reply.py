@@ -21,7 +21,7 @@ import pytest
 from qwenchat.assets.bundle import model_genie_config, plan_bundle
 from qwenchat.assets.push import push_assets
 from qwenchat.chat.outcome import UNFINISHED
-from qwenchat.chat.session import PromptMode, StopReason, open_chat_session
+from qwenchat.chat.session import PromptMode, SamplerSettings, StopReason, open_chat_session
 from qwenchat.errors import UsageError
 from qwenchat.layout import PhoneLayout
 from qwenchat.models.registry import get_model
@@ -82,3 +82,24 @@ def test_a_reply_that_finished_empty_stays_a_turn_regen_replaces_it(
             {"role": "assistant", "content": "", "stop_reason": second.stop.value},
         ]
         assert second.stop in (StopReason.EOS, StopReason.STOP_SEQUENCE)
+
+
+def test_replies_cut_before_their_first_word_leave_the_chat_even_from_the_first_turn(
+    bundled_phone, phone_fault
+):
+    import threading
+
+    emu, dev = bundled_phone()
+    phone_fault(emu, "genie-hang-before-first-token")
+    s = open_chat_session(dev, settings=SamplerSettings(max_tokens=8))
+    try:
+        for text in ("first", "second"):
+            timer = threading.Timer(2.0, s.cancel)
+            timer.start()
+            result = s.send(text)
+            timer.join()
+            assert result.stop is StopReason.CUT and not result.text
+        # Each empty reply left; the user's words stay, to be answered by the next reply.
+        assert [(m.role, m.content) for m in s.messages] == [("user", "first"), ("user", "second")]
+    finally:
+        s.end()

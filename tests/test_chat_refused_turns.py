@@ -67,3 +67,22 @@ def test_a_turn_genie_refuses_is_kept_in_the_store_flagged_dropped(bundled_phone
         ("user", long_text, 1),
         ("assistant", "", 0),  # the empty reply stays on record with its stop reason
     ]
+
+
+def test_a_regen_beyond_the_budget_offers_drops_for_the_message_it_answers(bundled_phone):
+    # The last message alone (~3000 tokens) + 1500 to generate cannot fit 4096 tokens,
+    # however many older turns go: no drop is offered. (The first, short message would fit:
+    # the offer must be worked out for the message being answered, the last.)
+    _, dev = bundled_phone()
+    s = open_chat_session(dev, engine="process", settings=SamplerSettings(max_tokens=8))
+    try:
+        s.send("Hi")
+        long_text = "word " * 3000
+        s.send(long_text)
+        s.update_settings(max_tokens=1500)
+        with pytest.raises(ContextBudgetError) as info:
+            s.regenerate()
+        assert info.value.drop_turns is None
+        assert info.value.hint.startswith("Shorten the message")
+    finally:
+        s.end()
