@@ -270,3 +270,13 @@ def test_a_tokenizer_configs_special_tokens_fill_the_template_else_the_models(tm
     bare.mkdir()
     (bare / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
     assert render_chat([Message("user", "x")], tokenizer_dir=bare) == "x<|im_end|>"
+
+
+def test_an_unreadable_tokenizer_config_is_a_config_error(tmp_path):
+    # /proc/self/mem is a regular file that cannot be read from its start (EIO): what a
+    # config on a failing disk, or one this user may not read, gives.
+    (tmp_path / "tokenizer_config.json").symlink_to("/proc/self/mem")
+    with pytest.raises(ConfigError) as err:
+        render_chat([Message("user", "x")], tokenizer_dir=tmp_path)
+    path = tmp_path / "tokenizer_config.json"
+    assert err.value.message == f"{path} cannot be read: Input/output error"

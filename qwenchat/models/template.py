@@ -125,7 +125,13 @@ def _load_template(fmt: ChatFormat, tokenizer_dir: str | None, stamp: tuple) -> 
     if config_path.is_file():
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except OSError as exc:
+            raise ConfigError(
+                f"{config_path} cannot be read: {exc.strerror or exc}",
+                "Check the file's permissions and the disk, or rebuild it with "
+                "`python -m qwenchat.models.tokenizer_build DIR`.",
+            ) from exc
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(
                 f"{config_path} is not valid JSON: {exc}",
                 "Rebuild it with `python -m qwenchat.models.tokenizer_build DIR`.",

@@ -238,10 +238,10 @@ def equivalent_reason(m: Mutant, entries: list[dict]) -> str | None:
 
 
 def _near(m: Mutant) -> str:
-    """The mutated lines and the two after them: tells apart identical lines (two `@dataclass`
-    decorators) by what they decorate."""
+    """The mutated lines, the one before and the two after: tells apart identical lines (two
+    `@dataclass` decorators, two `*,` markers) by what they decorate or follow."""
     lines = (REPO / m.path).read_text(encoding="utf-8").splitlines()
-    return "\n".join(lines[m.line - 1 : m.end_line + 2])
+    return "\n".join(lines[max(0, m.line - 2) : m.end_line + 2])
 
 
 class Workers:
