@@ -235,3 +235,33 @@ def test_files_of_an_older_bundle_are_removed(device, emulator, plan, synthetic_
     bundle = on_phone(emulator, f"{WORK}/bundle")
     assert not list(bundle.glob("weight_sharing_model_*"))
     phone_matches_plan(emulator, new_plan)
+
+
+def test_ctrl_c_between_files_is_an_interrupted_push_and_the_handler_is_put_back(
+    emulator, plan
+):
+    from qwenchat.device.direct import DirectDevice
+
+    class CtrlCBetweenFiles(PushProgress):
+        def file_finished(self, remote: str) -> None:
+            if remote == plan.files[0].remote:
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in qwenchat's own code
+
+    before = signal.getsignal(signal.SIGINT)
+    dev = DirectDevice.connect_tcp(emulator.host, emulator.port, auth_timeout=5)
+    try:
+        with pytest.raises(PushInterruptedError) as info:
+            push_assets(dev, plan, PhoneLayout(WORK), progress=CtrlCBetweenFiles())
+    finally:
+        dev.close()
+    assert info.value.exit_code == 130
+    assert info.value.message.endswith("; run again to resume")
+    assert signal.getsignal(signal.SIGINT) is before  # the push's own handler is gone
+
+    report = push_assets(
+        DirectDevice.connect_tcp(emulator.host, emulator.port, auth_timeout=5), plan,
+        PhoneLayout(WORK),
+    )
+    assert signal.getsignal(signal.SIGINT) is before
+    phone_matches_plan(emulator, plan)
+    assert report.files_sent == len(plan.files) - 1  # the first file was already in place

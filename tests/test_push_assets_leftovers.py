@@ -47,3 +47,15 @@ def test_a_partial_is_removed_when_the_push_only_writes_the_manifest(device, pla
     assert report.sent == [] and report.bytes_sent == 0
     assert partials(device) == []
     assert device.stat(LAYOUT.manifest_path) is not None
+
+
+def test_a_whole_partial_is_renamed_after_one_check_not_sent_again(device, plan):
+    # The last push stopped between a file's last byte and its rename: its .partial is whole.
+    push_assets(device, plan, LAYOUT)
+    work = LAYOUT.work_dir.rstrip("/")
+    name = "bundle/tokenizer.json"
+    assert device.shell(f"mv {work}/{name} {work}/{name}.partial").ok
+    report = push_assets(device, plan, LAYOUT)
+    assert report.resumed == [name] and report.sent == []
+    assert report.phone_files_hashed == 1  # the one check of the partial, nothing else
+    assert partials(device) == [] and device.stat(f"{work}/{name}") is not None
