@@ -44,3 +44,22 @@ def qairt_with_version(out: Path, source_qairt: Path, sdk_yaml: str | None) -> P
     if sdk_yaml is not None:
         (out / "sdk.yaml").write_text(sdk_yaml)
     return out
+
+
+def export_with_config(out: Path, source: BundlePaths, edit) -> Path:
+    """An export that brings its own genie_config.json (push-assets keeps an export's own
+    config): the synthetic bundle's parts and tokenizer, linked, and the default model's
+    config as ``edit(config_dict)`` leaves it. Returns the folder."""
+    import json
+
+    from qwenchat.assets.bundle import model_genie_config
+    from qwenchat.models.registry import get_model
+
+    out.mkdir(parents=True)
+    for part in source.ctx_bins:
+        (out / part.name).symlink_to(part)
+    (out / "tokenizer.json").symlink_to(source.tokenizer)
+    config = model_genie_config(get_model()).to_json_dict()
+    edit(config)
+    (out / "genie_config.json").write_text(json.dumps(config))
+    return out

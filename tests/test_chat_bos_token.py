@@ -6,16 +6,14 @@ the simulated Genie's own count (its tokenizer shares no code with qwenchat's)."
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from fixtures_bundle import export_with_config
 from tiktoken_oracle import qwen_tiktoken_count
 
-from qwenchat.assets.bundle import model_genie_config, plan_bundle
+from qwenchat.assets.bundle import plan_bundle
 from qwenchat.assets.push import push_assets
 from qwenchat.chat.session import PromptMode, SamplerSettings, open_chat_session
 from qwenchat.layout import PhoneLayout
-from qwenchat.models.registry import get_model
 
 ASK = "Hello there"
 PROMPT = (
@@ -26,14 +24,10 @@ PROMPT = (
 
 @pytest.fixture
 def phone_with_bos(bundled_phone, synthetic_bundle, tmp_path):
-    folder = tmp_path / "export-with-bos"
-    folder.mkdir()
-    for part in synthetic_bundle.ctx_bins:
-        (folder / part.name).symlink_to(part)
-    (folder / "tokenizer.json").symlink_to(synthetic_bundle.tokenizer)
-    config = model_genie_config(get_model()).to_json_dict()
-    config["dialog"]["context"]["bos-token"] = 151643
-    (folder / "genie_config.json").write_text(json.dumps(config))
+    def bos(config: dict) -> None:
+        config["dialog"]["context"]["bos-token"] = 151643
+
+    folder = export_with_config(tmp_path / "export-with-bos", synthetic_bundle, bos)
     _, dev = bundled_phone(push=False)
     push_assets(dev, plan_bundle(folder, synthetic_bundle.qairt, "SM8750"), PhoneLayout(),
                 overlap=False)  # fmt: skip

@@ -14,17 +14,15 @@ timed out, failed, lost) and printed nothing leave the conversation.
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from fixtures_bundle import export_with_config
 
-from qwenchat.assets.bundle import model_genie_config, plan_bundle
+from qwenchat.assets.bundle import plan_bundle
 from qwenchat.assets.push import push_assets
 from qwenchat.chat.outcome import UNFINISHED
 from qwenchat.chat.session import PromptMode, SamplerSettings, StopReason, open_chat_session
 from qwenchat.errors import UsageError
 from qwenchat.layout import PhoneLayout
-from qwenchat.models.registry import get_model
 from qwenchat.store import open_store
 
 STOP = "SIMULATED"  # the first word of every reply of the simulated Genie
@@ -34,14 +32,11 @@ STOP = "SIMULATED"  # the first word of every reply of the simulated Genie
 def phone_with_stop_sequence(bundled_phone, synthetic_bundle, tmp_path):
     """An export that brings its own genie_config.json, with a stop sequence, pushed as
     push-assets does (the export's own config is kept)."""
-    folder = tmp_path / "export-with-stop"
-    folder.mkdir()
-    for part in synthetic_bundle.ctx_bins:
-        (folder / part.name).symlink_to(part)
-    (folder / "tokenizer.json").symlink_to(synthetic_bundle.tokenizer)
-    config = model_genie_config(get_model()).to_json_dict()
-    config["dialog"]["stop-sequence"] = [STOP]
-    (folder / "genie_config.json").write_text(json.dumps(config))
+
+    def stop(config: dict) -> None:
+        config["dialog"]["stop-sequence"] = [STOP]
+
+    folder = export_with_config(tmp_path / "export-with-stop", synthetic_bundle, stop)
     emu, dev = bundled_phone(push=False)
     plan = plan_bundle(folder, synthetic_bundle.qairt, "SM8750")
     push_assets(dev, plan, PhoneLayout(), overlap=False)
