@@ -5,8 +5,8 @@ written in the text (``<|im_start|>``, ``<s>``, ``<reserved_106>``: how each cha
 reaches it), and adds a BOS token only when the config's ``bos-token`` is not -1.
 ``TokenCounter`` counts the text's ids the same way on the host, so prompt sizes are known
 before anything runs on the phone; the BOS is added by the callers that read the config
-(chat/session.py, bench/runner.py). A counter on qwenchat's Baichuan2 stand-in says so (``simulated``): its counts
-are not Baichuan2's.
+(chat/session.py, bench/runner.py). A counter on qwenchat's Baichuan2 stand-in says so
+(``simulated``): its counts are not Baichuan2's.
 """
 
 from __future__ import annotations

@@ -376,8 +376,8 @@ def judge(workers: Workers, m: Mutant, maps: dict) -> None:
         if m.fallback:
             stages.append((m.fallback, m.fallback_deselect))
         m.seconds = 0.0
+        durations = test_durations(maps)
         for tests, deselect in stages:
-            durations = test_durations(maps)
             bounds = {t: bound(durations[t], TEST_SLACK_S) for t in tests if t in durations}
             whole = bound(sum(durations.get(t, 0.0) for t in tests)
                           + sum(maps[f]["seconds"] for f in tests if f in maps and maps[f]))
@@ -437,7 +437,7 @@ def baseline(workers: Workers, test_files: set[str], files: list[str], maps: dic
     run_all(workers, one, sorted(test_files))
 
 
-def bound(unmutated_s: float, slack: float = None) -> float:
+def bound(unmutated_s: float, slack: float | None = None) -> float:
     """How long a mutant's tests may run: their unmutated time (from the baseline) with room
     for a machine busier than during the baseline, plus pytest's own start."""
     return TIMEOUT_FACTOR * unmutated_s + (TIMEOUT_SLACK_S if slack is None else slack)
@@ -552,10 +552,9 @@ def _scope_in(tree: ast.Module, body: list[ast.stmt], line: int,
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             targets = [node.target.id]
         if targets:
-            lines = set().union(*(_readers(tree, t, node) for t in targets))
             if cls is not None:  # a class attribute or dataclass field: the class's users too
                 return None  # let the caller take the whole class
-            return f"{targets[0]}", lines
+            return targets[0], set().union(*(_readers(tree, t, node) for t in targets))
         return None
     return None
 
@@ -613,11 +612,12 @@ def main() -> int:
             seed = None
             chosen = [m for m in pool if describe_change(m, sources[m.path])
                       and equivalent_reason(m, equivalents)]
-        for m in pool if not args.audit_equivalents else ():
-            if seed is not None and len(chosen) == size:
-                break
-            if describe_change(m, sources[m.path]):
-                chosen.append(m)
+        else:
+            for m in pool:
+                if seed is not None and len(chosen) == size:
+                    break
+                if describe_change(m, sources[m.path]):
+                    chosen.append(m)
         chosen.sort(key=lambda m: m.key)
         if len(chosen) < size:
             seed = None  # fewer valid mutants than the sample: every one of them runs
