@@ -223,16 +223,57 @@ def check_bundle_model(bundle_dir: Path, spec: ModelSpec) -> None:
 
 
 def check_config_model(config: GenieConfig, reference: GenieConfig, spec: ModelSpec, where: str) -> None:
-    """A bundle's own genie_config.json must describe the named model: same vocabulary size
-    and EOS token(s) as the config qwenchat ships for it."""
-    mine = (config.dialog.context.n_vocab, sorted(config.eos_tokens))
-    theirs = (reference.dialog.context.n_vocab, sorted(reference.eos_tokens))
-    if mine != theirs:
+    """A bundle's own genie_config.json must describe the named model, judged by what the
+    model is, not by the numbers of the config qwenchat ships (qai-hub-models' export writes
+    its own: ``n-vocab`` = the model's ``vocab_size``, its own ``bos-token``; utils/
+    llm_helpers.py ``create_genie_config``):
+
+    - its EOS ids include the model's end-of-turn id (the tokenizer's, as our config says);
+    - ``n-vocab`` (the width of the logits Genie samples from) holds every id of the model's
+      tokenizer and its own EOS ids: a padded vocabulary (Qwen's 152064 for 151,665 ids) is
+      the model's, a smaller one is another model's;
+    - its ctx-bins, when named ``<model id>_part_N_of_M.bin`` as qai-hub-models names them,
+      name this model.
+    """
+    eos = sorted(config.eos_tokens)
+    want_eos = sorted(reference.eos_tokens)
+    hint = f"Pass --model for the model this bundle is, or push {spec.display_name}'s bundle."
+    if not set(want_eos) <= set(eos):
         raise BundleError(
-            f"{where} is for another model: n-vocab {mine[0]}, eos {mine[1]}; "
-            f"{spec.display_name}'s has n-vocab {theirs[0]}, eos {theirs[1]}",
-            f"Pass --model for the model this bundle is, or push {spec.display_name}'s bundle.",
+            f"{where} is for another model: eos {eos}; {spec.display_name} ends a turn with "
+            f"{spec.chat.end_of_turn} = {want_eos}",
+            hint,
         )
+    n_vocab = config.dialog.context.n_vocab
+    need = max([spec.tokenizer.vocab_size, *(e + 1 for e in eos)])
+    if n_vocab < need:
+        raise BundleError(
+            f"{where} is for another model: n-vocab {n_vocab} cannot hold "
+            f"{spec.display_name}'s {spec.tokenizer.vocab_size:,} token ids"
+            + (f" nor its eos {max(eos)}" if max(eos, default=0) >= n_vocab else ""),
+            hint,
+        )
+    named = _exported_model_ids(config.ctx_bins)
+    if named and named != {spec.hub.model_id}:
+        raise BundleError(
+            f"{where} lists the parts of {', '.join(sorted(named))}, not "
+            f"{spec.display_name}'s ({spec.hub.model_id}_part_N_of_M.bin)",
+            hint,
+        )
+
+
+_EXPORT_PART = re.compile(r"^(?P<model>[a-z0-9_]+?)_part_\d+_of_\d+\.bin$")
+
+
+def _exported_model_ids(ctx_bins) -> set[str]:
+    """qai-hub-models names the parts it links ``<model id>_part_<i>_of_<n>`` (export.py's
+    link jobs); other names (the asset store's ``weight_sharing_model_...``) name no model."""
+    found = set()
+    for name in ctx_bins:
+        m = _EXPORT_PART.match(str(name).rsplit("/", 1)[-1])
+        if m:
+            found.add(m["model"])
+    return found
 
 
 def check_part_count(bundle_dir: Path, names: list[str], reference: GenieConfig, spec: ModelSpec) -> None:
