@@ -9,6 +9,11 @@ mismatch typically ends in Genie error 5005 (model load failed) on the phone.
 - The binaries' version comes from the bundle's metadata: ``qwenchat fetch`` writes
   ``manifest.json`` with ``tool_versions.qairt`` (AI Hub's tool_versions of the asset or job);
   any JSON metadata file in the bundle with a top-level ``qairt_version`` is accepted too.
+
+AI Hub writes versions as ``v2.31.0.250130151446_114721`` (ai-hub-models issues #168,
+#109: release 2.31.0, built 2025-01-30 15:14:46, build 114721) where the SDK's sdk.yaml says
+``2.31.0.250130``. What matters is the release and the build date; the time of day and
+AI Hub's build number are not in the SDK's string, so they are never compared.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 import re
 from pathlib import Path
 
-_VERSION = re.compile(r"^v?(\d+(?:\.\d+){1,3})$")
+_VERSION = re.compile(r"^v?(\d+(?:\.\d+){1,3}(?:_\d+)?)$")
 METADATA_FILES = ("manifest.json", "metadata.json")
 
 
@@ -70,15 +75,24 @@ def binaries_qairt_version(bundle_dir: Path) -> tuple[str | None, str]:
     return None, f"no QAIRT version in the metadata of {bundle_dir}"
 
 
+def _parts(version: str) -> list[int]:
+    """The numbers that name a QAIRT build: major, minor, patch, build date (YYMMDD). AI Hub's
+    ``250130151446_114721`` (date, time, build number) keeps its date only."""
+    fields = version.strip().lstrip("v").split(".")
+    if len(fields) > 3:
+        fields[3] = fields[3].split("_", 1)[0][:6]
+    return [int(x) for x in fields[:4]]
+
+
 def versions_match(a: str, b: str) -> bool:
-    """Same release: the numbers both give agree (2.31.0 matches 2.31.0.250130; a build
-    stamp is only compared when both carry one)."""
-    pa, pb = a.strip().split("."), b.strip().split(".")
-    n = min(len(pa), len(pb))
+    """Same release: the numbers both give agree (2.31.0 matches 2.31.0.250130 and AI Hub's
+    v2.31.0.250130151446_114721; a build date is only compared when both carry one)."""
     try:
-        return [int(x) for x in pa[:n]] == [int(x) for x in pb[:n]]
+        pa, pb = _parts(a), _parts(b)
     except ValueError:  # a tag such as "2.31.0-rc1": only the same text is the same release
         return a.strip() == b.strip()
+    n = min(len(pa), len(pb))
+    return pa[:n] == pb[:n]
 
 
 def mismatch_warning(
