@@ -1,8 +1,9 @@
 """Qualcomm's published figures for the models we run, to compare measurements against.
 
 The numbers live in ``qwenchat/data/published_figures.json``, one entry per model (keyed by
-``ModelSpec.published_key``), each with its source and date; this module only reads them
-(lazily) and applies the model's published TTFT model:
+``ModelSpec.published_key``) and, within it, one per chip (``getprop ro.soc.model``): perf.yaml
+lists figures per device, and a chip's figures judge that chip only. Each names its source
+and date; this module only reads them (lazily) and applies the model's published TTFT model:
 
 - ``chunked`` (Qwen2, Qwen2.5, Baichuan2): the prompt processor takes 128 tokens a pass, the
   lower bound is one pass, so TTFT(n) = ceil(n/128) x lower bound (the upper bound, for the
@@ -42,6 +43,9 @@ class PublishedFigures:
     ttft_model: str = "chunked"  # "chunked" | "one-pass"
     chunk_size: int = 128  # prompt tokens the prompt processor takes in one pass
     upper_bound_measured: bool = False
+    # What the figures are a measurement of (AI Hub profile jobs of the parts, NPU time):
+    # every verdict quotes it beside what Genie's profiler measured.
+    measured_as: str = ""
 
     def expected_ttft_ms(self, n_prompt_tokens: int) -> float:
         """The published TTFT for a prompt of ``n_prompt_tokens`` under the model's TTFT model."""
@@ -112,33 +116,55 @@ def harness() -> str:
     return str(_data().get("harness", ""))
 
 
-def find_published(key: str | None) -> PublishedFigures | None:
-    """The figures under ``key``, or None when there are none (no verdict can be given)."""
-    if key is None:
-        return None
-    entry = _data()["models"].get(_key(key))
-    if entry is None:
-        return None
+def _figures(key: str, entry: dict[str, Any], soc: str, chip: dict[str, Any]) -> PublishedFigures:
     ttft_model = entry.get("ttft_model", "chunked")
     if ttft_model not in TTFT_MODELS:  # a typo in the data must not become a wrong verdict
         raise ValueError(f"published_figures.json: {key}: unknown ttft_model {ttft_model!r}")
     return PublishedFigures(
-        key=_key(key),
+        key=key,
         model=entry["model"],
-        device=entry["device"],
-        soc=entry["soc"],
+        device=chip["device"],
+        soc=soc,
         precision=entry["precision"],
         context_length=int(entry["context_length"]),
-        ttft_min_ms=float(entry["ttft_min_ms"]),
-        ttft_max_ms=float(entry["ttft_max_ms"]),
-        decode_tok_s=float(entry["decode_tok_s"]),
-        source=entry["source"],
-        date=entry["date"],
+        ttft_min_ms=float(chip["ttft_min_ms"]),
+        ttft_max_ms=float(chip["ttft_max_ms"]),
+        decode_tok_s=float(chip["decode_tok_s"]),
+        source=chip["source"],
+        date=chip["date"],
         range_definition=entry["range_definition"],
         ttft_model=ttft_model,
         chunk_size=int(entry.get("prompt_pass_tokens", 128)),
         upper_bound_measured=bool(entry.get("upper_bound_measured", False)),
+        measured_as=str(_data().get("measured_as", "")),
     )
+
+
+def published_chips(key: str | None) -> list[PublishedFigures]:
+    """Every chip's figures for the model under ``key``, in the file's order (the first is
+    the chip Qualcomm lists the model for: the 8 Elite); [] when there are none."""
+    if key is None:
+        return []
+    entry = _data()["models"].get(_key(key))
+    if entry is None:
+        return []
+    return [_figures(_key(key), entry, soc, chip) for soc, chip in entry["chips"].items()]
+
+
+def published_for(key: str | None, soc: str | None) -> PublishedFigures | None:
+    """The figures Qualcomm published for this model on this chip, or None: no figure for
+    that chip (or an unknown chip) means no verdict, whatever other chips have."""
+    if soc is None:
+        return None
+    wanted = soc.strip().upper()
+    return next((f for f in published_chips(key) if f.soc == wanted), None)
+
+
+def find_published(key: str | None) -> PublishedFigures | None:
+    """The model's figures on the chip Qualcomm lists it for first (for listings, never a
+    verdict on a phone: use ``published_for``), or None when there are none."""
+    chips = published_chips(key)
+    return chips[0] if chips else None
 
 
 def published_figures(key: str) -> PublishedFigures:

@@ -131,7 +131,8 @@ def write_markdown(report: BenchReport, out: IO[str], *, created_at: float | Non
     lines.append("")
     if pub is not None:
         lines.append(
-            f"Published: {pub.model} on {_md_escape(pub.device)} ({_md_escape(pub.source)}, "
+            f"Published: {pub.model} on {_md_escape(pub.device)} ({pub.soc}; "
+            f"{_md_escape(pub.source)}, "
             f"{pub.date}): TTFT {pub.ttft_min_ms:.10g}–{pub.ttft_max_ms:.10g} ms, "
             f"{pub.decode_tok_s:.10g} tok/s. Published TTFT per length = "
             f"{_md_escape(pub.ttft_formula)}."
@@ -170,7 +171,7 @@ LENGTH_COLUMNS = [
     "genie_decode_tok_s_p90", "genie_decode_tok_s_stddev", "published_decode_tok_s",
     "decode_ratio_pct", "decode_verdict", "decode_margin_pct", "genie_prompt_tok_s_median",
     "padded_tokens", "host_first_token_ms_median", "host_overhead_ms_median",
-    "published_note", "engine",
+    "published_note", "engine", "measured_as", "published_measured_as",
 ]
 
 
@@ -195,6 +196,7 @@ def write_csv(report: BenchReport, out: IO[str]) -> None:
             _s(r.prompt_tok_s, "median"), "" if r.padded_tokens is None else r.padded_tokens,
             _s(r.host_first_token_ms, "median"), _s(r.host_overhead_ms, "median"),
             report.published_missing or "", report.context.engine_label,
+            *((report.measured_definitions or {}).get(k, "") for k in ("measured", "published")),
         ])
 
 

@@ -49,14 +49,20 @@ def plot_data(report: BenchReport, *, created_at: float | None = None) -> PlotDa
     has no published figure)."""
 
     pub = report.published
-    ttft = Series("ttft-measured", "measured median (Genie profiler)")
+    # Both sides name what they measured: Genie end to end here, AI Hub's profile of the
+    # parts (NPU time) for the published line.
+    ttft = Series("ttft-measured", "measured median (Genie profiler, end to end)")
     samples = Series("ttft-samples", "trials")
     published = Series(
-        "ttft-published", f"published: {pub.ttft_formula}" if pub else "no published figure"
+        "ttft-published",
+        f"published on {pub.soc}: {pub.ttft_formula} (AI Hub profile of the parts, NPU time)"
+        if pub else "no published figure for this chip",
     )
-    decode = Series("decode-measured", "measured median (Genie profiler)")
+    decode = Series("decode-measured", "measured median (Genie profiler, end to end)")
     decode_pub = Series(
-        "decode-published", f"published {pub.decode_tok_s:.10g} tok/s" if pub else "-"
+        "decode-published",
+        f"published on {pub.soc} {pub.decode_tok_s:.10g} tok/s (AI Hub profile of the "
+        "token generator, NPU time)" if pub else "-",
     )
     for r in report.lengths:
         if r.ttft_ms is not None:

@@ -20,11 +20,17 @@ from typing import IO, Any
 
 from qwenchat.bench.records import RunContext, RunPlan, RunRecord, RunStatus, TrialRecord
 from qwenchat.bench.stats import Summary, summarize
-from qwenchat.published import PublishedFigures, find_published, harness
+from qwenchat.published import PublishedFigures, harness, published_chips, published_for
 
 TOLERANCE = 0.15  # within ±15% of the published figure counts as matching it
 VERDICT_STATISTIC = "median"
 NO_FIGURE = "no published figure"
+# What our side of every verdict is (Genie's --profile JSON, see genie/profile.py).
+GENIE_MEASURED = (
+    "Genie's end-to-end profile on this phone (genie-t2t-run --profile): TTFT is "
+    "GenieDialog_query's time to the first token (tokenizer, every prompt-processor pass, "
+    "sampler), the rate is the token generation rate after it, dialog overhead included"
+)
 
 
 def verdict(ratio: float, *, higher_is_faster: bool) -> str:
@@ -117,6 +123,8 @@ class BenchReport:
     notes: list[str]
     note: str | None = None  # why the run ended early
     verdict_statistic: str = VERDICT_STATISTIC
+    # The model's figures on other chips: never a verdict, a labelled reference at most.
+    cross_chip: list[PublishedFigures] = field(default_factory=list)
 
     @property
     def failed_count(self) -> int:
@@ -127,7 +135,21 @@ class BenchReport:
         """The line a report prints instead of verdicts when there is no published figure."""
         if self.published is not None:
             return None
+        if self.cross_chip:
+            soc = self.context.device.soc or "an unknown chip"
+            name = self.context.device.soc_name
+            chip = f"{name} ({soc})" if name else soc
+            listed = ", ".join(f"{f.soc}" for f in self.cross_chip)
+            return (f"{NO_FIGURE} for {self.model} on {chip} (Qualcomm publishes it for "
+                    f"{listed} only): no verdict")
         return f"{NO_FIGURE} for {self.model}: no verdict"
+
+    @property
+    def measured_definitions(self) -> dict[str, str] | None:
+        """What each side of a verdict measured; None when there is no verdict."""
+        if self.published is None:
+            return None
+        return {"measured": GENIE_MEASURED, "published": self.published.measured_as}
 
     def as_json(self) -> dict[str, Any]:
         """The report at its file edge: every sample, the whole context, the plan."""
@@ -144,6 +166,8 @@ class BenchReport:
             "plan": self.plan.to_json(),
             "published": None if self.published is None else self.published.as_json(),
             "published_missing": self.published_missing,
+            "measured_definitions": self.measured_definitions,
+            "published_cross_chip_reference": [f.as_json() for f in self.cross_chip],
             "verdict_statistic": self.verdict_statistic,
             "lengths": [asdict(r) for r in self.lengths],
             "failures": [asdict(f) for f in self.failures],
@@ -185,7 +209,9 @@ def _ttft_label(pub: PublishedFigures, n: int, largest: int) -> str:
 
 
 def build_report(run: RunRecord) -> BenchReport:
-    pub = find_published(run.context.published_key)
+    key = run.context.published_key
+    pub = published_for(key, run.context.device.soc)
+    cross_chip = [] if pub is not None else published_chips(key)
     measured = run.measured
     lengths = {p.tokens: p.requested for p in run.plan.lengths}
     reports: list[LengthReport] = []
@@ -247,7 +273,18 @@ def build_report(run: RunRecord) -> BenchReport:
         if not t.ok
     ]
     notes: list[str] = []
-    if pub is None:
+    if pub is None and cross_chip:
+        notes.append(
+            f"No published figure for {run.model} on {run.context.device.soc or 'this chip'}: "
+            "the figures are shown without a verdict (a context binary's speed is the chip's)."
+        )
+        notes += [
+            f"Cross-chip reference only, not a verdict: {f.model} on {f.device} ({f.soc}): "
+            f"TTFT {f.ttft_min_ms:.10g}-{f.ttft_max_ms:.10g} ms, {f.decode_tok_s:.10g} tok/s "
+            f"({f.source})."
+            for f in cross_chip
+        ]
+    elif pub is None:
         notes.append(
             f"No published figure for {run.model} (published_figures.json has no entry"
             + (f" {run.context.published_key!r}" if run.context.published_key else "")
@@ -255,6 +292,8 @@ def build_report(run: RunRecord) -> BenchReport:
         )
     else:
         notes += [
+            f"Measured here: {GENIE_MEASURED}.",
+            f"Published: {pub.measured_as}",
             pub.published_upper_is_extrapolated,
             (f"The NPU prefills whole {pub.chunk_size}-token passes: padded tokens = "
              f"ceil(n/{pub.chunk_size}) x {pub.chunk_size}; prompt tok/s is over real tokens."),
@@ -290,6 +329,7 @@ def build_report(run: RunRecord) -> BenchReport:
         trials=list(run.trials),
         notes=notes,
         note=run.note,
+        cross_chip=cross_chip,
     )
 
 
@@ -411,7 +451,8 @@ def write_table(report: BenchReport, out: IO[str], *, width: int | None = None) 
     console.print(table)
     if pub is not None:
         console.print(
-            f"Published: {escape(pub.model)} on {escape(pub.device)} ({escape(pub.source)}, "
+            f"Published: {escape(pub.model)} on {escape(pub.device)} ({escape(pub.soc)}; "
+            f"{escape(pub.source)}, "
             f"{escape(pub.date)}): TTFT {pub.ttft_min_ms:.10g}–{pub.ttft_max_ms:.10g} ms, "
             f"{pub.decode_tok_s:.10g} tok/s. Verdict statistic: {report.verdict_statistic}."
         )
