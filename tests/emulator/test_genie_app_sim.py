@@ -172,8 +172,12 @@ def test_a_prompt_that_does_not_fit_what_is_left_fails_and_the_script_goes_on(ap
     phone.put("p1.txt", p1)
     phone.put("p2.txt", p2)
     n1, n2 = count(tokenizer, p1), 1 + count(tokenizer, p2)
-    size = n1 + 150  # room for turn 1 and its reply, not for turn 2 on top of it
-    cfg = phone.config(size=size)
+    # Room for turn 1 and its reply (at most 100 tokens), not for turn 2 on top of it.
+    size = n1 + 110
+    whole = json.loads(phone.dev.pull_bytes(f"{L.bundle_dir}/genie_config.json"))
+    whole["dialog"]["context"]["size"] = size
+    whole["dialog"]["max-num-tokens"] = 100
+    cfg = phone.put("cfg.json", json.dumps(whole))
     result = phone.run(
         "profile create prof\n"
         f"dialog config create cfg {cfg}\n"
@@ -194,9 +198,46 @@ def test_a_prompt_that_does_not_fit_what_is_left_fails_and_the_script_goes_on(ap
     stderr = result.error_text
     assert f"[ERROR] Context limit exceeded ({n_past} + {n2} > {size})\n" in stderr
     assert red_lines(stderr) == ["Dialog does not exist: nosuch"]
-    assert f"{RED}Context Size was exceeded. Failed to query.{RESET}" in stderr
+    assert f"Context Size was exceeded.\n{RED}Failed to query.{RESET}" in stderr
     # After reset the same prompt fits; it is a first turn again (no EOS in front).
     assert q3["num-prompt-tokens"]["value"] == n2 - 1
+
+
+def test_a_context_that_fills_while_generating_fails_the_query_and_adds_no_profile_event(
+    app, tokenizer
+):
+    """As libGenie does (GenieDialog_query's ContextLimitException catch): [END], "Context
+    Size was exceeded." on stderr, the query fails (genie-app's red line), and no
+    GenieDialog_query event is added; the script goes on, and after a reset the dialog
+    answers a prompt with room for its reply."""
+    phone = app()
+    d = phone.dir
+    p1 = chatml("Write a long essay about phones.")
+    phone.put("p1.txt", p1)
+    phone.put("p2.txt", chatml("Hi"))
+    n1 = count(tokenizer, p1)
+    cfg = phone.config(size=n1 + 5)
+    big = phone.config("big.json", size=4096)
+    result = phone.run(
+        "profile create prof\n"
+        f"dialog config create cfg {cfg}\n"
+        "dialog config bind profile cfg prof\n"
+        "dialog create d cfg\n"
+        f"dialog query d {d}/p1.txt\n"
+        f"profile save prof {d}/p.json\n"
+        f"dialog config create big {big}\n"
+        "dialog config bind profile big prof\n"
+        "dialog create e big\n"
+        f"dialog query e {d}/p2.txt\n"
+        f"profile save prof {d}/q.json\n"
+    )
+    assert result.exit_code == 0, result.error_text
+    stderr = result.error_text
+    assert f"Context Size was exceeded.\n{RED}Failed to query.{RESET}" in stderr
+    (first, second) = replies(result.text)
+    assert count(tokenizer, first) == 6  # room 5, + the token sampled by the failing step
+    assert events(phone.profile(), "GenieDialog_query") == []
+    assert len(events(phone.profile("q.json"), "GenieDialog_query")) == 1 and second
 
 
 # ---- through a FIFO, held open by a writer -------------------------------------------------

@@ -586,19 +586,38 @@ def test_context_overflow_at_prefill_prints_end_and_writes_no_profile(phone, tok
     assert not phone.host(f"{WORK}/tmp/p.json").exists()
 
 
-def test_a_context_that_fills_while_decoding_ends_the_reply_normally(phone, tokenizer):
-    """genie.md's correction (Qualcomm's sources): [END] and exit 0, the profile written; the
-    reply simply stops where the context is full."""
+def test_a_context_that_fills_while_decoding_fails_the_query_as_genie_does(phone, tokenizer):
+    """Qualcomm's sources (libGenie with ContextLimitException, the genie-t2t-run main.cpp
+    that prints "[BEGIN]: "): qualla's BasicDialog checks n_past + 1 > size before each decode
+    step and throws; GenieDialog_query calls back END ("[END]" on stdout), writes "Context Size
+    was exceeded." to stderr and returns WARNING_CONTEXT_EXCEEDED; genie-t2t-run's query()
+    throws "Failed to query." and main() returns EXIT_FAILURE before --save and the profile.
+    The first token comes from the prefill, so room + 1 tokens are out by then."""
     prompt = chatml("Write a long essay")
     n = count(tokenizer, prompt)
     phone.write_config(genie_config(size=n + 5))
+    phone.host(f"{WORK}/states/full").mkdir(parents=True)
+    r = phone.run(["-c", "genie_config.json", "-p", prompt, "--profile", "../tmp/p.json",
+                   "--save", "../states/full"])  # fmt: skip
+    assert r.returncode == 1
+    assert r.stderr.decode().splitlines()[-2:] == ["Context Size was exceeded.", "Failed to query."]
+    assert r.stdout.decode().endswith("[END]\n")
+    assert count(tokenizer, reply_of(r.stdout)) == 6  # room 5, + the one sampled last
+    assert not phone.host(f"{WORK}/tmp/p.json").exists()
+    assert list(phone.host(f"{WORK}/states/full").iterdir()) == []
+    # With the whole context the same reply (g tokens) ends on its own: exit 0, its profile
+    # written. Its EOS is sampled by the step at n_past = n + g - 1, so room g is enough;
+    # room g - 1 fails after printing all g tokens.
+    phone.write_config(genie_config())
     r = phone.run(["-c", "genie_config.json", "-p", prompt, "--profile", "../tmp/p.json"])
     assert r.returncode == 0
-    assert "Context limit exceeded" not in r.stderr.decode()
-    assert "[BEGIN]: " in r.stdout.decode() and r.stdout.decode().endswith("[END]\n")
-    profile = json.loads(phone.host(f"{WORK}/tmp/p.json").read_text())
-    query = next(e for e in profile["components"][0]["events"] if e["type"] == "GenieDialog_query")
-    assert query["num-prompt-tokens"]["value"] + query["num-generated-tokens"]["value"] == n + 5
+    g = event(phone.profile("p.json"), "GenieDialog_query")["num-generated-tokens"]["value"]
+    whole = reply_of(r.stdout)
+    phone.write_config(genie_config(size=n + g))
+    assert phone.run(["-c", "genie_config.json", "-p", prompt]).returncode == 0
+    phone.write_config(genie_config(size=n + g - 1))
+    r = phone.run(["-c", "genie_config.json", "-p", prompt])
+    assert r.returncode == 1 and reply_of(r.stdout) == whole
 
 
 # ---- faults, signals -----------------------------------------------------------------------

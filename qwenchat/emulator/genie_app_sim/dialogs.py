@@ -223,7 +223,10 @@ class SimDialog:
             self.err_line(line)
             self._log("error", line[len("[ERROR] ") :])
             sink.end()
-            raise QueryFailed("Context Size was exceeded. Failed to query.")
+            # libGenie writes the exception's text to stderr itself (GenieDialog_query's
+            # catch); the wrapper's failure is genie-app's red line.
+            self.err_line("Context Size was exceeded.")
+            raise QueryFailed("Failed to query.")
         if faults.hang_before_first_token:
             while True:  # until killed, like a wedged NPU session
                 time.sleep(3600)
@@ -237,9 +240,13 @@ class SimDialog:
         # must not sit between the prefill's end and the first token.
         self.heat.busy(ttft)
         emitted: list[int] = []
+        overflow = False
         if not aborted:
             room = dcfg.context_size - (self.n_past + n_prompt)
-            emit = gen_ids[:room]  # a context that fills while generating ends the reply
+            # As genie-t2t-run's sim: a reply that does not fit stops after room + 1 tokens
+            # (the decode step's context check throws), then the query fails below.
+            overflow = len(gen_ids) > room
+            emit = gen_ids[: room + 1] if overflow else gen_ids
             crash_after = faults.crash_after_tokens
             tok_dt = self.pacer.token_s()
             streamer = reply.Utf8Streamer()
@@ -273,6 +280,15 @@ class SimDialog:
             sink.abort()
         else:
             sink.end()
+        if overflow and not aborted:
+            # libGenie: [END], "Context Size was exceeded." on stderr, the query fails, and
+            # no profile event is added (the exception skips addProfileStat). The KV cache
+            # holds the whole context; the last token printed never went into it.
+            self.n_past = dcfg.context_size
+            self.tokens += query_ids + emitted[:-1]
+            self.heat.flush(force=True)
+            self.err_line("Context Size was exceeded.")
+            raise QueryFailed("Failed to query.")
         generation_s = decode_end - prefill_end if emitted else 0.0
         # What was prefilled and generated stays in the KV cache (an aborted reply's tokens
         # too: Genie does not roll them back).

@@ -162,6 +162,18 @@ def _overflow(a: int, b: int, size: int) -> int:
     return 1
 
 
+def _filled_while_generating() -> int:
+    """What the real binary does when the context fills mid-reply (read in Qualcomm's
+    sources): GenieDialog_query catches the ContextLimitException, calls back with
+    SENTENCE_END (genie-t2t-run prints ``[END]``), writes ``Context Size was exceeded.`` to
+    stderr and returns GENIE_STATUS_WARNING_CONTEXT_EXCEEDED; genie-t2t-run's Dialog::query
+    throws ``Failed to query.`` for any status but success/aborted/paused, and main() prints
+    it and returns EXIT_FAILURE before ``--save`` and before the profile is written."""
+    _out("[END]\n")
+    _err("Context Size was exceeded.", "Failed to query.")
+    return 1
+
+
 def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_start: float) -> int:
     pacer = Pacer(
         load_profile(settings.profile), settings.time_scale, settings.jitter, random.Random()
@@ -208,7 +220,10 @@ def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_
 
     room = dcfg.context_size - (state.n_past + n_prompt)
     overflow = len(gen_ids) > room
-    emit = gen_ids[:room] if overflow else gen_ids
+    # A reply that does not fit: Genie samples the first token from the prefill and feeds each
+    # later one back; qualla's BasicDialog checks ``n_past + 1 > ctx size`` before every decode
+    # step and throws ContextLimitException there, so room + 1 tokens are out by then.
+    emit = gen_ids[: room + 1] if overflow else gen_ids
 
     crash_after = settings.faults.crash_after_tokens
     tok_dt = pacer.token_s()
@@ -242,9 +257,8 @@ def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_
     generation_s = decode_end - prefill_end if emit else 0.0
     heat.busy_since(mark)
     n_generated = len(emit)
-    # A context that fills while generating ends the reply like any other: [END], the state
-    # and the profile written, exit 0 (checked against Qualcomm's sources; only a prompt that
-    # does not fit is an error, above).
+    if overflow:
+        return _filled_while_generating()
     _out("[END]\n")
     if tokens_mode:
         _out("\n")
