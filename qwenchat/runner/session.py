@@ -327,10 +327,13 @@ class SessionEngine(Engine):
             chunk = self._next(live, left)
             if chunk is None:
                 stderr = self._stderr(live)
-                raise SessionUnavailable(
+                ended = SessionUnavailable(
                     "genie-app ended" + (f": {_last_line(stderr)}" if _last_line(stderr) else "")
                     + (f" (exit {live.stream.exit_code})" if live.stream.exit_code else "")
                 )
+                # What it said before it ended, on both streams: the diagnosis needs them.
+                ended.stdout, ended.stderr = _text(buf), stderr
+                raise ended
             buf += chunk
 
     def _stderr(self, live: _Live) -> str:
@@ -418,7 +421,7 @@ class SessionEngine(Engine):
             record.outcome = Outcome.CUT if self._cancelled.is_set() else Outcome.FAILED
             if record.outcome is Outcome.FAILED:
                 record.error = exc.message
-                record.failure = diagnose(record.stderr)
+                record.failure = diagnose("\n".join([*record.other_lines, record.stderr]))
             self._abandon()
         except BaseException:
             # Ctrl-C outside a chat (bench), SIGTERM/SIGHUP: genie-app must not outlive us.
@@ -471,10 +474,19 @@ class SessionEngine(Engine):
         ]
         began = time.monotonic()
         self._write(live, lines)
-        self._read_until(live, mark.encode() + b"\n", bounds.first_token)
-        stderr = self._stderr(live)
-        failure = diagnose(stderr)
+        try:
+            said = _text(self._read_until(live, mark.encode() + b"\n", bounds.first_token))
+            stderr = self._stderr(live)
+        except SessionUnavailable as ended:
+            said, stderr = getattr(ended, "stdout", ""), getattr(ended, "stderr", "")
+            _keep_lines(record, said)
+            record.stderr += stderr
+            raise
+        # Genie's own log lines (QnnDsp's "[ERROR] ... err 5005") may come on stdout, before
+        # genie-app's red line on stderr: the diagnosis reads both, stdout first.
+        failure = diagnose(said + "\n" + stderr)
         if failure is not None or "Failed to create" in stderr:
+            _keep_lines(record, said)
             record.stderr += stderr
             raise SessionUnavailable(
                 failure.message if failure is not None else f"the dialog was not created: {_last_line(stderr)}"
@@ -633,6 +645,21 @@ class SessionEngine(Engine):
     def _timed_out(self, request: QueryRequest, record: QueryRecord) -> None:
         self._judge_timeout(request, record)
         self._abandon()
+
+
+def _keep_lines(record: QueryRecord, stdout: str) -> None:
+    """genie-app's stdout before a failed load, kept on the record as lines outside a reply
+    (what a replay and ``classify`` read), so the failure can be diagnosed from them."""
+    now = time.monotonic()
+    record.events += [
+        TimedEvent(now, ev.OtherLine(line.strip()))
+        for line in stdout.splitlines()
+        if line.strip()
+    ]
+
+
+def _text(raw: bytes) -> str:
+    return _ANSI.sub("", raw.decode("utf-8", errors="replace"))
 
 
 def _last_line(text: str) -> str:
