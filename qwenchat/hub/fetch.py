@@ -17,6 +17,7 @@ place, so a bundle folder is complete or absent.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shutil
 import zipfile
@@ -53,7 +54,7 @@ def _spec(model: ModelSpec | None) -> ModelSpec:
 def not_downloadable(model: ModelSpec) -> UsageError:
     return UsageError(
         f"{model.display_name}'s context binaries are not published for download "
-        "(AI Hub restricts sharing this model); export them with your own AI Hub account",
+        f"({model.hub.not_published}); export them with your own AI Hub account",
         f"Run `qai-hub-models export {model.hub.model_id}` (needs an AI Hub token), then "
         "`qwenchat fetch --hub-job JOB_ID` with the ID of its link or compile job.",
     )
@@ -158,6 +159,10 @@ def fetch_published_asset(
     is, bare context binaries are completed into a bundle with their record.
     """
     spec = _spec(model)
+    if spec.hub.source == "asset-store" and spec.hub.downloadable:
+        return fetch_asset_store_file(
+            chip, model=spec, cache_dir=cache_dir, fetcher=fetcher, progress=progress
+        )
     if fetcher is None:
         from qwenchat.hub.transport import RequestsFetcher
 
@@ -168,26 +173,53 @@ def fetch_published_asset(
     folder = hub_cache_root(cache_dir) / asset.model_id / asset.chipset / (
         f"{asset.runtime}-{asset.precision}"
     )
+    record = {
+        "model": _model_record(spec),
+        "runtime": asset.runtime,
+        "precision": asset.precision,
+        "chipset": asset.chipset,
+        "chipset_name": asset.chipset_label,
+        "tool_versions": dict(asset.tool_versions),
+    }
+    source = {"kind": "AI Hub Models release asset", "release": asset.version}
+    return _fetch_zip(
+        fetcher, asset.url, f"{asset.filename} for {asset.chipset_label}", folder, progress,
+        record, source,
+    )
+
+
+def _fetch_zip(
+    fetcher: HttpFetcher,
+    url: str,
+    what: str,
+    folder: Path,
+    progress: DownloadProgress | None,
+    record: dict,
+    source: dict,
+) -> Path:
+    """``folder/bundle``: the zip at ``url`` unpacked, with its record; the store is asked
+    whether the file changed (a cached bundle of the same file is returned as it is)."""
     folder.mkdir(parents=True, exist_ok=True)
     bundle = folder / "bundle"
-    source = (read_metadata(bundle) or {}).get("source") or {}
+    held = (read_metadata(bundle) or {}).get("source") or {}
+    filename = url.rsplit("/", 1)[-1]
     try:
         # Ask S3 for the object's own checksum as well (returned only when asked).
-        head = fetcher.head(asset.url, {"x-amz-checksum-mode": "ENABLED"})
+        head = fetcher.head(url, {"x-amz-checksum-mode": "ENABLED"})
     except (ConnectionError, TimeoutError, OSError) as e:
-        if source.get("url") == asset.url:
-            return bundle  # offline: the index (cached) names the file we already hold
-        raise network_error(f"checking {asset.filename}", e) from None
-    check_status(head, f"{asset.filename} for {asset.chipset_label}")
-    remote = RemoteFile.from_head(asset.url, head.headers)
-    if (source.get("url"), source.get("etag"), source.get("size")) == (
+        if held.get("url") == url:
+            return bundle  # offline: we already hold the file the store names
+        raise network_error(f"checking {filename}", e) from None
+    check_status(head, what)
+    remote = RemoteFile.from_head(url, head.headers)
+    if (held.get("url"), held.get("etag"), held.get("size")) == (
         remote.url,
         remote.etag,
         remote.size,
     ):
         return bundle  # cached: the store still serves the same file
 
-    partial = folder / (asset.filename + ".partial")
+    partial = folder / (filename + ".partial")
     got = download(fetcher, remote, partial, progress)
     staging = folder / f"bundle.tmp-{os.getpid()}"
     try:
@@ -195,21 +227,15 @@ def fetch_published_asset(
         write_metadata(
             staging,
             {
-                "model": _model_record(spec),
-                "runtime": asset.runtime,
-                "precision": asset.precision,
-                "chipset": asset.chipset,
-                "chipset_name": asset.chipset_label,
+                **record,
                 "source": {
-                    "kind": "AI Hub Models release asset",
-                    "release": asset.version,
-                    "url": asset.url,
+                    **source,
+                    "url": url,
                     "size": got.size,
                     "etag": remote.etag,
                     "sha256": got.sha256,
                     "md5": got.md5,
                 },
-                "tool_versions": dict(asset.tool_versions),
                 "files": file_entries(staging, got.path),
             },
         )
@@ -218,6 +244,57 @@ def fetch_published_asset(
         shutil.rmtree(staging, ignore_errors=True)
     forget(partial)  # the zip is as large as the bundle: keep one copy
     return bundle
+
+
+def asset_store_url(model: ModelSpec) -> str:
+    """Where qai-hub-models' CachedWebModelAsset.from_asset_store finds the model's file:
+    ``{store_url}/{model_asset_folder}/{filename}`` with model_asset_folder
+    ``models/{model_id}/v{version}`` (qai_hub_models/asset_bases.yaml)."""
+    from qwenchat.hub.index import store_url
+
+    return posixpath.join(
+        store_url(), "qai-hub-models", "models", model.hub.model_id, model.hub.asset_store_file
+    )
+
+
+def fetch_asset_store_file(
+    chip: str,
+    *,
+    model: ModelSpec,
+    cache_dir: Path | None = None,
+    fetcher: HttpFetcher | None = None,
+    progress: DownloadProgress | None = None,
+) -> Path:
+    """The bundle of a model its publishing qai-hub-models version keeps in the asset store
+    (Baichuan2-7B: v0.47's model.py), for a chip it was compiled for."""
+    from qwenchat.soc import soc_name
+
+    socs = model.hub.published_socs
+    if chip.strip().upper() not in socs:
+        listed = ", ".join(f"{s} ({soc_name(s)})" for s in socs)
+        raise HubError(
+            f"{model.display_name} was published for {listed} only (qai-hub-models "
+            f"v{model.hub.published_in} asset store), not for {chip}",
+            f"Use a phone with that chip (--chipset {socs[0]} fetches it anyway).",
+        )
+    if fetcher is None:
+        from qwenchat.hub.transport import RequestsFetcher
+
+        fetcher = RequestsFetcher()
+    url = asset_store_url(model)
+    version_dir = model.hub.asset_store_file.split("/", 1)[0]
+    folder = hub_cache_root(cache_dir) / model.hub.model_id / "asset-store" / version_dir
+    record = {
+        "model": _model_record(model),
+        "runtime": "qnn_context_binary",
+        "precision": model.hub.precision,
+        "chipset": socs[0],
+        "chipset_name": soc_name(socs[0]),
+        "tool_versions": {},
+    }
+    source = {"kind": "AI Hub Models asset store", "release": model.hub.published_in}
+    return _fetch_zip(fetcher, url, f"{model.display_name}'s {url.rsplit('/', 2)[-2]}/"
+                      f"{url.rsplit('/', 1)[-1]}", folder, progress, record, source)  # fmt: skip
 
 
 # ------------------------------------------------------------------------ a user's own job

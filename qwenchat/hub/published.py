@@ -66,7 +66,14 @@ def published_socs(
     table = PublishedChips(tuple(spec.hub.published_socs), (), TABLE_SOURCE)
     if not spec.hub.downloadable:
         # Nothing is published to download, whatever chip: the table says so too.
-        return PublishedChips((), (), TABLE_SOURCE, "AI Hub does not share this model's binaries")
+        return PublishedChips((), (), TABLE_SOURCE, spec.hub.not_published)
+    if spec.hub.source == "asset-store":
+        # No release index lists it: the version that published it names the file and chip.
+        return PublishedChips(
+            table.socs, (),
+            f"qai-hub-models v{spec.hub.published_in} asset store "
+            f"(models/{spec.hub.model_id}/{spec.hub.asset_store_file})",
+        )
     from qwenchat.hub.fetch import hub_cache_root
     from qwenchat.hub.index import ModelNotListed, ReleaseIndex, release_version
 

@@ -32,8 +32,15 @@ QWEN2_5_7B_INSTRUCT = ModelSpec(
     name="qwen2.5-7b-instruct",
     display_name="Qwen2.5-7B-Instruct",
     # Qualcomm lists it for the 8 Elite and X Elite (perf.yaml) but links no download
-    # ("View Readme"): fetch asks the index, which may not list it; --hub-job always works.
-    hub=HubAsset(model_id="qwen2_5_7b_instruct", published_socs=("SM8750", "SC8380")),
+    # ("View Readme"): qai-hub-models exports it from its source (export.py's compile and
+    # link jobs), no release publishes its binaries: --hub-job with your own export.
+    hub=HubAsset(
+        model_id="qwen2_5_7b_instruct",
+        published_socs=("SM8750", "SC8380"),
+        downloadable=False,
+        not_published="no qai-hub-models release publishes them: it exports this model "
+        "from its source",
+    ),
     genie_config="qwen2_5_7b_instruct.json",
     context_size=4096,
     chat=ChatFormat(
@@ -75,7 +82,17 @@ LLAMA_V2_7B_CHAT = ModelSpec(
 BAICHUAN2_7B = ModelSpec(
     name="baichuan2-7b",
     display_name="Baichuan2-7B",
-    hub=HubAsset(model_id="baichuan2_7b", precision="w4a16", published_socs=("SM8750",)),
+    # Precompiled: qai-hub-models v0.47's model.py fetches one zip of the five parts from its
+    # asset store (CachedWebModelAsset.from_asset_store(MODEL_ID, 2,
+    # "snapdragon_8_elite/models.zip")); no release index lists it, and no job can make it.
+    hub=HubAsset(
+        model_id="baichuan2_7b",
+        precision="w4a16",
+        published_socs=("SM8750",),
+        source="asset-store",
+        asset_store_file="v2/snapdragon_8_elite/models.zip",
+        published_in="0.47.0",
+    ),
     genie_config="baichuan2_7b.json",
     context_size=4096,
     chat=ChatFormat(

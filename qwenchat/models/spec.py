@@ -26,6 +26,15 @@ class HubAsset:
     # False when Qualcomm does not publish the binaries (restrict_model_sharing): the model
     # must be exported with the user's own AI Hub job.
     downloadable: bool = True
+    # Where the qai-hub-models version that published the binaries put them: "release-index"
+    # (the release's release_assets, what `fetch` reads by default) or "asset-store" (a file
+    # its model.py fetches with CachedWebModelAsset.from_asset_store: models/<id>/v<N>/<file>
+    # under the store, named in ``asset_store_file``, for the chips in ``published_socs``).
+    source: str = "release-index"
+    asset_store_file: str | None = None  # e.g. "v2/snapdragon_8_elite/models.zip"
+    published_in: str | None = None  # the qai-hub-models version whose model.py names it
+    # Why there is nothing to download when ``downloadable`` is False (one line's reason).
+    not_published: str = "AI Hub restricts sharing this model"
 
 
 @dataclass(frozen=True)
