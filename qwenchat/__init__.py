@@ -1,4 +1,5 @@
-"""qwenchat: chat with and benchmark Qwen2-7B-Instruct on Snapdragon phones through Genie."""
+"""qwenchat: chat with and benchmark LLMs (Qwen2-7B-Instruct by default, and the other models
+in ``qwenchat.models.registry``) on Snapdragon phones through Genie."""
 
 import os as _os
 

@@ -32,7 +32,8 @@ COMMAND_MODULES = (
 
 app = typer.Typer(
     name="qwenchat",
-    help="Chat with and benchmark Qwen2-7B-Instruct on a Snapdragon phone through Qualcomm Genie.",
+    help="Chat with and benchmark LLMs (Qwen2-7B-Instruct by default; `qwenchat models` lists "
+    "the others) on a Snapdragon phone through Qualcomm Genie.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -11,6 +11,9 @@ import typer
 from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Json, Serial, Transport
 
 
+NARROW = 100  # columns below which the table would have to break ids
+
+
 def register(app: typer.Typer) -> None:
     app.command("models")(models)
 
@@ -53,11 +56,8 @@ def models(
     from rich.table import Table
 
     console = Console(highlight=False)
-    table = Table(title="Models", title_justify="left", show_lines=True)
-    for header in ("model", "AI Hub id", "context", "published for", "published figures",
-                   "on phone"):
-        table.add_column(header, overflow="fold")
     sources: list[str] = []
+    cells = []
     for r in rows:
         figures = "no published figure"
         if r.published is not None:
@@ -67,13 +67,32 @@ def models(
                 f"TTFT {p['ttft_ms'][0]:.10g}–{p['ttft_ms'][1]:.10g} ms, "
                 f"{p['decode_tok_s']:.10g} tok/s\n{p['device']} [{len(sources)}]"
             )
-        name = r.name + ("" if r.downloadable else "\n(not downloadable: export it)")
-        if r.tokenizer != "real":
-            name += f"\n(tokenizer: {r.tokenizer})"
+        notes = ([] if r.downloadable else ["(not downloadable: export it)"]) + (
+            [] if r.tokenizer == "real" else [f"(tokenizer: {r.tokenizer})"]
+        )
         on = "?" if r.on_phone is None else ("yes" if r.on_phone else "")
-        table.add_row(escape(name), r.hub_id, str(r.context), escape("\n".join(r.published_chips)),
-                      escape(figures), on)
-    console.print(table)
+        cells.append((r, notes, figures, on))
+    if console.width < NARROW:
+        # Ids are what people copy: on a narrow terminal each model is a few lines of text
+        # (wrapped only at spaces), never a table whose columns would break an id in two.
+        console.print("Models")
+        for r, notes, figures, on in cells:
+            console.print(f"[bold]{escape(r.name)}[/] · AI Hub id {r.hub_id} · context {r.context}"
+                          + "".join(f" {escape(n)}" for n in notes))  # fmt: skip
+            console.print(f"  published for: {escape(', '.join(r.published_chips))}")
+            console.print(f"  published figures: {escape(figures.replace(chr(10), ', '))}")
+            console.print(f"  on phone: {on or 'no'}")
+    else:
+        table = Table(title="Models", title_justify="left", show_lines=True)
+        # Never narrower than the longest id: no id is broken across lines.
+        table.add_column("model", min_width=max(len(r.name) for r in rows))
+        table.add_column("AI Hub id", min_width=max(len(r.hub_id) for r in rows))
+        for header in ("context", "published for", "published figures", "on phone"):
+            table.add_column(header, overflow="fold")
+        for r, notes, figures, on in cells:
+            table.add_row(escape("\n".join([r.name, *notes])), r.hub_id, str(r.context),
+                          escape("\n".join(r.published_chips)), escape(figures), on)  # fmt: skip
+        console.print(table)
     for line in sources:
         console.print(escape(line))
     if note:

@@ -15,6 +15,12 @@ from qwenchat.errors import HubError
 from qwenchat.hub.scrub import Scrubber
 from qwenchat.hub.transport import HubJob, _require
 
+# How long the first contact may take to show AI Hub can be reached at all: without a
+# network, qai_hub's own retries take ~50 s to give up; a reachable server answers a TCP
+# connect in well under a second.
+REACH_S = 8.0
+UNREACHABLE_HINT = "Check the network connection (and any proxy), then try again."
+
 CONFIGURE_HINT = (
     "Get your API token from https://workbench.aihub.qualcomm.com/account/ and run "
     "`qai-hub configure --api_token YOUR_TOKEN` (it writes ~/.qai_hub/client.ini)."
@@ -49,7 +55,40 @@ class QaiHubClient:
             raise HubError(f"the AI Hub API token in {path} is empty", CONFIGURE_HINT)
         config.verbose = False  # no progress bars or "Loading config" lines from the library
         self._scrub = Scrubber(config.api_token)
+        self._api_url = str(getattr(config, "api_url", "") or "")
         self._client = self._hub_client.Client(config=config)
+
+    def _check_reachable(self, what: str) -> None:
+        """A TCP connect to AI Hub's API host (or the proxy that reaches it), bounded by
+        REACH_S: the same one line as any unreachable case, within seconds."""
+        import socket
+        import threading
+        import urllib.request
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self._api_url)
+        if not url.hostname:
+            return  # qai_hub will say what is wrong with its config
+        target = (url.hostname, url.port or (443 if url.scheme == "https" else 80))
+        proxy = urllib.request.getproxies().get(url.scheme)
+        if proxy and not urllib.request.proxy_bypass(url.hostname):
+            p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            if p.hostname:
+                target = (p.hostname, p.port or 8080)
+        outcome: list[bool] = []
+
+        def connect() -> None:  # DNS included: getaddrinfo has no timeout of its own
+            try:
+                socket.create_connection(target, timeout=REACH_S).close()
+                outcome.append(True)
+            except OSError:
+                outcome.append(False)
+
+        probe = threading.Thread(target=connect, name="qwenchat-hub-reach", daemon=True)
+        probe.start()
+        probe.join(REACH_S)
+        if outcome != [True]:
+            raise HubError(f"cannot reach Qualcomm AI Hub while {what}", UNREACHABLE_HINT)
 
     # qai_hub turns HTTP failures into its own exceptions, with the status often dropped
     # ("raise UserError(...) from None"); classify by type and message.
@@ -113,6 +152,7 @@ class QaiHubClient:
             ) from None
 
     def get_job(self, job_id: str) -> HubJob:
+        self._check_reachable(f"looking up job {job_id}")
         job = self._call(f"looking up job {job_id}", self._client.get_job, job_id)
         status = self._call(f"reading the status of job {job_id}", job.get_status)
         kind = type(job).__name__.removesuffix("Job").lower() or "job"

@@ -57,7 +57,9 @@ def replay(capture: Capture) -> QueryRecord:
 def load_capture(path: Path) -> Capture:
     """A doctor report (JSON) or a capture in tests/data/real's layout (any of its files)."""
     path = Path(path)
-    if path.suffix == ".json" and path.is_file():
+    # A report is known by what it says (its "format"), whatever its name: `doctor --report
+    # FILE` writes any name it is given.
+    if path.is_file() and (path.suffix == ".json" or _starts_like_json(path)):
         data = _read_json(path)
         if isinstance(data, dict) and data.get("format") == REPORT_FORMAT:
             return _from_report(data, path)
@@ -84,6 +86,15 @@ def load_capture(path: Path) -> Capture:
         source=str(stem),
         provenance=prov if isinstance(prov, dict) else None,
     )
+
+
+def _starts_like_json(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+    except OSError:
+        return False
+    return head.startswith(b"{")
 
 
 def _capture_stem(path: Path) -> Path:
