@@ -10,7 +10,6 @@ import typer
 
 from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Json, Serial, Transport
 
-
 NARROW = 100  # columns below which the table would have to break ids
 
 
