@@ -96,6 +96,14 @@ def bench(
             "model loaded once, dialog reset between trials), labelled so in every output.",
         ),
     ] = "process",
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="genie: Genie's end-to-end figures (default); parts: each part's NPU time "
+            "with the QAIRT tools, as AI Hub profiles them (not available: says why).",
+        ),
+    ] = "genie",
     model: Model = None,
     serial: Serial = None,
     connect: Connect = None,
@@ -104,8 +112,10 @@ def bench(
 ) -> int:
     """Measure TTFT and tokens/s across prompt lengths and compare with Qualcomm's figures."""
     from qwenchat.bench.formats import parse_format
+    from qwenchat.bench.parts import check_method
     from qwenchat.errors import UsageError
 
+    check_method(method)  # before the phone or the store is touched
     fmt = "json" if json_output else parse_format(output)
     if plot is not None:
         from qwenchat.bench.plot import FORMATS
