@@ -192,7 +192,8 @@ VERDICTS = ("Verdicts use the median of the measured trials (Qualcomm's harness 
             "median of its trials): within ±15% of the published figure, else faster or slower. "
             "The published lower bound is the shortest prompt's figure, a best case: our fastest "
             "trial (min) is set against it too, for reference, never as the verdict.")
-MEASURED = ("Measured here: Genie's end-to-end profile on this phone (genie-t2t-run --profile): "
+MEASURED = ("Measured here: Genie's end-to-end profile on this phone (its GenieDialog_query "
+            "event, from genie-t2t-run --profile or genie-app's profile save): "
             "TTFT is GenieDialog_query's time to the first token (tokenizer, every "
             "prompt-processor pass, sampler), the rate is the token generation rate after it, "
             "dialog overhead included.")

@@ -27,7 +27,8 @@ VERDICT_STATISTIC = "median"
 NO_FIGURE = "no published figure"
 # What our side of every verdict is (Genie's --profile JSON, see genie/profile.py).
 GENIE_MEASURED = (
-    "Genie's end-to-end profile on this phone (genie-t2t-run --profile): TTFT is "
+    "Genie's end-to-end profile on this phone (its GenieDialog_query event, from "
+    "genie-t2t-run --profile or genie-app's profile save): TTFT is "
     "GenieDialog_query's time to the first token (tokenizer, every prompt-processor pass, "
     "sampler), the rate is the token generation rate after it, dialog overhead included"
 )
