@@ -32,7 +32,7 @@ class StopReason(StrEnum):
 
     MAX_TOKENS = "max-tokens"  # generated --gen-len tokens (max-num-tokens)
     EOS = "eos"  # the model ended its reply itself
-    CONTEXT_FULL = "context-full"  # [END], exit 0, prompt + generated tokens filled the context
+    CONTEXT_FULL = "context-full"  # [END], exit 0, prompt + generated filled the context (older libGenie)
     CONTEXT_OVERFLOW = "context-overflow"  # Genie refused: the prompt is beyond the context
     TIMED_OUT = "timed-out"  # a wait bound ran out (--load-timeout, --stall-timeout)
     DEVICE_LOST = "device-lost"  # the link to the phone dropped mid-trial

@@ -85,7 +85,8 @@ def stop_reason(
     """Why a query that finished ([END], exit 0) stopped: Genie does not say.
 
     Reaching --gen-len is the limit; otherwise prompt + generated tokens filling the context
-    means Genie ran out of room (it ends such a reply with [END] and exit 0, like an EOS);
+    means Genie ran out of room (older libGenie builds end such a reply with [END] and exit 0,
+    like an EOS; newer ones fail the query: CONTEXT_EXCEEDED, a context-overflow trial);
     anything else is the model's own end of reply.
     """
     if generated >= gen_len:

@@ -27,7 +27,8 @@ class StopReason(StrEnum):
     EOS = "eos"
     MAX_TOKENS = "max_tokens"
     STOP_SEQUENCE = "stop_sequence"
-    CONTEXT_FULL = "context_full"  # Genie ended ([END], exit 0) because the context was full
+    CONTEXT_FULL = "context_full"  # the reply filled the context (Genie: [END], then a failed
+    # query with "Context Size was exceeded."; libGenie builds before that exception: exit 0)
     CUT = "cut"  # we stopped it: Ctrl-C, SIGTERM, SIGHUP
     TIMEOUT = "timeout"  # a wait bound ran out; Genie was stopped
     DEVICE_LOST = "device_lost"  # the link to the phone dropped mid-reply
@@ -51,8 +52,9 @@ def decide_stop_reason(
 ) -> StopReason:
     """Why a reply that ended normally ([END], exit 0) stopped.
 
-    Genie does not say. A full context comes first: Genie ends a reply with [END] and exit 0
-    when the context fills (it cannot go on, whatever max-num-tokens says), and the user's
+    Genie does not say. A full context comes first: older libGenie builds end a reply with
+    [END] and exit 0 when the context fills (newer ones fail the query, see
+    ``stop_from_record``; it cannot go on, whatever max-num-tokens says), and the user's
     remedy is different (drop turns, not /continue). Then the profile's generated-token
     count reaching max-num-tokens means the limit, a reply ending in a stop sequence means
     that, anything else is the EOS token.
@@ -176,7 +178,9 @@ def stop_from_record(
     if outcome is Outcome.CONTEXT_EXCEEDED:
         if text:
             # The context filled while the reply was being generated: the reply is whole as
-            # far as the context allowed (real Genie ends it with [END] and exit 0).
+            # far as the context allowed. libGenie ends it with [END], "Context Size was
+            # exceeded." and a failed query (genie-t2t-run exits 1, no --save state, no
+            # profile): the words are the reply, the failure is only the context's.
             return StopReason.CONTEXT_FULL, None, None
         return (
             StopReason.ERROR,
