@@ -143,3 +143,13 @@ def test_every_format_names_both_definitions(gen3_bundles, emulator_factory, adb
     assert data.decode_published.label == (
         "published on SM8650 12.85 tok/s (AI Hub profile of the token generator, NPU time)"
     )
+
+
+def test_models_lists_each_chips_figures(capsys):
+    assert run_app(app, ["models", "--no-phone", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    llama = rows["llama-v2-7b-chat"]
+    assert (llama["published"]["soc"], llama["published"]["decode_tok_s"]) == ("SM8750", 17.94)
+    others = {o["soc"]: (o["ttft_ms"], o["decode_tok_s"]) for o in llama["published_other_chips"]}
+    assert others == {"SM8650": ([1495.83, 1495.83], 12.85), "SC8380": ([1919.0, 1919.0], 11.2)}
+    assert rows["qwen2-7b-instruct"]["published_other_chips"] == []

@@ -3,7 +3,7 @@ one the phone holds."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from qwenchat.device.base import Device
@@ -12,7 +12,7 @@ from qwenchat.layout import PhoneLayout
 from qwenchat.manifest import BundleManifest
 from qwenchat.models.registry import MODELS
 from qwenchat.models.spec import ModelSpec
-from qwenchat.published import find_published
+from qwenchat.published import PublishedFigures, published_chips
 from qwenchat.soc import soc_name
 
 
@@ -27,6 +27,8 @@ class ModelRow:
     tokenizer: str  # "real" or "SIMULATED stand-in"
     published: dict[str, Any] | None  # figures with their source and date; None: none found
     on_phone: bool | None  # None: no phone was asked
+    # The same model's figures on the other chips perf.yaml lists (each judges its chip only).
+    published_other_chips: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,18 +50,20 @@ def model_rows(on_phone: str | None = None, asked_phone: bool = False) -> list[M
     return [_row(spec, on_phone, asked_phone) for spec in MODELS]
 
 
+def _figures(f: PublishedFigures) -> dict[str, Any]:
+    return {
+        "soc": f.soc,
+        "device": f.device,
+        "ttft_ms": [f.ttft_min_ms, f.ttft_max_ms],
+        "ttft_model": f.ttft_formula,
+        "decode_tok_s": f.decode_tok_s,
+        "source": f.source,
+        "date": f.date,
+    }
+
+
 def _row(spec: ModelSpec, on_phone: str | None, asked_phone: bool) -> ModelRow:
-    figures = find_published(spec.published_key)
-    published = None
-    if figures is not None:
-        published = {
-            "device": figures.device,
-            "ttft_ms": [figures.ttft_min_ms, figures.ttft_max_ms],
-            "ttft_model": figures.ttft_formula,
-            "decode_tok_s": figures.decode_tok_s,
-            "source": figures.source,
-            "date": figures.date,
-        }
+    chips = published_chips(spec.published_key)
     return ModelRow(
         name=spec.name,
         display_name=spec.display_name,
@@ -68,6 +72,7 @@ def _row(spec: ModelSpec, on_phone: str | None, asked_phone: bool) -> ModelRow:
         published_chips=[f"{s} ({soc_name(s)})" for s in spec.hub.published_socs],
         downloadable=spec.hub.downloadable,
         tokenizer="SIMULATED stand-in" if spec.tokenizer.simulated else "real",
-        published=published,
+        published=_figures(chips[0]) if chips else None,
         on_phone=(on_phone == spec.name) if asked_phone else None,
+        published_other_chips=[_figures(f) for f in chips[1:]],
     )

@@ -66,6 +66,10 @@ def models(
                 f"TTFT {p['ttft_ms'][0]:.10g}–{p['ttft_ms'][1]:.10g} ms, "
                 f"{p['decode_tok_s']:.10g} tok/s\n{p['device']} [{len(sources)}]"
             )
+            for o in r.published_other_chips:  # each chip's own figures, its own source
+                sources.append(f"[{len(sources) + 1}] {o['source']} ({o['date']})")
+                figures += (f"\n{o['soc']}: TTFT {o['ttft_ms'][0]:.10g}–{o['ttft_ms'][1]:.10g} "
+                            f"ms, {o['decode_tok_s']:.10g} tok/s [{len(sources)}]")  # fmt: skip
         notes = ([] if r.downloadable else ["(not downloadable: export it)"]) + (
             [] if r.tokenizer == "real" else [f"(tokenizer: {r.tokenizer})"]
         )
