@@ -1,0 +1,341 @@
+"""Several phones at once (issue #29), end to end on three emulated phones started once.
+
+The fleet: two phones (SM8750 and SM8650) started by ``qwenchat emulator start --count 2
+--behind-adb-server PORT``, held by Google's own adb server on a private port (standing for
+another computer's ``adb -a``), and one SM8750 phone reached directly (a remembered TCP
+phone). A closed port stands for an adb server that does not answer.
+
+Failure modes, each with a test:
+- emulated phones cannot be told apart (one serial, one fingerprint, the host's boot id)
+  -> ``test_each_emulated_phone_has_its_own_identity``
+- a phone of another server is listed under a bare serial (two hosts' phones collide), or
+  a server that does not answer fails the whole listing -> ``test_devices_*``
+- a remembered adb server is not used later, or a dead one is remembered
+  -> ``test_connect_adb_server_*``
+- a bare serial two servers hold is guessed -> ``test_a_serial_two_servers_hold_is_not_guessed``
+- push --all sends a bundle of the wrong arch, stops at the first failure, or re-sends
+  what a phone holds; a phone no bundle fits fails instead of being skipped; the exit
+  status does not count the failed phones -> ``test_push_all_*``
+- doctor --all stops at the first phone or prints no summary -> ``test_doctor_all_*``
+
+Oracles: serials and addresses come from the fixture (the CLI's own start output is parsed
+for the two daemon phones), bundle arch is read back from the phone's files with the
+phone's own shell, exit codes are hand-written numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from qwenchat.cli import app
+from qwenchat.cli.errors import run_app
+
+ADB = shutil.which("adb")
+pytestmark = [
+    pytest.mark.google_adb,
+    pytest.mark.skipif(ADB is None, reason="Google's adb is not installed (make test installs it)"),
+]
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = run_app(app, list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    return _free_port()
+
+
+@dataclass
+class Fleet:
+    direct: object  # RunningEmulator-like: address, serial, phone
+    remote: list[tuple[str, str, str]]  # (address on the other server, serial, soc)
+    server: str  # HOST:PORT of the other computer's adb server
+    dead_server: str
+    root: Path
+
+    @property
+    def remote_names(self) -> list[str]:
+        return [f"{address}@{self.server}" for address, _, _ in self.remote]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory) -> Iterator[Fleet]:
+    from qwenchat.emulator import PhoneStartError
+    from qwenchat.emulator.config import EmulatorConfig
+    from qwenchat.emulator.server import EmulatorServer
+
+    root = tmp_path_factory.mktemp("fleet")
+    port = _free_port()
+    env = {**os.environ, "COLUMNS": "200"}
+    started = subprocess.run(
+        [str(Path(os.sys.executable)), "-m", "qwenchat", "emulator", "start", "--count", "2",
+         "--soc", "SM8750", "--soc", "SM8650", "--port", "0", "--root", str(root / "far"),
+         "--time-scale", "0.01", "--no-jitter", "--behind-adb-server", str(port)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
+    remote = re.findall(r"listening on (\S+)\s+serial (\S+)\s+soc (\S+)", started.stdout)
+    assert len(remote) == 2, started.stdout
+    config = EmulatorConfig(root=root / "near", auth=False, time_scale=0.01, jitter=False)
+    server = EmulatorServer(config, port=0)
+    try:
+        server.start()
+    except PhoneStartError as exc:
+        pytest.fail(f"the emulated phone cannot start here: {exc}", pytrace=False)
+
+    @dataclass
+    class Direct:
+        address: str
+        serial: str
+        phone: object
+
+    try:
+        yield Fleet(
+            direct=Direct(server.address, server.serial, server.phone),
+            remote=remote,
+            server=f"127.0.0.1:{port}",
+            dead_server=f"127.0.0.1:{_closed_port()}",
+            root=root,
+        )
+    finally:
+        server.stop()
+        subprocess.run([os.sys.executable, "-m", "qwenchat", "emulator", "stop", "--root",
+                        str(root / "far")], capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run([ADB, "-P", str(port), "kill-server"], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def near_remembered(fleet):
+    """The direct phone remembered (`qwenchat connect`) in this test's data dir."""
+    from qwenchat.device.endpoints import parse_endpoint, remember
+
+    remember(parse_endpoint(fleet.direct.address))
+    return fleet
+
+
+def _phone_shell(fleet: Fleet, name: str, command: str) -> str:
+    """Ask a phone of the fleet with Google's adb (not qwenchat's code)."""
+    if "@" in name:
+        serial, _, server = name.partition("@")
+        port = server.rpartition(":")[2]
+        args = [ADB, "-P", port, "-s", serial, "shell", command]
+    else:
+        return fleet.direct.phone.sh(command).stdout.decode()
+    return subprocess.run(args, capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def test_each_emulated_phone_has_its_own_identity(fleet):
+    names = [fleet.direct.address, *fleet.remote_names]
+    serials = [_phone_shell(fleet, n, "getprop ro.serialno").strip() for n in names]
+    fingerprints = [_phone_shell(fleet, n, "getprop ro.build.fingerprint").strip() for n in names]
+    boot_ids = [_phone_shell(fleet, n, "cat /proc/sys/kernel/random/boot_id").strip()
+                for n in names]  # fmt: skip
+    host_boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert serials == [fleet.direct.serial, fleet.remote[0][1], fleet.remote[1][1]]
+    assert len(set(serials)) == 3 and all(s.startswith("emulator-qwenchat-") for s in serials)
+    assert len(set(fingerprints)) == 3
+    assert "sm8650" in fingerprints[2] and "sm8750" in fingerprints[1]
+    assert len(set(boot_ids)) == 3 and host_boot_id not in boot_ids
+    assert all(re.fullmatch(r"[0-9a-f-]{36}", b) for b in boot_ids)
+
+
+def test_devices_lists_every_server_and_names_each_phone(near_remembered, capsys):
+    fleet = near_remembered
+    code, out, err = cli(capsys, "devices", "--json", "--adb-server", fleet.server,
+                         "--adb-server", fleet.dead_server)  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(out)
+    by_address = {row["address"]: row for row in rows}
+    assert sorted(by_address) == sorted([fleet.direct.address, *fleet.remote_names])
+    assert by_address[fleet.direct.address]["serial"] == fleet.direct.serial
+    for (_address, serial, soc), name in zip(fleet.remote, fleet.remote_names, strict=True):
+        assert by_address[name]["serial"] == serial
+        assert by_address[name]["soc"] == soc
+        assert by_address[name]["server"] == fleet.server
+    assert by_address[fleet.direct.address]["server"] is None
+    # The dead server: one line on stderr, the listing of the others stands.
+    assert err.strip() == f"adb server {fleet.dead_server}: not answering (connection refused)"
+
+
+def test_devices_table_shows_an_unanswering_server_as_one_line(near_remembered, capsys):
+    fleet = near_remembered
+    code, out, _ = cli(capsys, "devices", "--adb-server", fleet.server,
+                       "--adb-server", fleet.dead_server)  # fmt: skip
+    assert code == 0
+    dead_lines = [line for line in out.splitlines() if fleet.dead_server in line]
+    assert dead_lines == [f"adb server {fleet.dead_server}: not answering (connection refused) "
+                          "(its phones are not listed)"]  # fmt: skip
+    for name in fleet.remote_names:
+        assert name in out
+    assert fleet.direct.address in out
+
+
+def test_connect_adb_server_remembers_it_and_refuses_a_dead_one(fleet, capsys):
+    code, out, err = cli(capsys, "connect", "--adb-server", fleet.dead_server)
+    assert code == 1 and out == ""
+    assert err.splitlines()[0].endswith(f"adb server {fleet.dead_server}: not answering "
+                                        "(connection refused)")  # fmt: skip
+    code, out, err = cli(capsys, "connect", "--adb-server", fleet.server)
+    assert code == 0, err
+    assert out.startswith(f"remembered adb server {fleet.server} (")
+    code, out, err = cli(capsys, "devices", "--json")  # no --adb-server: the remembered one
+    assert code == 0, err
+    assert sorted(row["address"] for row in json.loads(out)) == sorted(fleet.remote_names)
+    code, out, _ = cli(capsys, "disconnect", "--adb-server", fleet.server)
+    assert (code, out) == (0, f"forgot adb server {fleet.server}\n")
+    code, out, _ = cli(capsys, "devices", "--json")
+    assert json.loads(out) == []
+
+
+def test_a_serial_two_servers_hold_is_not_guessed(fleet, capsys):
+    """The far server's first phone, asked by its bare serial, with the same server named
+    twice under two spellings (127.0.0.1:P and localhost:P): two phones answer to it."""
+    port = fleet.server.rpartition(":")[2]
+    address = fleet.remote[0][0]
+    code, out, err = cli(capsys, "doctor", "-s", address, "--adb-server", fleet.server,
+                         "--adb-server", f"localhost:{port}", "--json")  # fmt: skip
+    assert code == 1 and out == ""
+    assert f"2 phones answer to '{address}'" in err
+    assert f"-s {address}@{fleet.server}" in err
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    """A v79 export and a v75 export (their context binaries say their arch), and one QAIRT
+    SDK holding both archs' runtime, as a real SDK does."""
+    from qwenchat.emulator.bundle import make_bundle, make_qairt
+
+    out = tmp_path_factory.mktemp("fleet-bundles")
+    v79 = make_bundle(out / "v79", bin_size_mb=1, arch="v79", parts=4)
+    v75 = make_bundle(out / "v75", bin_size_mb=1, arch="v75", parts=4)
+    qairt = make_qairt(out / "qairt", arch="v79")
+    make_qairt(qairt, arch="v75")
+    return v79.bundle, v75.bundle, qairt
+
+
+def _skels(fleet: Fleet, name: str) -> str:
+    return _phone_shell(fleet, name, "ls /data/local/tmp/qwenchat/skel 2>&1").strip()
+
+
+def _first_part_sha(fleet: Fleet, name: str) -> str:
+    """SHA-256 of the phone's first context binary, by the phone's own sha256sum."""
+    out = _phone_shell(fleet, name, "sha256sum /data/local/tmp/qwenchat/bundle/"
+                       "weight_sharing_model_1_of_4.serialized.bin")  # fmt: skip
+    return out.split()[0]
+
+
+def _host_sha(bundle: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((bundle / "weight_sharing_model_1_of_4.serialized.bin").read_bytes()
+                          ).hexdigest()  # fmt: skip
+
+
+def test_push_all_sends_each_phone_its_arch_bundle_and_counts_failures(
+    near_remembered, bundles, capsys, phone_fault_by_root
+):
+    fleet = near_remembered
+    v79, v75, qairt = bundles
+    args = ["push-assets", "--all", "--adb-server", fleet.server, "--adb-server",
+            fleet.dead_server, "--qairt", str(qairt), "--json"]  # fmt: skip
+    # Only a v79 bundle: the SM8650 (v75) phone is skipped, with one line, not failed.
+    code, out, err = cli(capsys, *args, "--bundle", f"v79={v79}")
+    assert code == 0, err
+    result = {p["phone"]: p for p in json.loads(out)["phones"]}
+    sm8650 = fleet.remote_names[1]
+    assert result[sm8650]["status"] == "skipped"
+    assert result[sm8650]["message"] == f"no bundle for Hexagon v75 (SM8650); given: v79={v79}"
+    assert {result[n]["status"] for n in (fleet.direct.address, fleet.remote_names[0])} == {"sent"}
+
+    # Both bundles: the v75 phone gets the v75 one; the two v79 phones already hold theirs.
+    both = ["--bundle", f"v79={v79}", "--bundle", f"v75={v75}"]
+    code, out, err = cli(capsys, *args, *both)
+    assert code == 0, err
+    result = {p["phone"]: p for p in json.loads(out)["phones"]}
+    assert result[sm8650]["status"] == "sent" and result[sm8650]["arch"] == "v75"
+    assert result[fleet.direct.address]["status"] == "unchanged"
+    assert result[fleet.remote_names[0]]["status"] == "unchanged"
+    assert "libQnnHtpV75Skel.so" in _skels(fleet, sm8650)
+    assert "libQnnHtpV79Skel.so" in _skels(fleet, fleet.direct.address)
+    assert "V75" not in _skels(fleet, fleet.direct.address)
+    assert _first_part_sha(fleet, sm8650) == _host_sha(v75)
+    assert _first_part_sha(fleet, fleet.remote_names[0]) == _host_sha(v79)
+    assert _first_part_sha(fleet, fleet.direct.address) == _host_sha(v79) != _host_sha(v75)
+
+    # A changed config goes to every phone; one phone refuses to rename files into place:
+    # it fails, the other two finish, and the exit status counts one failure.
+    phone_fault_by_root(fleet.root / "far" / "phone-1", "fail-command", "mv")
+    try:
+        code, out, err = cli(capsys, *args, *both, "--context-size", "2048")
+    finally:
+        phone_fault_by_root(fleet.root / "far" / "phone-1", None, None)
+    report = json.loads(out)
+    result = {p["phone"]: p for p in report["phones"]}
+    assert code == 1 and report["failed"] == 1
+    assert result[fleet.remote_names[0]]["status"] == "failed"
+    assert result[sm8650]["status"] == "sent" and result[fleet.direct.address]["status"] == "sent"
+    assert report["unanswered_servers"] == [
+        {"server": fleet.dead_server, "error": f"adb server {fleet.dead_server}: not answering "
+         "(connection refused)"}]  # fmt: skip
+
+
+def test_push_all_table_has_a_row_per_phone(near_remembered, bundles, capsys):
+    fleet = near_remembered
+    v79, v75, qairt = bundles
+    code, out, err = cli(capsys, "push-assets", "--all", "--adb-server", fleet.server,
+                         "--qairt", str(qairt), "--bundle", f"v79={v79}", "--bundle",
+                         f"v75={v75}")  # fmt: skip
+    assert code == 0, err
+    for name in (fleet.direct.address, *fleet.remote_names):
+        assert name in out
+    assert "0 failed" in out
+
+
+def test_doctor_all_prints_one_summary_for_every_phone(near_remembered, bundles, capsys):
+    fleet = near_remembered
+    code, out, err = cli(capsys, "doctor", "--all", "--adb-server", fleet.server, "--json")
+    report = json.loads(out)
+    phones = {p["phone"]: p for p in report["phones"]}
+    assert sorted(phones) == sorted([fleet.direct.address, *fleet.remote_names])
+    assert phones[fleet.remote_names[1]]["soc"] == "SM8650"
+    assert all(p["simulated"] for p in phones.values())
+    assert code == (1 if report["failed"] else 0)
+    code, out, err = cli(capsys, "doctor", "--all", "--adb-server", fleet.server)
+    assert "doctor: 3 phone(s)" in out
+    for name in phones:
+        assert name in out
+
+
+@pytest.fixture
+def phone_fault_by_root():
+    """Switch a fault on (or all off: name None) in a daemon phone, found by its root."""
+    from qwenchat.emulator.faults import clear_faults, set_fault
+
+    def switch(root: Path, name: str | None, value: object = None) -> None:
+        if name is None:
+            clear_faults(root, None)
+        else:
+            set_fault(root, name, None if value is None else str(value))
+        time.sleep(0.05)
+
+    return switch
