@@ -339,3 +339,106 @@ def phone_fault_by_root():
         time.sleep(0.05)
 
     return switch
+
+
+def _victim_trials(phone: str) -> int:
+    """Trials the store holds for ``phone``'s run in the newest fleet run (read with
+    sqlite3 directly, not through qwenchat's storage code)."""
+    import sqlite3
+
+    from qwenchat.paths import data_dir
+
+    path = data_dir() / "qwenchat.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=10) as db:
+        try:
+            row = db.execute(
+                "SELECT COUNT(*) FROM bench_trials t JOIN bench_fleet_phones p"
+                " ON t.run_id = p.run_id WHERE p.phone = ?", (phone,)).fetchone()  # fmt: skip
+        except sqlite3.OperationalError:  # tables not made yet
+            return 0
+    return int(row[0])
+
+
+def test_bench_all_a_phone_killed_midway_is_marked_and_resumed(near_remembered, bundles, capsys):
+    """Three sweeps at once; the SM8650 phone's emulator is killed (SIGKILL) once its first
+    trial is stored: it is marked lost with what it measured, the other two finish, the
+    exit status counts one; restarted, --resume finishes it alone."""
+    import signal
+    import threading
+
+    from qwenchat.emulator.storage import Storage
+
+    fleet = near_remembered
+    v79, v75, qairt = bundles
+    code, _, err = cli(capsys, "push-assets", "--all", "--adb-server", fleet.server, "--qairt",
+                       str(qairt), "--bundle", f"v79={v79}", "--bundle", f"v75={v75}", "--json")  # fmt: skip
+    assert code == 0, err
+    victim, victim_root = fleet.remote_names[1], fleet.root / "far" / "phone-2"
+    victim_port = fleet.remote[1][0].rpartition(":")[2]
+    pid = json.loads((victim_root / "state" / "emulator.json").read_text())["pid"]
+    killed = threading.Event()
+
+    def kill_after_first_trial() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and _victim_trials(victim) < 1:
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        killed.set()
+
+    killer = threading.Thread(target=kill_after_first_trial, daemon=True)
+    killer.start()
+    sweep = ["--prompt-len", "128,256,512", "-r", "2", "--warmup", "0", "--gen-len", "4",
+             "--cooldown", "0", "-o", "json"]  # fmt: skip
+    code, out, err = cli(capsys, "bench", "--all", "--adb-server", fleet.server, *sweep)
+    killer.join(timeout=130)
+    assert killed.is_set()
+    report = json.loads(out)
+    ends = {p["phone"]: p["status"] for p in report["phones"]}
+    survivors = [fleet.direct.address, fleet.remote_names[0]]
+    assert ends == {victim: "lost", survivors[0]: "done", survivors[1]: "done"}, err
+    assert code == 1
+    for name in survivors:
+        rows = [r for r in report["rows"] if r["phone"] == name]
+        assert [(r["prompt_tokens"], r["trials_ok"]) for r in rows] == [(128, 2), (256, 2), (512, 2)]
+        assert all(r["simulated"] and r["chip"] == "SM8750" for r in rows)
+        assert all(r["ttft_ms_median"] > 0 and r["libgenie_version"] for r in rows)
+    lost_rows = [r for r in report["rows"] if r["phone"] == victim]
+    assert 1 <= sum(r["trials_ok"] for r in lost_rows) < 6
+    fleet_id = report["fleet_id"]
+    assert f"{victim}: lost" in err
+
+    # The phone comes back (same root, serial and port): --resume finishes it alone.
+    Storage(victim_root, 0).release()
+    restarted = subprocess.run(
+        [os.sys.executable, "-m", "qwenchat", "emulator", "start", "--root", str(victim_root),
+         "--port", victim_port, "--soc", "SM8650", "--time-scale", "0.01", "--no-jitter",
+         "--behind-adb-server", fleet.server.rpartition(":")[2]],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert fleet.remote[1][1] in restarted.stdout  # the same serial
+    code, out, err = cli(capsys, "bench", "--resume", fleet_id, "-o", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert {p["phone"]: p["status"] for p in report["phones"]} == dict.fromkeys(
+        [victim, *survivors], "done")  # fmt: skip
+    rows = [r for r in report["rows"] if r["phone"] == victim]
+    assert [(r["prompt_tokens"], r["trials_ok"]) for r in rows] == [(128, 2), (256, 2), (512, 2)]
+    assert all(r["chip"] == "SM8650" for r in rows)
+    assert f"{survivors[0]} [" not in err  # the finished phones did not run again
+
+    # One table for the fleet: a row per phone and prompt length, in every format.
+    code, out, _ = cli(capsys, "results", "show", fleet_id, "-o", "csv")
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 1 + 9
+    assert lines[0].startswith("fleet_id,phone,chip,status,prompt_tokens,ttft_ms_median")
+    code, out, _ = cli(capsys, "results", "show", fleet_id, "-o", "md")
+    assert code == 0 and out.count(f"| {victim} |") == 3 and "SIMULATED" in out
+    svg = Path(os.environ["QWENCHAT_HOME"]) / "fleet.svg"
+    code, _, err = cli(capsys, "results", "show", fleet_id, "-o", "jsonl", "--plot", str(svg))
+    assert code == 0, err
+    drawn = svg.read_text()
+    for name in (victim, *survivors):  # a TTFT line per phone
+        assert f'id="phone-{name}"' in drawn

@@ -102,10 +102,16 @@ def show(
         str | None, typer.Option("--plot", help="Also write a plot: FILE.png or FILE.svg.")
     ] = None,
 ) -> int:
-    """One stored run's report, in any format (-o table|md|csv|json|jsonl)."""
+    """One stored run's report, in any format (-o table|md|csv|json|jsonl); a fleet run
+    (fleet-...) as one table, a row per phone and prompt length."""
+    from qwenchat.bench.fleet_storage import is_fleet_ref
     from qwenchat.bench.formats import parse_format, write_report
 
     fmt = parse_format(output)
+    if is_fleet_ref(run):
+        from qwenchat.cli.cmd_bench_fleet import print_fleet_report
+
+        return print_fleet_report(run, fmt, plot)
     store, BenchStorage = _open()
     with store:
         stored = BenchStorage(store).get_run(run)
