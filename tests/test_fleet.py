@@ -16,7 +16,14 @@ Failure modes, each with a test:
 - push --all sends a bundle of the wrong arch, stops at the first failure, or re-sends
   what a phone holds; a phone no bundle fits fails instead of being skipped; the exit
   status does not count the failed phones -> ``test_push_all_*``
+- N phones' pushes read and hash the same host files N times
+  -> ``test_host_files_are_hashed_once_for_every_phone``; two bundles for one arch are
+  silently chosen between -> ``test_push_all_refuses_two_bundles_for_one_arch``
 - doctor --all stops at the first phone or prints no summary -> ``test_doctor_all_*``
+- bench --all: a phone killed mid-sweep stops the others, is not marked, loses its trials,
+  or cannot be resumed; resuming re-runs finished phones; the fleet report is not one
+  table per phone and length, or the plot lacks a phone
+  -> ``test_bench_all_a_phone_killed_midway_is_marked_and_resumed``
 
 Oracles: serials and addresses come from the fixture (the CLI's own start output is parsed
 for the two daemon phones), bundle arch is read back from the phone's files with the
@@ -442,3 +449,48 @@ def test_bench_all_a_phone_killed_midway_is_marked_and_resumed(near_remembered, 
     drawn = svg.read_text()
     for name in (victim, *survivors):  # a TTFT line per phone
         assert f'id="phone-{name}"' in drawn
+
+
+def test_host_files_are_hashed_once_for_every_phone(tmp_path):
+    """Four pushes asking at once for the hashes of the same files: each file is read once
+    (the hash cache counts reads), and every push gets hashlib's digest."""
+    import hashlib
+    import threading
+
+    from qwenchat.assets.fleet import _SharedHashing
+    from qwenchat.manifest import HashCache
+
+    files = []
+    for i in range(3):
+        path = tmp_path / f"part{i}.bin"
+        path.write_bytes(os.urandom(2_000_000 + i))
+        files.append(path)
+    expected = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    with HashCache(tmp_path / "cache.sqlite") as cache:
+        shared = _SharedHashing(cache)
+        views = [shared.view() for _ in range(4)]
+        got: list[dict] = [{} for _ in views]
+        start = threading.Barrier(4)
+
+        def push(i: int) -> None:
+            start.wait()
+            got[i] = views[i].sha256_many(files)
+
+        threads = [threading.Thread(target=push, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert all(g == expected for g in got)
+        assert cache.hashed == 3  # not 12
+        assert sum(v.hashed for v in views) == 3 and sum(v.hits for v in views) == 9
+
+
+def test_push_all_refuses_two_bundles_for_one_arch(capsys, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    code, out, err = cli(capsys, "push-assets", "--all", "--bundle", f"v79={a}", "--bundle",
+                         f"V79={b}")  # fmt: skip
+    assert (code, out) == (2, "")
+    assert f"error: two bundles for Hexagon v79: {a} and {b}" in err

@@ -10,8 +10,9 @@ v75=DIR2`` for v75 ones (context binaries are compiled for one arch: a v79 bundl
 run on an SM8650); a bare ``--bundle DIR`` is for every phone no ``ARCH=`` bundle names, as
 with one phone. A phone no bundle fits is skipped with one line.
 
-Host work is done once: every planned host file is hashed (through the hash cache) before
-the phones' pushes start, so N phones cost one read of the bundle, not N.
+Host work is done once: a plan per (bundle, chip), and each host file hashed once for all
+phones (``_SharedHashing``): the pushes start at once, and a push needing a hash another
+push is computing waits for it instead of reading the same GBs again.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qwenchat.assets.bundle import BundlePlan
 from qwenchat.assets.push import PushProgress, PushReport, detect_soc, push_assets
@@ -150,6 +153,22 @@ def push_fleet(
     progress = progress or FleetProgress()
     results: dict[str, PhonePushResult] = {}
     lock = threading.Lock()
+    # One plan per (bundle, chip), made once however many phones share it (planning reads
+    # and checks the tokenizer: seconds, not to be paid per phone).
+    plans: dict[tuple[Path, str], list] = {}
+
+    def plan_of(path: Path, soc: str) -> BundlePlan:
+        with lock:
+            entry = plans.setdefault((path, soc), [threading.Lock(), None, None])
+        with entry[0]:
+            if entry[1] is None and entry[2] is None:
+                try:
+                    entry[1] = request.plan_for(path, soc, cache)
+                except (QwenchatError, OSError) as exc:
+                    entry[2] = exc
+        if entry[2] is not None:
+            raise entry[2]
+        return entry[1]
 
     def done(result: PhonePushResult) -> None:
         with lock:
@@ -178,7 +197,7 @@ def push_fleet(
                 done(PhonePushResult(name, "skipped", soc, arch, message=(
                     f"no bundle for Hexagon {arch} ({soc}); given: {given}")))  # fmt: skip
                 return None
-            plan = request.plan_for(choice.path, soc, cache)
+            plan = plan_of(choice.path, soc)
             return _Planned(name, device, plan, choice, started)
         except (QwenchatError, OSError) as exc:
             if device is not None:
@@ -189,22 +208,13 @@ def push_fleet(
     workers = max(1, min(max_workers, len(phones)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qwenchat-plan") as pool:
         planned = [p for p in pool.map(plan_one, phones) if p is not None]
-    try:
-        # Hash every host file once, before the pushes: else each phone's push would read
-        # the same GBs at the same time.
-        files = sorted({f.local for p in planned for f in p.plan.files if f.local is not None})
-        cache.sha256_many(files)
-    except (QwenchatError, OSError) as exc:
-        for p in planned:
-            p.device.close()
-            done(_failed(p.phone, exc, p.plan.soc, p.plan.arch, p.started))
-        planned = []
+    hashing = _SharedHashing(cache)
 
     def push_one(p: _Planned) -> None:
         try:
             report = push_assets(
                 p.device, p.plan, request.layout, verify=request.verify,
-                progress=progress.for_phone(p.phone), cache=cache,
+                progress=progress.for_phone(p.phone), cache=hashing.view(),  # type: ignore[arg-type]
                 break_lock=request.break_lock,
             )  # fmt: skip
             status = "sent" if (report.files_sent or report.resumed) else "unchanged"
@@ -243,3 +253,88 @@ def _failed(
     hint = getattr(exc, "hint", None) or ""
     return PhonePushResult(name, "failed", soc, arch, message=message, hint=hint,
                            seconds=time.perf_counter() - started)  # fmt: skip
+
+
+class _SharedHashing:
+    """Host hashes computed once for every phone's push: the first push to need a file's
+    hash computes it (through the hash cache), the others wait for that result. A push
+    that stops early (its phone failed) gives up only its own waits: a file it was hashing
+    is hashed again by the next push that needs it."""
+
+    def __init__(self, cache: HashCache) -> None:
+        self.cache = cache
+        self._lock = threading.Lock()
+        self._futures: dict[Path, Future[str]] = {}
+
+    def view(self) -> _HashView:
+        return _HashView(self)
+
+    def sha256_many(self, paths: list[Path], workers: int, stop: threading.Event | None
+                    ) -> tuple[dict[Path, str], int]:  # fmt: skip
+        mine: list[tuple[Path, Future[str]]] = []
+        with self._lock:
+            for path in paths:
+                if path not in self._futures:
+                    self._futures[path] = Future()
+                    mine.append((path, self._futures[path]))
+        if mine:
+            try:
+                shas = self.cache.sha256_many([p for p, _ in mine], workers, stop=stop)
+            except BaseException as exc:
+                with self._lock:
+                    for path, future in mine:
+                        self._futures.pop(path, None)
+                        future.set_exception(exc)
+                raise
+            for path, future in mine:
+                future.set_result(shas[path])
+        result: dict[Path, str] = {}
+        for path in paths:
+            with self._lock:
+                future = self._futures.get(path)
+            try:
+                result[path] = future.result() if future is not None else ""
+            except BaseException:  # its hasher stopped: hash it here
+                result[path] = ""
+            if not result[path]:
+                result[path] = self.cache.sha256_many([path], 1, stop=stop)[path]
+        return result, len(mine)
+
+
+class _HashView:
+    """What ``push_assets`` uses of a HashCache, for one phone's push over the shared
+    hashing (its counts are its own: files it hashed, hashes it was given)."""
+
+    def __init__(self, shared: _SharedHashing) -> None:
+        self._shared = shared
+        self.hashed = 0
+        self.hits = 0
+
+    @property
+    def notes(self) -> list[str]:
+        return self._shared.cache.notes
+
+    @property
+    def changed(self) -> list[Any]:
+        return self._shared.cache.changed
+
+    def sha256_many(
+        self, paths: Iterable[Path], workers: int = 2, *, rehash: bool = False,
+        stop: threading.Event | None = None,
+    ) -> dict[Path, str]:  # fmt: skip
+        paths = list(paths)
+        if rehash:  # --verify reads every file again, for each phone: its whole point
+            before = self._shared.cache.hashed
+            result = self._shared.cache.sha256_many(paths, workers, rehash=True, stop=stop)
+            self.hashed += self._shared.cache.hashed - before
+            return result
+        result, computed = self._shared.sha256_many(paths, workers, stop)
+        self.hashed += computed
+        self.hits += len(paths) - computed
+        return result
+
+    def summary(self, path: Path, kind: str, compute: Callable[[Path], dict]) -> dict:
+        return self._shared.cache.summary(path, kind, compute)
+
+    def close(self) -> None:
+        """The shared cache is closed by its owner."""
