@@ -4,7 +4,9 @@
    (``qwenchat.assets.fleet.push_fleet``, through Google's adb server) vs Google's ``adb
    push`` of the same files to the same 4 phones, 4 clients at once. Ratio = adb's seconds
    / ours; target >= 0.95. Ours includes host hashing (once for all phones), the phone-side
-   sha256sum of every file and the renames; adb's is the copy alone.
+   sha256sum of every file and the renames; adb's is the copy alone. Also printed: adb push
+   followed by ``sha256sum`` of the files on each phone, the same check push-assets makes
+   (on emulated phones that hashing runs on the host's own cores, competing with the copy).
 2. Host CPU per bench trial (this process: user + sys, getrusage) with 8 phones vs 1, the
    same sweep on each (``qwenchat.bench.fleet.run_fleet``). The phones are emulator daemons
    (other processes), so their CPU is not counted: what is measured is what qwenchat's
@@ -76,8 +78,9 @@ def _wipe(server, path: str) -> None:
 def _push(tmp: Path) -> dict:
     """4 usb3 phones (emulator daemons: their own processes, as phones are their own
     devices): adb push x4 at once vs push_fleet."""
+    from qwenchat.assets import fleet as _fleet
     from qwenchat.assets.bundle import plan_bundle
-    from qwenchat.assets.fleet import BundleChoice, FleetPushRequest, push_fleet
+    from qwenchat.assets.fleet import BundleChoice, FleetPushRequest
     from qwenchat.device.phoneset import PhoneRef, open_phone
     from qwenchat.emulator.bundle import make_bundle
     from qwenchat.emulator.config import EmulatorConfig
@@ -111,6 +114,19 @@ def _push(tmp: Path) -> dict:
             list(pool.map(adb_push, addresses))
         adb_s = time.perf_counter() - t0
         for address in addresses:
+            _adb(port, "-s", address, "shell", "rm -rf /data/local/tmp/adbref && "
+                 "mkdir -p /data/local/tmp/adbref")  # fmt: skip
+
+        def adb_push_and_check(address: str) -> None:
+            # What push-assets also does: every file hashed on the phone after it lands.
+            adb_push(address)
+            _adb(port, "-s", address, "shell", "cd /data/local/tmp/adbref && sha256sum * >/dev/null")
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(adb_push_and_check, addresses))
+        adb_checked_s = time.perf_counter() - t0
+        for address in addresses:
             _adb(port, "-s", address, "shell", "rm -rf /data/local/tmp/adbref")
 
         os.environ["ANDROID_ADB_SERVER_PORT"] = port  # the phones' adb server
@@ -121,10 +137,11 @@ def _push(tmp: Path) -> dict:
             PhoneLayout(WORK),
         )
         with HashCache(tmp / "cache.sqlite") as cache:  # cold: the hashing is counted
-            t0 = time.perf_counter()
-            results = push_fleet([(r.name, lambda r=r: open_phone(r)) for r in refs], request,
-                                 cache)  # fmt: skip
-            ours_s = time.perf_counter() - t0
+            cpu0, t0 = _cpu_s(), time.perf_counter()
+            results = _fleet.push_fleet([(r.name, lambda r=r: open_phone(r)) for r in refs],
+                                        request, cache)  # fmt: skip
+            ours_s, ours_cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+            shell_calls = sum(r.report.shell_calls for r in results if r.report)
         failed = [r.phone for r in results if r.status != "sent"]
         if failed:
             raise RuntimeError(f"push_fleet did not send to {failed}")
@@ -138,7 +155,9 @@ def _push(tmp: Path) -> dict:
             stop_daemon(root)
     total = plan.total_size * 4
     out.update(adb_push_s=adb_s, adb_push_MBps=total / adb_s / 1e6, fleet_s=ours_s,
-               fleet_MBps=total / ours_s / 1e6, ratio=adb_s / ours_s)  # fmt: skip
+               fleet_MBps=total / ours_s / 1e6, ratio=adb_s / ours_s,
+               adb_push_sha_s=adb_checked_s, ratio_vs_push_sha=adb_checked_s / ours_s,
+               fleet_cpu_s=ours_cpu, fleet_shell_calls=shell_calls)  # fmt: skip
     return out
 
 
@@ -227,6 +246,10 @@ def _cpu_and_memory(tmp: Path) -> dict:
     return out
 
 
+def total_mb_s(push: dict) -> float:
+    return push["bundle_bytes"] * 4 / push["adb_push_sha_s"] / 1e6
+
+
 def main() -> dict:
     if shutil.which("adb") is None:
         print("  Google's adb is not installed: `make adb`")
@@ -243,6 +266,10 @@ def main() -> dict:
              f"{push['adb_push_s']:.1f} s")  # fmt: skip
         _row("push-assets to the 4 (hash+verify+rename incl.)", push["fleet_MBps"], "MB/s",
              f"{push['fleet_s']:.1f} s; ratio {push['ratio']:.2f} (target >= {PUSH_TARGET})")  # fmt: skip
+        _row("adb push + sha256sum on each phone (the same check)", total_mb_s(push), "MB/s",
+             f"{push['adb_push_sha_s']:.1f} s; ours vs it: ratio {push['ratio_vs_push_sha']:.2f}")  # fmt: skip
+        _row("  of which this process's CPU (the rest: phones, adb server)", push["fleet_cpu_s"],
+             "s", f"{push['fleet_shell_calls']} shell calls on the 4 phones")  # fmt: skip
         results["push_ratio_ok"] = push["ratio"] >= PUSH_TARGET
         cpu = _cpu_and_memory(tmp)
         results["bench"] = cpu
