@@ -24,6 +24,8 @@ Failure modes, each with a test:
   or cannot be resumed; resuming re-runs finished phones; the fleet report is not one
   table per phone and length, or the plot lacks a phone
   -> ``test_bench_all_a_phone_killed_midway_is_marked_and_resumed``
+- Ctrl-C during bench --all leaves phones running Genie, loses their trials, hides the
+  report, or exits 0 -> ``test_bench_all_ctrl_c_stops_every_phone_and_keeps_their_trials``
 
 Oracles: serials and addresses come from the fixture (the CLI's own start output is parsed
 for the two daemon phones), bundle arch is read back from the phone's files with the
@@ -494,3 +496,47 @@ def test_push_all_refuses_two_bundles_for_one_arch(capsys, tmp_path):
                          f"V79={b}")  # fmt: skip
     assert (code, out) == (2, "")
     assert f"error: two bundles for Hexagon v79: {a} and {b}" in err
+
+
+def test_bench_all_ctrl_c_stops_every_phone_and_keeps_their_trials(near_remembered, bundles,
+                                                                   capsys):  # fmt: skip
+    """SIGINT to `qwenchat bench --all` once a trial is printed: exit 130, every phone's run
+    stored as interrupted with the trials it had, the report printed first; --resume
+    finishes them all."""
+    import signal
+
+    fleet = near_remembered
+    v79, v75, qairt = bundles
+    code, _, err = cli(capsys, "push-assets", "--all", "--adb-server", fleet.server, "--qairt",
+                       str(qairt), "--bundle", f"v79={v79}", "--bundle", f"v75={v75}", "--json")  # fmt: skip
+    assert code == 0, err
+    proc = subprocess.Popen(
+        [os.sys.executable, "-m", "qwenchat", "bench", "--all", "--adb-server", fleet.server,
+         "--prompt-len", "128,256,512", "-r", "3", "--warmup", "0", "--gen-len", "4",
+         "--cooldown", "0", "-o", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    seen = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen.append(line)
+        if " tok rep " in line:  # a trial is stored
+            break
+    proc.send_signal(signal.SIGINT)
+    out, rest = proc.communicate(timeout=180)
+    err = "".join(seen) + rest
+    assert proc.returncode == 130, err
+    report = json.loads(out)
+    fleet_id = report["fleet_id"]
+    assert {p["status"] for p in report["phones"]} <= {"interrupted", "done"}, report["phones"]
+    assert "interrupted" in {p["status"] for p in report["phones"]}
+    assert sum(r["trials_ok"] for r in report["rows"]) >= 1
+    assert err.rstrip().splitlines()[-2] == (f"error: fleet bench run {fleet_id} stopped: "
+                                             "interrupted")  # fmt: skip
+    code, out, err = cli(capsys, "bench", "--resume", fleet_id, "-o", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert {p["status"] for p in report["phones"]} == {"done"}
+    assert all(r["trials_ok"] == 3 for r in report["rows"]) and len(report["rows"]) == 9

@@ -198,15 +198,50 @@ def _one_at_a_time(on_event: Callable[[FleetEvent], None] | None):  # noqa: ANN2
     return locked
 
 
-def _all_at_once(fleet_id: str, work_dir: str, todo: list, on_event) -> list[PhoneEnd]:  # noqa: ANN001
+class FleetInterrupted(QwenchatError):
+    """Ctrl-C (or SIGTERM/SIGHUP) stopped a fleet run; every phone's trials are stored."""
 
-    from concurrent.futures import ThreadPoolExecutor
+    def __init__(self, fleet_id: str, why: str, exit_code: int) -> None:
+        super().__init__(f"fleet bench run {fleet_id} stopped: {why}",
+                         f"Finish it with `qwenchat bench --resume {fleet_id}`.")  # fmt: skip
+        self.exit_code = exit_code
+
+
+def _interrupt(thread_ids: list[int], exc: KeyboardInterrupt) -> None:
+    """Raise ``exc``'s kind in each phone's thread: there the one-phone runner does what it
+    does on Ctrl-C (stops Genie on the phone, stores the run as interrupted). A thread
+    blocked on a phone's socket gets it when that read returns (every read is bounded)."""
+    import ctypes
+
+    for ident in thread_ids:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(type(exc)))
+
+
+def _all_at_once(fleet_id: str, work_dir: str, todo: list, on_event) -> list[PhoneEnd]:  # noqa: ANN001
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    from qwenchat import signals
+
+    idents: list[int] = []
 
     def one(item) -> PhoneEnd:  # noqa: ANN001
+        idents.append(threading.get_ident())
         name, opener, work = item
         return _run_phone(fleet_id, name, work_dir, opener, work, on_event or (lambda _e: None))
 
     if not todo:
         return []
-    with ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="qwenchat-bench") as pool:
-        return list(pool.map(one, todo))
+    pool = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="qwenchat-bench")
+    futures = [pool.submit(one, item) for item in todo]
+    try:
+        # Waited in short steps: Ctrl-C reaches the main thread between them.
+        while wait(futures, timeout=0.5).not_done:
+            pass
+    except KeyboardInterrupt as exc:
+        _interrupt(list(idents), exc)
+        wait(futures, timeout=120)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise FleetInterrupted(fleet_id, f"interrupted ({exc})" if str(exc) else "interrupted",
+                               signals.exit_code(exc)) from None  # fmt: skip
+    pool.shutdown(wait=True)
+    return [f.result() for f in futures]

@@ -43,7 +43,7 @@ def bench_fleet(
     *, show, resume, run_id, fmt, plot, serials, all_phones, adb_servers, connect, transport,  # noqa: ANN001
     device_dir, model, options: dict[str, Any],  # noqa: ANN001
 ) -> int:  # fmt: skip
-    from qwenchat.bench.fleet import resume_fleet, run_fleet
+    from qwenchat.bench.fleet import FleetInterrupted, resume_fleet, run_fleet
     from qwenchat.bench.fleet_storage import FleetStorage, is_fleet_ref
     from qwenchat.errors import UsageError
     from qwenchat.store import open_store
@@ -80,8 +80,15 @@ def bench_fleet(
             openers[p.phone] = lambda ref=ref: open_phone(ref)
         console.print(f"[dim]resuming fleet bench run {fleet.id}: "
                       f"{', '.join(openers) or 'no phone reachable'}[/]")  # fmt: skip
-        resume_fleet(fleet, openers, on_event=_line)
-        return print_fleet_report(fleet.id, fmt, plot)
+        try:
+            ends = resume_fleet(fleet, openers, on_event=_line)
+        except FleetInterrupted:
+            print_fleet_report(fleet.id, fmt, plot)
+            raise
+        print_fleet_report(fleet.id, fmt, plot)
+        with open_store() as store:
+            left = FleetStorage(store).load(fleet.id).unfinished
+        return min(100, len(left)) if ends is not None else 0
 
     from qwenchat.bench.runner import BenchOptions
     from qwenchat.bench.sweep import parse_lengths
@@ -107,14 +114,22 @@ def bench_fleet(
         # A phone without a whole bundle is marked failed before any trial is stored.
         bundle_integrity(device, PhoneLayout(device_dir)).require()
 
+    begun: list[str] = []
+
     def started(fleet_id: str) -> None:
+        begun.append(fleet_id)
         console.print(f"[dim]fleet bench run {fleet_id} on {len(phones)} phone(s) "
                       f"(resume with --resume {fleet_id})[/]")  # fmt: skip
 
-    fleet_id, ends = run_fleet(
-        [(ref.name, lambda ref=ref: open_phone(ref)) for ref in phones], bench_options,
-        device_dir, on_event=_line, on_start=started, check_phone=check_phone,
-    )  # fmt: skip
+    try:
+        fleet_id, ends = run_fleet(
+            [(ref.name, lambda ref=ref: open_phone(ref)) for ref in phones], bench_options,
+            device_dir, on_event=_line, on_start=started, check_phone=check_phone,
+        )  # fmt: skip
+    except FleetInterrupted:
+        if begun:  # what every phone measured so far, before the one line saying so
+            print_fleet_report(begun[0], fmt, plot)
+        raise
     print_fleet_report(fleet_id, fmt, plot)
     return min(100, sum(1 for end in ends if end.status not in ("done", "skipped")))
 
