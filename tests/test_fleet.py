@@ -153,7 +153,7 @@ def _phone_shell(fleet: Fleet, name: str, command: str) -> str:
     return subprocess.run(args, capture_output=True, text=True, timeout=30, check=True).stdout
 
 
-def test_each_emulated_phone_has_its_own_identity(fleet):
+def test_each_emulated_phone_has_its_own_identity(fleet, capsys):
     names = [fleet.direct.address, *fleet.remote_names]
     serials = [_phone_shell(fleet, n, "getprop ro.serialno").strip() for n in names]
     fingerprints = [_phone_shell(fleet, n, "getprop ro.build.fingerprint").strip() for n in names]
@@ -166,6 +166,10 @@ def test_each_emulated_phone_has_its_own_identity(fleet):
     assert "sm8650" in fingerprints[2] and "sm8750" in fingerprints[1]
     assert len(set(boot_ids)) == 3 and host_boot_id not in boot_ids
     assert all(re.fullmatch(r"[0-9a-f-]{36}", b) for b in boot_ids)
+    code, out, _ = cli(capsys, "emulator", "status", "--root", str(fleet.root / "far"), "--json")
+    status = json.loads(out)
+    assert code == 0 and [(s["serial"], s["soc"]) for s in status] == [
+        (fleet.remote[0][1], "SM8750"), (fleet.remote[1][1], "SM8650")]  # fmt: skip
 
 
 def test_devices_lists_every_server_and_names_each_phone(near_remembered, capsys):
@@ -437,6 +441,9 @@ def test_bench_all_a_phone_killed_midway_is_marked_and_resumed(near_remembered, 
     assert [(r["prompt_tokens"], r["trials_ok"]) for r in rows] == [(128, 2), (256, 2), (512, 2)]
     assert all(r["chip"] == "SM8650" for r in rows)
     assert f"{survivors[0]} [" not in err  # the finished phones did not run again
+
+    code, out, _ = cli(capsys, "results", "list")
+    assert code == 0 and f"{fleet_id}  fleet of 3 phone(s): 3 done" in out
 
     # One table for the fleet: a row per phone and prompt length, in every format.
     code, out, _ = cli(capsys, "results", "show", fleet_id, "-o", "csv")

@@ -277,14 +277,39 @@ def _forget(address: str) -> None:
 
 @emulator_app.command("status")
 def status(root: Root = None, json_output: Json = False) -> int:
-    """Whether the SIMULATED phone runs, where, and with which settings."""
+    """Whether the SIMULATED phone runs, where, and with which settings (and the phones
+    `start --count` put under the root)."""
     import json
 
+    base = _root(root)
+    roots = [r for r in _phone_roots(base) if r == base or (r / "state").is_dir()]
+    infos = [_status_of(r) for r in roots]
+    if len(infos) > 1 and not infos[0]["running"] and not (base / "state").is_dir():
+        infos = infos[1:]  # ROOT only holds the --count phones
+    if json_output:
+        typer.echo(json.dumps(infos[0] if len(infos) == 1 else infos, indent=2))
+        return 0 if any(i["running"] for i in infos) else 1
+    console = _console()
+    for info in infos:
+        if not info["running"]:
+            console.print(f"SIMULATED phone: not running (root {info['root']})")
+            continue
+        console.print(f"SIMULATED phone: running at {info['address']}  serial {info['serial']}")
+        if "soc" in info:
+            console.print(
+                f"soc {info['soc']}, time scale {info['time_scale']}, link {info['link']}, "
+                f"auth {'on' if info['auth'] else 'off'}, /data {info['free_mb']} MiB"
+            )
+            if info["faults"]:
+                console.print("faults: " + ", ".join(info["faults"]))
+    return 0 if any(i["running"] for i in infos) else 1
+
+
+def _status_of(base: Path) -> dict:
     from qwenchat.emulator.config import EmulatorConfig
     from qwenchat.emulator.daemon import read_state
     from qwenchat.emulator.faults import active
 
-    base = _root(root)
     running = read_state(base)
     info: dict = {"simulated": True, "running": running is not None, "root": str(base)}
     if running is not None:
@@ -297,22 +322,7 @@ def status(root: Root = None, json_output: Json = False) -> int:
                     faults=[f"{n} {v}".strip() for n, v in active(config)])  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    if json_output:
-        typer.echo(json.dumps(info, indent=2))
-        return 0 if running is not None else 1
-    console = _console()
-    if running is None:
-        console.print(f"SIMULATED phone: not running (root {base})")
-        return 1
-    console.print(f"SIMULATED phone: running at {info['address']}  serial {info['serial']}")
-    if "soc" in info:
-        console.print(
-            f"soc {info['soc']}, time scale {info['time_scale']}, link {info['link']}, "
-            f"auth {'on' if info['auth'] else 'off'}, /data {info['free_mb']} MiB"
-        )
-        if info["faults"]:
-            console.print("faults: " + ", ".join(info["faults"]))
-    return 0
+    return info
 
 
 @emulator_app.command("authorize")

@@ -90,7 +90,26 @@ def list_runs(
             + ", ".join(str(n) for n in r["lengths"]) + f" tokens · {r['trials']} trials{failed}",
         )
     console.print(table)
+    _list_fleets(console, limit)
     return 0
+
+
+def _list_fleets(console, limit: int) -> None:  # noqa: ANN001
+    """Fleet runs (bench --all), newest first: id and how each phone ended."""
+    from collections import Counter
+
+    from rich.markup import escape
+
+    from qwenchat.bench.fleet_storage import FleetStorage
+    from qwenchat.store import open_store
+
+    with open_store() as store:
+        fleets = FleetStorage(store)
+        records = [fleets.load(fleet_id) for fleet_id in fleets.fleet_ids()[:limit]]
+    for fleet in records:
+        ended = Counter(p.status for p in fleet.phones)
+        console.print(f"{fleet.id}  fleet of {len(fleet.phones)} phone(s): "
+                      + escape(", ".join(f"{n} {status}" for status, n in ended.items())))  # fmt: skip
 
 
 @results_app.command("show")
