@@ -547,3 +547,14 @@ def test_bench_all_ctrl_c_stops_every_phone_and_keeps_their_trials(near_remember
     report = json.loads(out)
     assert {p["status"] for p in report["phones"]} == {"done"}
     assert all(r["trials_ok"] == 3 for r in report["rows"]) and len(report["rows"]) == 9
+    # Compared with itself, phone by phone: every difference is zero, one row per phone,
+    # length and metric.
+    code, out, err = cli(capsys, "results", "compare", fleet_id, fleet_id, "-o", "csv")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == ("a_fleet,b_fleet,phone,length,metric,a_median,b_median,diff,diff_pct,"
+                        "a_halfwidth,b_halfwidth,n_a,n_b,beyond_spread,direction")  # fmt: skip
+    rows = [line.split(",") for line in lines[1:]]
+    assert len(rows) == 3 * 3 * 2
+    assert {r[2] for r in rows} == {p["phone"] for p in report["phones"]}
+    assert {(r[7], r[-1]) for r in rows} == {("0.0", "same")}

@@ -236,3 +236,79 @@ def write_fleet_plot(report: FleetReport, path: str) -> None:
         ax.legend(fontsize=8)
     fig.savefig(path)
     plt.close(fig)
+
+
+@dataclass
+class FleetComparison:
+    """Fleet run B against fleet run A, phone by phone (phones matched by name): each pair
+    compared by ``compare.compare_reports``, the one-run comparison's own rules."""
+
+    a: str
+    b: str
+    phones: list[tuple[str, Any]]  # (phone, compare.RunComparison)
+    only_a: list[str]
+    only_b: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "only_a": self.only_a, "only_b": self.only_b,
+                "phones": [{"phone": p, **c.as_json()} for p, c in self.phones]}  # fmt: skip
+
+
+def compare_fleets(
+    a: FleetReport, b: FleetReport, *, allow_different_models: bool = False
+) -> FleetComparison:
+    from qwenchat.bench.compare import compare_reports
+
+    pairs = [
+        (phone, compare_reports(a.reports[phone], b.reports[phone],
+                                allow_different_models=allow_different_models))
+        for phone in a.reports if phone in b.reports
+    ]  # fmt: skip
+    return FleetComparison(a.fleet_id, b.fleet_id, pairs,
+                           [p for p in a.reports if p not in b.reports],
+                           [p for p in b.reports if p not in a.reports])  # fmt: skip
+
+
+def write_fleet_comparison(c: FleetComparison, fmt: str, out: IO[str]) -> None:
+    from qwenchat.bench import compare as cmp
+
+    head = ["phone", *cmp._HEAD]
+    rows = [[phone, *row] for phone, comparison in c.phones for row in cmp._rows(comparison)]
+    if fmt == "json":
+        out.write(json.dumps(c.as_json(), indent=2, ensure_ascii=False) + "\n")
+        return
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        fields = ["a_median", "b_median", "diff", "diff_pct", "a_halfwidth", "b_halfwidth",
+                  "n_a", "n_b", "beyond_spread", "direction"]  # fmt: skip
+        writer.writerow(["a_fleet", "b_fleet", "phone", "length", "metric", *fields])
+        for phone, comparison in c.phones:
+            for d in comparison.lengths:
+                for m in (d.ttft, d.decode):
+                    if m is not None:
+                        writer.writerow([c.a, c.b, phone, d.length, m.metric,
+                                         *(getattr(m, f) for f in fields)])  # fmt: skip
+        return
+    verdicts = [f"{phone}: {comparison.verdict}" for phone, comparison in c.phones]
+    missing = [f"only in A: {', '.join(c.only_a) or '-'}; only in B: {', '.join(c.only_b) or '-'}"]
+    if fmt == "md":
+        out.write(f"### qwenchat fleet compare: {c.a} (A) vs {c.b} (B)\n\n")
+        out.write("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
+        for row in rows:
+            out.write("| " + " | ".join(x.replace("|", "\\|") for x in row) + " |\n")
+        out.write("\n" + "\n".join(f"- {line}" for line in [*verdicts, *missing]) + "\n")
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(file=out, width=200, highlight=False, soft_wrap=False)
+    table = Table(title=f"fleet {c.a} (A) vs {c.b} (B)", title_justify="left")
+    for i, h in enumerate(head):
+        table.add_column(h, no_wrap=i == 0, justify="left" if i in (0, 5, 9) else "right")
+    for row in rows:
+        table.add_row(*(escape(x) for x in row))
+    console.print(table)
+    console.print("[dim]± is each run's p10–p90 half-width; figures from Genie's profiler.[/]")
+    for line in [*verdicts, *missing]:
+        console.print(escape(line))

@@ -172,6 +172,10 @@ def compare(
     from qwenchat.bench.report import build_report
 
     fmt = parse_format(output, ("table", "md", "csv", "json"))
+    from qwenchat.bench.fleet_storage import is_fleet_ref
+
+    if is_fleet_ref(a) or is_fleet_ref(b):
+        return _compare_fleets(a, b, fmt, allow_different_models)
     store, BenchStorage = _open()
     with store:
         storage = BenchStorage(store)
@@ -191,6 +195,29 @@ def compare(
     else:
         {"md": cmp.write_comparison_markdown, "csv": cmp.write_comparison_csv,
          "json": cmp.write_comparison_json}[fmt](result, sys.stdout)
+    return 0
+
+
+def _compare_fleets(a: str, b: str, fmt: str, allow_different_models: bool) -> int:
+    """Two fleet runs, phone by phone, as one table."""
+    from qwenchat.bench.fleet_report import (
+        build_fleet_report,
+        compare_fleets,
+        write_fleet_comparison,
+    )
+    from qwenchat.bench.fleet_storage import FleetStorage, is_fleet_ref
+    from qwenchat.errors import UsageError
+
+    if not (is_fleet_ref(a) and is_fleet_ref(b)):
+        raise UsageError("compare a fleet run with a fleet run (fleet-...), or a run with a run",
+                         hint="`qwenchat results list` shows both kinds.")  # fmt: skip
+    store, BenchStorage = _open()
+    with store:
+        fleets, storage = FleetStorage(store), BenchStorage(store)
+        report_a = build_fleet_report(fleets.load(a), storage)
+        report_b = build_fleet_report(fleets.load(b), storage)
+    result = compare_fleets(report_a, report_b, allow_different_models=allow_different_models)
+    write_fleet_comparison(result, fmt, sys.stdout)
     return 0
 
 
