@@ -13,6 +13,8 @@ Failure modes, each with a test:
 - a remembered adb server is not used later, or a dead one is remembered
   -> ``test_connect_adb_server_*``
 - a bare serial two servers hold is guessed -> ``test_a_serial_two_servers_hold_is_not_guessed``
+- a one-phone command cannot reach another server's phone by its name, or reports it under
+  its bare serial -> ``test_a_single_phone_command_takes_a_name_with_its_server``
 - push --all sends a bundle of the wrong arch, stops at the first failure, or re-sends
   what a phone holds; a phone no bundle fits fails instead of being skipped; the exit
   status does not count the failed phones -> ``test_push_all_*``
@@ -558,3 +560,17 @@ def test_bench_all_ctrl_c_stops_every_phone_and_keeps_their_trials(near_remember
     assert len(rows) == 3 * 3 * 2
     assert {r[2] for r in rows} == {p["phone"] for p in report["phones"]}
     assert {(r[7], r[-1]) for r in rows} == {("0.0", "same")}
+
+
+def test_a_single_phone_command_takes_a_name_with_its_server(fleet, capsys):
+    """`-s SERIAL@HOST:PORT` reaches another server's phone in a one-phone command too, and
+    the phone is called so in what it prints."""
+    name = fleet.remote_names[1]
+    code, out, err = cli(capsys, "clean", "-s", name)
+    assert code == 0, err
+    assert out.startswith("removed /data/local/tmp/qwenchat/state")
+    code, out, err = cli(capsys, "doctor", "-s", name, "--json")
+    report = json.loads(out)
+    assert report["phones"][0]["phone"] == name
+    assert report["phones"][0]["report"]["address"] == name
+    assert report["phones"][0]["report"]["info"]["address"] == name

@@ -134,7 +134,9 @@ def resolve_phone_set(
     wanted = [s.strip() for s in serials or [] if s.strip()]
     if all_phones and wanted:
         raise UsageError("give -s SERIAL or --all, not both")
-    listing = list_phones(adb_servers, connect=connect, transport=transport)
+    # A name SERIAL@HOST:PORT brings its server along, remembered or not.
+    named = [v.rpartition("@")[2] for v in wanted if "@" in v]
+    listing = list_phones([*(adb_servers or []), *named], connect=connect, transport=transport)
     for problem in listing.problems:
         if on_problem is not None:
             on_problem(problem)

@@ -267,6 +267,13 @@ class ServerDevice(Device):
     def has_shell_v2(self) -> bool:
         return "shell_v2" in self.features
 
+    @property
+    def name(self) -> str:
+        if self.server is None:
+            return self.serial
+        host, port = self.server
+        return f"{self.serial}@{host}:{port}"
+
     def _open(self, service: bytes, timeout: float | None) -> _SmartSocket:
         with self._errors(f"opening {service[:40].decode(errors='replace')}"):
             return _SmartSocket(self.serial, service, timeout, self.server)
