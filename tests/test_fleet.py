@@ -26,6 +26,8 @@ Failure modes, each with a test:
   or cannot be resumed; resuming re-runs finished phones; the fleet report is not one
   table per phone and length, or the plot lacks a phone
   -> ``test_bench_all_a_phone_killed_midway_is_marked_and_resumed``
+- bench --all runs (or fails) a phone that holds no bundle instead of skipping it
+  -> ``test_bench_all_skips_a_phone_without_the_bundle``
 - Ctrl-C during bench --all leaves phones running Genie, loses their trials, hides the
   report, or exits 0 -> ``test_bench_all_ctrl_c_stops_every_phone_and_keeps_their_trials``
 
@@ -574,3 +576,24 @@ def test_a_single_phone_command_takes_a_name_with_its_server(fleet, capsys):
     assert report["phones"][0]["phone"] == name
     assert report["phones"][0]["report"]["address"] == name
     assert report["phones"][0]["report"]["info"]["address"] == name
+
+
+def test_bench_all_skips_a_phone_without_the_bundle(near_remembered, bundles, capsys):
+    """--all means the phones that hold the model: one whose bundle was removed is skipped
+    with its reason, not counted as failed; the others run."""
+    fleet = near_remembered
+    v79, v75, qairt = bundles
+    code, _, err = cli(capsys, "push-assets", "--all", "--adb-server", fleet.server, "--qairt",
+                       str(qairt), "--bundle", f"v79={v79}", "--bundle", f"v75={v75}", "--json")  # fmt: skip
+    assert code == 0, err
+    code, _, err = cli(capsys, "clean", "-s", fleet.direct.address, "--bundle", "--yes")
+    assert code == 0, err
+    code, out, err = cli(capsys, "bench", "--all", "--adb-server", fleet.server, "-p", "128",
+                         "-r", "1", "--warmup", "0", "--gen-len", "2", "--cooldown", "0",
+                         "-o", "json")  # fmt: skip
+    assert code == 0, err
+    phones = {p["phone"]: p for p in json.loads(out)["phones"]}
+    assert phones[fleet.direct.address]["status"] == "skipped"
+    assert phones[fleet.direct.address]["run_id"] is None
+    assert "manifest" in phones[fleet.direct.address]["note"]
+    assert {phones[n]["status"] for n in fleet.remote_names} == {"done"}
