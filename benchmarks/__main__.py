@@ -21,6 +21,7 @@ ORDER = (
     "chat_overhead",
     "session_chat",
     "bench_accuracy",
+    "fleet",
 )
 
 

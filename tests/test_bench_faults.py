@@ -262,7 +262,7 @@ def _interrupted_run(phone, capsys, monkeypatch, **overrides):
 
 def test_resume_refuses_another_phone_with_the_same_serial(phone, capsys, monkeypatch):
     emu, _, run_id = _interrupted_run(phone, capsys, monkeypatch)
-    other, _ = phone()  # a second emulated phone: same serial, another address
+    other, _ = phone(serial=emu.serial)  # a second emulated phone: same serial, another address
     assert other.serial == emu.serial and other.address != emu.address
     code, out, err = bench(capsys, other, "--resume", run_id)
     assert code == 2 and out == ""

@@ -161,11 +161,12 @@ def test_an_old_interrupted_run_checks_the_phone_on_resume(
     from qwenchat.device.direct import DirectDevice
     from qwenchat.layout import PhoneLayout
 
-    emu = emulator_factory(authorized_keys=[adb_key], time_scale=0.01)
+    emu = emulator_factory(authorized_keys=[adb_key], time_scale=0.01,
+                           serial="emulator-qwenchat-0001")
     with DirectDevice.connect_tcp(emu.host, emu.port, auth_timeout=5) as dev:
         push_assets(dev, plan_bundle(synthetic_bundle.bundle, synthetic_bundle.qairt, "SM8750",
                                      tokenizer=synthetic_bundle.tokenizer), PhoneLayout())
-    assert emu.serial == "emulator-qwenchat-0001"  # the old run's serial
+    assert emu.serial == "emulator-qwenchat-0001"  # the old run's serial (given above)
     code, out, err = cli(capsys, "bench", "--connect", emu.address, "--transport", "direct",
                          "--resume")  # the latest unfinished: the old interrupted run
     assert code == 2 and out == ""

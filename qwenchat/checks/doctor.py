@@ -107,8 +107,8 @@ def run_doctor(
         add(Check("reachable", False, exc.message, exc.hint or ""))
         return report
     with device:
-        report.address = device.serial
-        add(Check("reachable", True, f"{device.serial} via {device.transport_name}"))
+        report.address = device.name
+        add(Check("reachable", True, f"{device.name} via {device.transport_name}"))
         add(Check("authorized", True, "this computer's key is accepted"))
         try:
             _device_checks(device, work_dir, deep, model, report, add)

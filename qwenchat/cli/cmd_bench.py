@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Model, Serial, Transport
+from qwenchat.cli.options import (
+    DEFAULT_WORK_DIR,
+    AdbServers,
+    AllPhones,
+    Connect,
+    DeviceDir,
+    Model,
+    Serials,
+    Transport,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -105,14 +114,20 @@ def bench(
         ),
     ] = "genie",
     model: Model = None,
-    serial: Serial = None,
+    serials: Serials = None,
     connect: Connect = None,
     transport: Transport = "auto",
     device_dir: DeviceDir = DEFAULT_WORK_DIR,
+    all_phones: AllPhones = False,
+    adb_servers: AdbServers = None,
 ) -> int:
-    """Measure TTFT and tokens/s across prompt lengths and compare with Qualcomm's figures."""
+    """Measure TTFT and tokens/s across prompt lengths and compare with Qualcomm's figures.
+
+    --all (or -s repeated, --adb-server): every phone's sweep at once, as one fleet run
+    (--resume FLEET_ID finishes the phones that did not; --show FLEET_ID reports it)."""
     from qwenchat.bench.formats import parse_format
     from qwenchat.bench.parts import check_method
+    from qwenchat.cli.options import one_serial, wants_fleet
     from qwenchat.errors import UsageError
 
     check_method(method)  # before the phone or the store is touched
@@ -122,6 +137,23 @@ def bench(
 
         if not plot.lower().endswith(FORMATS):  # say so before an hour of trials
             raise UsageError(f"--plot {plot}: name the file .png or .svg")
+    from qwenchat.bench.fleet_storage import is_fleet_ref
+
+    fleet_ref = show if show is not None else (run_id if resume else None)
+    if is_fleet_ref(fleet_ref) or (show is None and wants_fleet(serials, all_phones, adb_servers)):
+        from qwenchat.cli.cmd_bench_fleet import bench_fleet
+
+        return bench_fleet(
+            show=show, resume=resume, run_id=run_id, fmt=fmt, plot=plot, serials=serials,
+            all_phones=all_phones, adb_servers=adb_servers, connect=connect,
+            transport=transport, device_dir=device_dir, model=model,
+            options=dict(prompt_len=prompt_len, gen_len=gen_len, repetitions=repetitions,
+                         warmup=warmup, seed=seed, cooldown=cooldown, max_temp_c=max_temp,
+                         max_temp_action=max_temp_action, cooldown_max_wait_s=cooldown_max_wait,
+                         protocol=protocol, load_timeout_s=load_timeout,
+                         stall_timeout_s=stall_timeout, engine=engine),
+        )  # fmt: skip
+    serial = one_serial(serials)
 
     from qwenchat.bench.storage import BenchStorage
     from qwenchat.store import open_store

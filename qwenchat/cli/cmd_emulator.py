@@ -63,7 +63,8 @@ def _product_error(exc: Exception) -> Exception:
 @emulator_app.command("start")
 def start(
     port: Annotated[
-        int, typer.Option("--port", help="Loopback port (0: any free port).")
+        int,
+        typer.Option("--port", help="Loopback port (0: any free port); with --count N, the first."),
     ] = DEFAULT_PORT,
     root: Root = None,
     no_auth: Annotated[
@@ -73,13 +74,21 @@ def start(
         bool,
         typer.Option("--accept-new-keys", help='Accept any new key at once ("always allow").'),
     ] = False,
-    soc: Annotated[str, typer.Option("--soc", help="SoC the phone reports.")] = "SM8750",
+    soc: Annotated[
+        list[str] | None,
+        typer.Option("--soc", help="SoC the phone reports; repeat it with --count (taken in turn)."),
+    ] = None,
     free_mb: Annotated[
         int, typer.Option("--free-mb", help="Size of the phone's /data (free when empty), MiB.")
     ] = 65536,
     link: Annotated[
-        str, typer.Option("--link", help="Cable speed: usb2 (~40 MB/s), usb3 (~120), unlimited.")
-    ] = "unlimited",
+        list[str] | None,
+        typer.Option(
+            "--link",
+            help="Cable speed: usb2 (~40 MB/s), usb3 (~120), unlimited (default); repeat it "
+            "with --count (taken in turn).",
+        ),
+    ] = None,
     time_scale: Annotated[
         float, typer.Option("--time-scale", help="Simulated genie time factor (0.1 = 10x faster).")
     ] = 1.0,
@@ -93,78 +102,163 @@ def start(
         int | None,
         typer.Option("--drop-after-bytes", help="Drop each connection after N bytes (tests)."),
     ] = None,
+    serial: Annotated[
+        str | None,
+        typer.Option(
+            "--serial",
+            help="The serial it reports (default: its own, new for a new root, kept after); "
+            "with --count N, phones get SERIAL-1 ... SERIAL-N.",
+        ),
+    ] = None,
+    count: Annotated[
+        int,
+        typer.Option(
+            "--count", help="Start N phones, each in ROOT/phone-I with its own serial.", min=1
+        ),
+    ] = 1,
+    behind_adb_server: Annotated[
+        int | None,
+        typer.Option(
+            "--behind-adb-server",
+            help="Hold the phones in Google's adb server on this loopback port (started if "
+            "needed), like another computer's: reach them with --adb-server 127.0.0.1:PORT.",
+        ),
+    ] = None,
     foreground: Annotated[
         bool, typer.Option("--foreground", help="Run in this terminal until Ctrl-C.")
     ] = False,
 ) -> int:
-    """Start the SIMULATED phone (a device-side ADB server on 127.0.0.1)."""
+    """Start the SIMULATED phone (a device-side ADB server on 127.0.0.1), or --count N."""
     from qwenchat.emulator import EmulatorError
     from qwenchat.emulator.config import LINK_SPEEDS_BPS, EmulatorConfig
     from qwenchat.emulator.daemon import run_daemon, start_daemon
     from qwenchat.errors import UsageError
 
     base = _root(root)
-    if link not in LINK_SPEEDS_BPS:
-        raise UsageError(f"unknown link {link!r}", f"Choose one of {', '.join(LINK_SPEEDS_BPS)}.")
+    socs = soc or ["SM8750"]
+    links = link or ["unlimited"]
+    for name in links:
+        if name not in LINK_SPEEDS_BPS:
+            raise UsageError(f"unknown link {name!r}", f"Choose one of {', '.join(LINK_SPEEDS_BPS)}.")
     if time_scale <= 0:
         raise UsageError("--time-scale must be above 0", "For example --time-scale 0.1.")
-    if free_mb < 1 or port < 0 or port > 65535:
+    if free_mb < 1 or port < 0 or port > 65535 or (port and port + count - 1 > 65535):
         raise UsageError("--free-mb must be at least 1 and --port within 0-65535", None)
+    if count == 1 and (len(socs) > 1 or len(links) > 1):
+        raise UsageError("several --soc or --link values need --count", "e.g. --count 2 "
+                         "--soc SM8750 --soc SM8650")  # fmt: skip
+    if foreground and (count > 1 or behind_adb_server is not None):
+        raise UsageError("--foreground runs one phone", "Drop --count / --behind-adb-server.")
+    if behind_adb_server is not None and not 0 < behind_adb_server < 65536:
+        raise UsageError(f"--behind-adb-server {behind_adb_server}: give a port within 1-65535")
     if profile is not None:
         _check_profile(profile)
-    config = EmulatorConfig(
-        root=base, soc=soc, free_mb=free_mb, link=link, time_scale=time_scale,
-        auth=not no_auth, accept_new_keys=accept_new_keys, drop_after_bytes=drop_after_bytes,
-        genie_profile=profile.resolve() if profile else None, jitter=not no_jitter,
-    )  # fmt: skip
     console = _console()
+    configs = []
+    for i in range(count):
+        phone_root = base if count == 1 else base / f"phone-{i + 1}"
+        config = EmulatorConfig(
+            root=phone_root, soc=socs[i % len(socs)], free_mb=free_mb,
+            link=links[i % len(links)], time_scale=time_scale,
+            auth=not no_auth, accept_new_keys=accept_new_keys, drop_after_bytes=drop_after_bytes,
+            genie_profile=profile.resolve() if profile else None, jitter=not no_jitter,
+        )  # fmt: skip
+        # A phone keeps its serial across restarts, as a real one does.
+        config.serial = _serial_for(phone_root, serial, i if count > 1 else None) or config.serial
+        configs.append(config)
 
-    def announce(address: str, serial: str, enforced: bool | None) -> None:
+    def announce(config, address: str, serial: str, enforced: bool | None) -> None:  # noqa: ANN001
         console.print(f"[bold]{SIMULATED_LINE}[/]")
-        console.print(f"listening on {address}  serial {serial}  soc {soc} (SIMULATED)")
-        console.print(f"link {link}, time scale {time_scale}, auth {'off' if no_auth else 'on'}")
+        console.print(f"listening on {address}  serial {serial}  soc {config.soc} (SIMULATED)")
+        console.print(f"link {config.link}, time scale {time_scale}, "
+                      f"auth {'off' if no_auth else 'on'}")  # fmt: skip
         if enforced is False:
             from qwenchat.emulator.storage import loop_unavailable_reason
 
             console.print(f"/data is NOT limited to {free_mb} MiB: {loop_unavailable_reason()}")
+        if behind_adb_server is not None:
+            return
         console.print(f"remembered like `qwenchat connect {address}`: phone commands find it "
                       "without --connect")  # fmt: skip
         console.print(f"     or: adb connect {address}")
 
     try:
         if foreground:
+            config = configs[0]
             config.save()
 
             def ready(server) -> None:  # noqa: ANN001
-                announce(server.address, server.serial, server.phone.storage.enforced)
+                announce(config, server.address, server.serial, server.phone.storage.enforced)
                 console.print("Ctrl-C stops it.")
 
             return run_daemon(base, port, on_ready=ready)
-        running = start_daemon(config, port)
+        started = []
+        for i, config in enumerate(configs):
+            started.append((config, start_daemon(config, port + i if port else 0)))
     except EmulatorError as exc:
         raise _product_error(exc) from None
     from qwenchat.emulator.storage import loop_unavailable_reason
 
-    _remember(running.address)
+    enforced = loop_unavailable_reason() is None
+    for config, running in started:
+        if behind_adb_server is None:
+            _remember(running.address)
+        announce(config, running.address, running.serial, enforced)
+    if behind_adb_server is not None:
+        from qwenchat.emulator.front import hold_in_adb_server
 
-    announce(running.address, running.serial, loop_unavailable_reason() is None)
-    console.print(f"stop it with: qwenchat emulator stop --root {base}")
+        try:
+            hold_in_adb_server(behind_adb_server, [r.address for _, r in started],
+                               [c.root for c, _ in started])  # fmt: skip
+        except EmulatorError as exc:
+            raise _product_error(exc) from None
+        console.print(f"held by Google's adb server on 127.0.0.1:{behind_adb_server}: reach "
+                      f"them with --adb-server 127.0.0.1:{behind_adb_server}")  # fmt: skip
+    console.print(f"stop {'it' if count == 1 else 'them'} with: qwenchat emulator stop --root {base}")
     return 0
+
+
+def _serial_for(root: Path, serial: str | None, index: int | None) -> str | None:
+    """--serial (SERIAL-I for the I-th of several), else the serial this root's phone had."""
+    if serial is not None:
+        from qwenchat.errors import UsageError
+
+        if not serial.strip() or any(c.isspace() or not c.isprintable() for c in serial):
+            raise UsageError(f"--serial {serial!r}: give letters, digits, - or _ (no spaces)")
+        return serial if index is None else f"{serial}-{index + 1}"
+    from qwenchat.emulator.config import EmulatorConfig
+
+    try:
+        return EmulatorConfig.load(root).serial
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _phone_roots(base: Path) -> list[Path]:
+    """The root itself, and the phones `start --count` put in ROOT/phone-I."""
+    children = sorted(base.glob("phone-*"), key=lambda p: (len(p.name), p.name))
+    return [base, *[p for p in children if (p / "state").is_dir()]]
 
 
 @emulator_app.command("stop")
 def stop(root: Root = None) -> int:
-    """Stop the SIMULATED phone started from this root."""
+    """Stop the SIMULATED phone started from this root (and those `--count` put under it)."""
     from qwenchat.emulator.daemon import stop_daemon
+    from qwenchat.emulator.front import release_from_adb_server
 
     base = _root(root)
-    stopped = stop_daemon(base)
     console = _console()
-    if stopped is None:
-        console.print(f"no SIMULATED phone runs from {base}")
-    else:
+    any_stopped = False
+    for phone_root in _phone_roots(base):
+        stopped = stop_daemon(phone_root)
+        if stopped is None:
+            continue
+        any_stopped = True
+        release_from_adb_server(phone_root, stopped.address)
         _forget(stopped.address)
         console.print(f"stopped the SIMULATED phone at {stopped.address}")
+    if not any_stopped:
+        console.print(f"no SIMULATED phone runs from {base}")
     return 0
 
 
@@ -183,14 +277,39 @@ def _forget(address: str) -> None:
 
 @emulator_app.command("status")
 def status(root: Root = None, json_output: Json = False) -> int:
-    """Whether the SIMULATED phone runs, where, and with which settings."""
+    """Whether the SIMULATED phone runs, where, and with which settings (and the phones
+    `start --count` put under the root)."""
     import json
 
+    base = _root(root)
+    roots = [r for r in _phone_roots(base) if r == base or (r / "state").is_dir()]
+    infos = [_status_of(r) for r in roots]
+    if len(infos) > 1 and not infos[0]["running"] and not (base / "state").is_dir():
+        infos = infos[1:]  # ROOT only holds the --count phones
+    if json_output:
+        typer.echo(json.dumps(infos[0] if len(infos) == 1 else infos, indent=2))
+        return 0 if any(i["running"] for i in infos) else 1
+    console = _console()
+    for info in infos:
+        if not info["running"]:
+            console.print(f"SIMULATED phone: not running (root {info['root']})")
+            continue
+        console.print(f"SIMULATED phone: running at {info['address']}  serial {info['serial']}")
+        if "soc" in info:
+            console.print(
+                f"soc {info['soc']}, time scale {info['time_scale']}, link {info['link']}, "
+                f"auth {'on' if info['auth'] else 'off'}, /data {info['free_mb']} MiB"
+            )
+            if info["faults"]:
+                console.print("faults: " + ", ".join(info["faults"]))
+    return 0 if any(i["running"] for i in infos) else 1
+
+
+def _status_of(base: Path) -> dict:
     from qwenchat.emulator.config import EmulatorConfig
     from qwenchat.emulator.daemon import read_state
     from qwenchat.emulator.faults import active
 
-    base = _root(root)
     running = read_state(base)
     info: dict = {"simulated": True, "running": running is not None, "root": str(base)}
     if running is not None:
@@ -203,22 +322,7 @@ def status(root: Root = None, json_output: Json = False) -> int:
                     faults=[f"{n} {v}".strip() for n, v in active(config)])  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    if json_output:
-        typer.echo(json.dumps(info, indent=2))
-        return 0 if running is not None else 1
-    console = _console()
-    if running is None:
-        console.print(f"SIMULATED phone: not running (root {base})")
-        return 1
-    console.print(f"SIMULATED phone: running at {info['address']}  serial {info['serial']}")
-    if "soc" in info:
-        console.print(
-            f"soc {info['soc']}, time scale {info['time_scale']}, link {info['link']}, "
-            f"auth {'on' if info['auth'] else 'off'}, /data {info['free_mb']} MiB"
-        )
-        if info["faults"]:
-            console.print("faults: " + ", ".join(info["faults"]))
-    return 0
+    return info
 
 
 @emulator_app.command("authorize")

@@ -10,10 +10,12 @@ import typer
 
 from qwenchat.cli.options import (
     DEFAULT_WORK_DIR,
+    AdbServers,
+    AllPhones,
     Connect,
     DeviceDir,
     Json,
-    Serial,
+    Serials,
     Transport,
 )
 
@@ -42,9 +44,13 @@ def _say(message: str) -> None:
 
 
 def push_assets_cmd(
-    bundle: Annotated[
-        Path | None,
-        typer.Option("--bundle", help="Folder with the context binaries (an AI Hub export)."),
+    bundles: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bundle",
+            help="Folder with the context binaries (an AI Hub export). Several phones of "
+            "different chips: one per Hexagon arch, --bundle v79=DIR --bundle v75=DIR2.",
+        ),
     ] = None,
     hub: Annotated[
         bool,
@@ -103,9 +109,11 @@ def push_assets_cmd(
     ] = False,
     model: PushModel = None,
     device_dir: DeviceDir = DEFAULT_WORK_DIR,
-    serial: Serial = None,
+    serials: Serials = None,
     connect: Connect = None,
     transport: Transport = "auto",
+    all_phones: AllPhones = False,
+    adb_servers: AdbServers = None,
     json_output: Json = False,
 ) -> int:
     """Send the bundle, the configs and the QAIRT runtime to the phone; skip what it holds.
@@ -118,15 +126,42 @@ def push_assets_cmd(
     with sha256sum on the phone, then renamed; the phone's manifest.json is removed first
     and written last, so the phone holds the old bundle or the new one, whole. One push
     at a time per phone (a lock with owner and age). Ctrl-C is safe: run again to resume.
+
+    Several phones (--all, -s repeated, --adb-server): each phone its own worker, lock and
+    skip-unchanged, one progress view, a summary per phone; a phone no --bundle fits
+    (ARCH=DIR) is skipped with one line. Exit status: the number of phones that failed.
     """
     import json
 
     from qwenchat.assets.bundle import plan_bundle
+    from qwenchat.assets.fleet import parse_bundle_choices
+    from qwenchat.cli.options import one_serial, wants_fleet
     from qwenchat.errors import UsageError
     from qwenchat.layout import PhoneLayout
     from qwenchat.manifest import HashCache
 
     layout = PhoneLayout(device_dir)
+    choices = parse_bundle_choices(bundles or [])
+    if wants_fleet(serials, all_phones, adb_servers) or any(c.arch for c in choices):
+        if hub or hub_job:
+            raise UsageError("--hub fetches one chip's bundle: for several phones, fetch each "
+                             "arch's (`qwenchat fetch`) and pass --bundle ARCH=DIR per arch")  # fmt: skip
+        if not choices:
+            raise UsageError("give --bundle FOLDER (or --bundle ARCH=FOLDER per Hexagon arch)")
+        for choice in choices:
+            _check_paths(choice.path, qairt, tokenizer)
+        return _push_fleet(
+            choices, qairt, tokenizer, model, soc, layout, verify, break_lock, json_output,
+            dict(context_size=context_size, max_num_tokens=max_tokens, temp=temp, top_k=top_k,
+                 top_p=top_p, seed=seed),
+            serials=serials, all_phones=all_phones, adb_servers=adb_servers, connect=connect,
+            transport=transport,
+        )  # fmt: skip
+    if len(choices) > 1:
+        raise UsageError("several --bundle folders for one phone",
+                         "Give one, or ARCH=DIR per Hexagon arch for several phones.")  # fmt: skip
+    bundle = choices[0].path if choices else None
+    serial = one_serial(serials)
     spec = _model_for(model, bundle)
     if soc is not None:
         _check_soc(soc)
@@ -302,3 +337,92 @@ def _render(report) -> None:  # noqa: ANN001
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(f"[dim]{report.work_dir} · {report.seconds:.2f} s in all[/]")
+
+
+def _push_fleet(choices, qairt, tokenizer, model, soc, layout, verify, break_lock,  # noqa: ANN001, ANN202, PLR0913
+                json_output, overrides, **where) -> int:  # fmt: skip
+    """push-assets to every phone of the set; exit status = phones failed (at most 100)."""
+    import json
+
+    from qwenchat.assets.bundle import plan_bundle
+    from qwenchat.assets.fleet import FleetPushRequest, push_fleet
+    from qwenchat.device.phoneset import open_phone, resolve_phone_set
+    from qwenchat.manifest import HashCache
+
+    if soc is not None:
+        from qwenchat.errors import UsageError
+
+        raise UsageError("--soc names one chip: with several phones each says its own",
+                         "Drop --soc; `qwenchat devices` shows each phone's chip.")  # fmt: skip
+    problems: list = []
+    phones = resolve_phone_set(where["serials"], where["all_phones"], where["adb_servers"],
+                               connect=where["connect"], transport=where["transport"],
+                               on_problem=problems.append)  # fmt: skip
+    for problem in problems:
+        _say(problem.message + " (its phones are left out)")
+    specs = {c.path: _model_for(model, c.path) for c in choices}
+
+    def plan_for(bundle_dir, chip, cache):  # noqa: ANN001, ANN202
+        return plan_bundle(bundle_dir, qairt, chip, tokenizer=tokenizer, model=specs[bundle_dir],
+                           cache=cache, **overrides)  # fmt: skip
+
+    request = FleetPushRequest(choices, plan_for, layout, verify=verify, break_lock=break_lock)
+    openers = [(ref.name, (lambda ref=ref: open_phone(ref, on_wait=_say))) for ref in phones]
+    progress = None
+    if not json_output:
+        from qwenchat.assets.fleet_progress import RichFleetProgress
+
+        progress = RichFleetProgress()
+    cache = HashCache()
+    try:
+        results = push_fleet(openers, request, cache, progress)
+    finally:
+        cache.close()
+    failed = sum(1 for r in results if r.status == "failed")
+    if json_output:
+        typer.echo(json.dumps({
+            "phones": [r.to_dict() for r in results], "failed": failed,
+            "unanswered_servers": [{"server": p.server, "error": p.message} for p in problems],
+        }, indent=2))  # fmt: skip
+    else:
+        _render_fleet(results)
+    return min(failed, 100)
+
+
+def _render_fleet(results) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from qwenchat.assets.push import format_bytes
+
+    console = Console(highlight=False, width=max(Console().width, 150))
+    table = Table(title=f"push-assets: {len(results)} phone(s)", title_justify="left")
+    for column in ("phone", "SoC", "arch", "bundle", "result", "sent", "MB/s (host clock)"):
+        table.add_column(column, no_wrap=column == "phone")
+    simulated = False
+    for r in results:
+        report = r.report
+        simulated = simulated or bool(report and report.simulated)
+        if r.status in ("failed", "skipped"):
+            colour = "red" if r.status == "failed" else "yellow"
+            result = f"[{colour}]{r.status}[/]: {escape(r.message)}"
+        elif r.status == "sent":
+            result = f"[green]sent {report.files_sent} file(s)[/], {report.files_skipped} unchanged"
+        else:
+            result = f"[green]already held[/]: {report.files_skipped} file(s)"
+        sent = format_bytes(report.bytes_sent) if report else ""
+        speed = f"{report.mb_per_s:.1f}" if report and report.files_sent else ""
+        sim = " [yellow]SIMULATED[/]" if report and report.simulated else ""
+        table.add_row(escape(r.phone), escape(r.soc or "?") + sim, escape(r.arch or "?"),
+                      escape(r.bundle or ""), result, sent, speed)  # fmt: skip
+    console.print(table)
+    failed = [r for r in results if r.status == "failed"]
+    skipped = [r for r in results if r.status == "skipped"]
+    done = len(results) - len(failed) - len(skipped)
+    console.print(f"{done} phone(s) hold the bundle, {len(skipped)} skipped, "
+                  f"[{'red' if failed else 'green'}]{len(failed)} failed[/]"
+                  + (" (SIMULATED phones)" if simulated else ""))  # fmt: skip
+    for r in failed:
+        if r.hint:
+            console.print(f"[dim]{escape(r.phone)}: {escape(r.hint)}[/]")

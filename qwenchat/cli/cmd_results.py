@@ -90,7 +90,26 @@ def list_runs(
             + ", ".join(str(n) for n in r["lengths"]) + f" tokens · {r['trials']} trials{failed}",
         )
     console.print(table)
+    _list_fleets(console, limit)
     return 0
+
+
+def _list_fleets(console, limit: int) -> None:  # noqa: ANN001
+    """Fleet runs (bench --all), newest first: id and how each phone ended."""
+    from collections import Counter
+
+    from rich.markup import escape
+
+    from qwenchat.bench.fleet_storage import FleetStorage
+    from qwenchat.store import open_store
+
+    with open_store() as store:
+        fleets = FleetStorage(store)
+        records = [fleets.load(fleet_id) for fleet_id in fleets.fleet_ids()[:limit]]
+    for fleet in records:
+        ended = Counter(p.status for p in fleet.phones)
+        console.print(f"{fleet.id}  fleet of {len(fleet.phones)} phone(s): "
+                      + escape(", ".join(f"{n} {status}" for status, n in ended.items())))  # fmt: skip
 
 
 @results_app.command("show")
@@ -102,10 +121,16 @@ def show(
         str | None, typer.Option("--plot", help="Also write a plot: FILE.png or FILE.svg.")
     ] = None,
 ) -> int:
-    """One stored run's report, in any format (-o table|md|csv|json|jsonl)."""
+    """One stored run's report, in any format (-o table|md|csv|json|jsonl); a fleet run
+    (fleet-...) as one table, a row per phone and prompt length."""
+    from qwenchat.bench.fleet_storage import is_fleet_ref
     from qwenchat.bench.formats import parse_format, write_report
 
     fmt = parse_format(output)
+    if is_fleet_ref(run):
+        from qwenchat.cli.cmd_bench_fleet import print_fleet_report
+
+        return print_fleet_report(run, fmt, plot)
     store, BenchStorage = _open()
     with store:
         stored = BenchStorage(store).get_run(run)
@@ -147,6 +172,10 @@ def compare(
     from qwenchat.bench.report import build_report
 
     fmt = parse_format(output, ("table", "md", "csv", "json"))
+    from qwenchat.bench.fleet_storage import is_fleet_ref
+
+    if is_fleet_ref(a) or is_fleet_ref(b):
+        return _compare_fleets(a, b, fmt, allow_different_models)
     store, BenchStorage = _open()
     with store:
         storage = BenchStorage(store)
@@ -166,6 +195,29 @@ def compare(
     else:
         {"md": cmp.write_comparison_markdown, "csv": cmp.write_comparison_csv,
          "json": cmp.write_comparison_json}[fmt](result, sys.stdout)
+    return 0
+
+
+def _compare_fleets(a: str, b: str, fmt: str, allow_different_models: bool) -> int:
+    """Two fleet runs, phone by phone, as one table."""
+    from qwenchat.bench.fleet_report import (
+        build_fleet_report,
+        compare_fleets,
+        write_fleet_comparison,
+    )
+    from qwenchat.bench.fleet_storage import FleetStorage, is_fleet_ref
+    from qwenchat.errors import UsageError
+
+    if not (is_fleet_ref(a) and is_fleet_ref(b)):
+        raise UsageError("compare a fleet run with a fleet run (fleet-...), or a run with a run",
+                         hint="`qwenchat results list` shows both kinds.")  # fmt: skip
+    store, BenchStorage = _open()
+    with store:
+        fleets, storage = FleetStorage(store), BenchStorage(store)
+        report_a = build_fleet_report(fleets.load(a), storage)
+        report_b = build_fleet_report(fleets.load(b), storage)
+    result = compare_fleets(report_a, report_b, allow_different_models=allow_different_models)
+    write_fleet_comparison(result, fmt, sys.stdout)
     return 0
 
 

@@ -244,6 +244,12 @@ class Device(ABC):
         that cannot safely carry two threads' traffic at once gives a connection of its own."""
         yield self
 
+    @property
+    def name(self) -> str:
+        """What reports call this phone: its serial, or SERIAL@HOST:PORT when another
+        computer's adb server holds it (two hosts may both have an ``emulator-5554``)."""
+        return self.serial
+
     def getprop(self, name: str) -> str:
         return self.shell(f"getprop {quote(name)}").text.strip()
 

@@ -24,7 +24,8 @@ SIMULATED_PROP = "ro.qwenchat.simulated"
 @dataclass(frozen=True)
 class DeviceInfo:
     serial: str  # ro.serialno (what the phone calls itself)
-    address: str  # what `-s` took to reach it: HOST:PORT, USB serial or adb-server serial
+    address: str  # what `-s` takes to reach it: HOST:PORT, USB serial, adb-server serial, or
+    # SERIAL@HOST:PORT for a phone of another computer's adb server
     model: str
     manufacturer: str
     soc: str  # ro.soc.model, e.g. SM8750
@@ -113,7 +114,7 @@ def info_from_props(
             pass
     return DeviceInfo(
         serial=props.get("ro.serialno") or props.get("ro.boot.serialno") or device.serial,
-        address=device.serial,
+        address=device.name,
         model=props.get("ro.product.model", ""),
         manufacturer=props.get("ro.product.manufacturer", ""),
         soc=soc,

@@ -137,6 +137,13 @@ def open_device(
 
     transport = _check_transport(transport)
     serial = serial or os.environ.get("ANDROID_SERIAL") or None
+    if serial and "@" in serial and not connect:
+        # SERIAL@HOST:PORT: a phone of another computer's adb server (`qwenchat devices`).
+        from qwenchat.device.servers import parse_server
+
+        held, _, where = serial.rpartition("@")
+        server = parse_server(where)
+        return ServerDevice(held, server=(server.host, server.port))
 
     def _open(summary: DeviceSummary) -> Device:
         return open_summary(summary, on_wait=on_wait, auth_timeout=auth_timeout)

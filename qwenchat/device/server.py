@@ -63,36 +63,81 @@ HANDSHAKE_S = 10.0  # the server's OKAY for a service: a live phone answers in m
 _SERVER_PACKET = 64 * 1024  # stdin frames at most this big (the server splits them further)
 
 
-def server_address() -> tuple[str, int]:
+ServerAddress = tuple[str, int]  # (host, port) of an adb server; None below: the local one
+
+
+def server_address(server: ServerAddress | None = None) -> ServerAddress:
+    """``server``, else this computer's own (ANDROID_ADB_SERVER_HOST/PORT, as adb reads them)."""
+    if server is not None:
+        return server
     host = os.environ.get("ANDROID_ADB_SERVER_HOST") or "127.0.0.1"
     port = int(os.environ.get("ANDROID_ADB_SERVER_PORT") or DEFAULT_SERVER_PORT)
     return host, port
 
 
-def server_running(timeout: float = 0.3) -> bool:
+def server_running(timeout: float = 0.3, server: ServerAddress | None = None) -> bool:
     """Whether something listens on the adb server port (never starts one)."""
     try:
-        with socket.create_connection(server_address(), timeout=timeout):
+        with socket.create_connection(server_address(server), timeout=timeout):
             return True
     except OSError:
         return False
 
 
-def _client():  # noqa: ANN202 - adbutils.AdbClient
+def _client(server: ServerAddress | None = None):  # noqa: ANN202 - adbutils.AdbClient
     import adbutils
 
-    host, port = server_address()
+    host, port = server_address(server)
     return adbutils.AdbClient(host=host, port=port, socket_timeout=10)
 
 
-def server_devices() -> list[tuple[str, str]]:
+def server_devices(server: ServerAddress | None = None) -> list[tuple[str, str]]:
     """(serial, state) of every device the running server knows; [] when none runs."""
-    if not server_running():
+    if not server_running(server=server):
         return []
     try:
-        return [(info.serial, info.state) for info in _client().list()]
+        return [(info.serial, info.state) for info in _client(server).list()]
     except Exception:  # a dying server or something else on the port: no devices from it
         return []
+
+
+def query_server(server: ServerAddress, timeout: float = 3.0) -> list[tuple[str, str]]:
+    """(serial, state) of every device ``server`` holds; raises DeviceError saying why when
+    it does not answer (refused, timed out, not an adb server): a fleet listing shows that
+    as one line and goes on with the other servers."""
+    host, port = server
+    where = f"adb server {host}:{port}"
+    try:
+        with socket.create_connection(server, timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"%04x" % len(b"host:devices") + b"host:devices")
+            reply = _read_exactly(sock, 4)
+            length = int(_read_exactly(sock, 4), 16)
+            text = _read_exactly(sock, length).decode("utf-8", errors="replace")
+    except TimeoutError:
+        raise NoDeviceError(f"{where}: not answering (no reply in {timeout:g} s)") from None
+    except ConnectionRefusedError:
+        raise NoDeviceError(f"{where}: not answering (connection refused)") from None
+    except (OSError, ValueError) as exc:
+        raise NoDeviceError(f"{where}: not answering as an adb server ({exc})") from None
+    if reply != b"OKAY":
+        raise DeviceError(f"{where}: refused to list its devices: {text}")
+    found = []
+    for line in text.splitlines():
+        serial, _, state = line.partition("\t")
+        if serial:
+            found.append((serial, state.strip()))
+    return found
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed before its reply")
+        data += chunk
+    return bytes(data)
 
 
 def server_connect(address: str) -> str:
@@ -103,8 +148,14 @@ def server_connect(address: str) -> str:
 class _SmartSocket:
     """One connection to the adb server, switched to a device service."""
 
-    def __init__(self, serial: str, service: bytes, timeout: float | None) -> None:
-        self.sock = socket.create_connection(server_address(), timeout=10)
+    def __init__(
+        self,
+        serial: str,
+        service: bytes,
+        timeout: float | None,
+        server: ServerAddress | None = None,
+    ) -> None:
+        self.sock = socket.create_connection(server_address(server), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self._request(f"host:transport:{serial}".encode())
@@ -202,20 +253,30 @@ class ServerDevice(Device):
     transport_name = "server"
     concurrent_streams = True  # one socket per command through the adb server
 
-    def __init__(self, serial: str) -> None:
+    def __init__(self, serial: str, server: ServerAddress | None = None) -> None:
         self.serial = serial
         self.kind = "server"
+        # Which adb server holds it: None is this computer's own; a remote one (another
+        # host's `adb -a`, a device farm) is named wherever the phone is.
+        self.server = server
         with self._errors("reading its features"):
-            features = _client().device(serial=serial).get_features()
+            features = _client(server).device(serial=serial).get_features()
         self.features = frozenset(f for f in features.strip().split(",") if f)
 
     @property
     def has_shell_v2(self) -> bool:
         return "shell_v2" in self.features
 
+    @property
+    def name(self) -> str:
+        if self.server is None:
+            return self.serial
+        host, port = self.server
+        return f"{self.serial}@{host}:{port}"
+
     def _open(self, service: bytes, timeout: float | None) -> _SmartSocket:
         with self._errors(f"opening {service[:40].decode(errors='replace')}"):
-            return _SmartSocket(self.serial, service, timeout)
+            return _SmartSocket(self.serial, service, timeout, self.server)
 
     # ---------------------------------------------------------------- shell
     def shell(self, command: str, *, timeout: float | None = 60.0) -> ShellResult:

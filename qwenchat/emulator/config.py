@@ -17,11 +17,21 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 LINK_SPEEDS_BPS = {"usb2": 40_000_000, "usb3": 120_000_000, "unlimited": None}
+SERIAL_PREFIX = "emulator-qwenchat-"
+
+
+def new_serial() -> str:
+    """A serial of its own for each new emulated phone: two phones on one adb server (or
+    one host) must be told apart, as real phones are by their serial numbers. Digits only,
+    like the old fixed ``emulator-qwenchat-0001``; 8 random digits: 100 phones share one
+    with a chance of about 1 in 20,000."""
+    return SERIAL_PREFIX + f"{secrets.randbelow(10**8):08d}"
 
 
 @dataclass
@@ -38,7 +48,7 @@ class Faults:
 @dataclass
 class EmulatorConfig:
     root: Path
-    serial: str = "emulator-qwenchat-0001"
+    serial: str = field(default_factory=new_serial)  # kept in settings.json across restarts
     soc: str = "SM8750"
     android_version: str = "15"
     free_mb: int = 65536  # capacity of /data (free space of an empty phone), kernel-enforced

@@ -10,6 +10,18 @@ BOARD_PLATFORMS = {"SM8750": "sun", "SM8650": "pineapple", "SM8550": "kalama"}
 SDK_BY_RELEASE = {"15": "35", "14": "34", "13": "33", "12": "31", "16": "36"}
 
 
+def build_fingerprint(config: EmulatorConfig) -> str:
+    """BRAND/PRODUCT/DEVICE:RELEASE/ID/INCREMENTAL:TYPE/TAGS, as Android's. Real phones of
+    one model share a fingerprint; each emulated phone gets its own (its chip in the
+    product, its serial's digits as the incremental) so that reports from several can be
+    told apart by fingerprint too."""
+    release = str(config.android_version)
+    product = f"qwenchat_emu_{config.soc.lower()}"
+    digits = "".join(c for c in config.serial if c.isdigit())
+    incremental = (digits or "".join(c for c in config.serial if c.isalnum()))[-12:] or "1"
+    return f"qwenchat/{product}/qwenchat_emu:{release}/SIMULATED/{incremental}:user/release-keys"
+
+
 def build_props(config: EmulatorConfig) -> dict[str, str]:
     release = str(config.android_version)
     sdk = SDK_BY_RELEASE.get(release.split(".")[0], "35")
@@ -29,9 +41,7 @@ def build_props(config: EmulatorConfig) -> dict[str, str]:
         "ro.build.version.release": release,
         "ro.build.version.sdk": sdk,
         "ro.build.type": "user",
-        "ro.build.fingerprint": (
-            f"qwenchat/qwenchat_emu/qwenchat_emu:{release}/SIMULATED/1:user/release-keys"
-        ),
+        "ro.build.fingerprint": build_fingerprint(config),
         "ro.build.display.id": "qwenchat emulator SIMULATED build",
         "ro.serialno": config.serial,
         "ro.boot.serialno": config.serial,

@@ -8,9 +8,11 @@ genie heats it through the emulator's socket). Each file is replaced whole (writ
 so a reader sees an old or a new value, never half of one. One zone's ``temp`` is mode 000:
 reading it fails, as some zones do on real phones.
 
-/proc is the phone's own procfs (its pid namespace); three of its files are replaced by the
+/proc is the phone's own procfs (its pid namespace); four of its files are replaced by the
 emulator's (bound over them): ``version`` (says SIMULATED), ``meminfo`` (the phone's RAM,
-``--ram-mb``) and ``cpuinfo`` (its SoC).
+``--ram-mb``), ``cpuinfo`` (its SoC) and ``sys/kernel/random/boot_id`` (a new one at each
+start of this phone: otherwise every emulated phone would report the host's, and two phones
+or a phone and its restart could not be told apart).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 from pathlib import Path
 
 from qwenchat.emulator.config import EmulatorConfig
@@ -29,6 +32,7 @@ log = logging.getLogger("qwenchat.emulator")
 PERIOD_S = 0.2
 # Battery and power state; `state/battery.json` (outside the phone's fs) may override them.
 DEFAULT_BATTERY = {"level": 87, "status": "Charging", "usb": True, "ac": False, "power_save": False}
+BOOT_ID = "sys/kernel/random/boot_id"
 PROC_VERSION = "Linux version 6.6.30-android15-qwenchat-SIMULATED (qwenchat emulator)\n"
 
 
@@ -86,7 +90,9 @@ class SysFiles:
 
     @property
     def proc_overlays(self) -> dict[str, Path]:
-        return {name: self.proc_dir / name for name in ("version", "meminfo", "cpuinfo")}
+        overlays = {name: self.proc_dir / name for name in ("version", "meminfo", "cpuinfo")}
+        overlays[BOOT_ID] = self.proc_dir / "boot_id"
+        return overlays
 
     def battery(self) -> dict:
         state = dict(DEFAULT_BATTERY)
@@ -101,6 +107,7 @@ class SysFiles:
         _replace(self.proc_dir / "version", PROC_VERSION)
         _replace(self.proc_dir / "meminfo", meminfo(self.config.ram_mb))
         _replace(self.proc_dir / "cpuinfo", cpuinfo(self.config.soc))
+        _replace(self.proc_dir / "boot_id", f"{uuid.uuid4()}\n")  # a new boot, a new id
         for i, zone in enumerate(ZONES):
             d = self.sys_dir / "class" / "thermal" / f"thermal_zone{i}"
             d.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,6 @@ opened it first.
 import importlib
 import importlib.util
 
-for _name in ("qwenchat.chat.storage", "qwenchat.bench.storage"):
+for _name in ("qwenchat.chat.storage", "qwenchat.bench.storage", "qwenchat.bench.fleet_storage"):
     if importlib.util.find_spec(_name) is not None:
         importlib.import_module(_name)
