@@ -82,7 +82,8 @@ class ChatRequest:
 def parse_body(raw: bytes) -> ChatRequest:
     """The request in ``raw`` (the HTTP body), or APIError(400) naming what is wrong."""
     try:
-        data = json.loads(raw)
+        # UTF-8 only (RFC 8259): json.loads would guess UTF-16/32 from the first bytes.
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise bad_request("the body is not UTF-8 text", code="invalid_json") from None
     except json.JSONDecodeError as exc:

@@ -5,6 +5,7 @@ the grace period and stored, then every phone's genie-app is stopped)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -70,9 +71,10 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
     def stop(self) -> None:
-        """From another thread: drain and stop, as a SIGTERM would."""
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.pool.drain)
+        """From another thread: drain and stop, as a SIGTERM would (no-op once stopped)."""
+        if self.loop is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                self.loop.call_soon_threadsafe(self.pool.drain)
         self.should_exit = True
 
 
