@@ -62,12 +62,13 @@ def served_fixture(bundled_phone, tmp_path):
         profile: dict | None = None,
         engine: str = "session",
         drain_s: float = 30.0,
+        phone: dict | None = None,
         **session_kw,
     ) -> Served:
         slots, opened = [], []
         db = None
         for _ in range(phones):
-            emu, dev = bundled_phone(profile=profile)
+            emu, dev = bundled_phone(profile=profile, **(phone or {}))
             # The test's own default store (QWENCHAT_HOME): `qwenchat history` reads it too.
             store = open_store()
             db = store.path
