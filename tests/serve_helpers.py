@@ -67,8 +67,9 @@ def served_fixture(bundled_phone, tmp_path):
     ) -> Served:
         slots, opened = [], []
         db = None
-        for _ in range(phones):
-            emu, dev = bundled_phone(profile=profile, **(phone or {}))
+        for i in range(phones):
+            overrides = {"serial": f"emulator-served-{i + 1:04d}", **(phone or {})}
+            emu, dev = bundled_phone(profile=profile, **overrides)
             # The test's own default store (QWENCHAT_HOME): `qwenchat history` reads it too.
             store = open_store()
             db = store.path
