@@ -116,6 +116,13 @@ class Pool:
                              headers={"Retry-After": "5"})
                 )
 
+    def cut_all(self) -> None:
+        """The drain's grace period is over: every reply still running is cut (and stored
+        by its session)."""
+        for slot in self.slots:
+            if slot.busy:
+                slot.cancel("drain")
+
     def retry_after(self) -> int:
         """Seconds until a place in the queue is likely free: the median reply time of the
         recent requests times the queue's length per phone (at least 1)."""

@@ -20,6 +20,8 @@ from qwenchat.serve.app import ServeConfig, build_app
 from qwenchat.serve.pool import Pool
 
 DEFAULT_DRAIN_S = 30.0
+# After a cut: the dialog abort (engine.ABORT_S at most, then a kill) and the store's write.
+CUT_GRACE_S = 5.0
 
 
 def is_loopback(host: str) -> bool:
@@ -56,10 +58,21 @@ def bind(host: str, port: int) -> socket.socket:
 class _Server(uvicorn.Server):
     """uvicorn's server, told about the pool: a stop signal starts the drain at once."""
 
-    def __init__(self, config: uvicorn.Config, pool: Pool) -> None:
+    def __init__(self, config: uvicorn.Config, pool: Pool, drain_s: float) -> None:
         super().__init__(config)
         self.pool = pool
+        self.drain_s = drain_s
         self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _drain(self) -> None:
+        """Waiting requests are refused now; replies still running when the grace period
+        ends are cut on the phone (dialog abort), so each is stored and its client gets an
+        error event instead of a connection dropped mid-stream."""
+        if self.pool.draining:
+            return
+        self.pool.drain()
+        assert self.loop is not None
+        self.loop.call_later(self.drain_s, self.pool.cut_all)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
@@ -67,14 +80,14 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.pool.drain)
+            self.loop.call_soon_threadsafe(self._drain)
         super().handle_exit(sig, frame)
 
     def stop(self) -> None:
         """From another thread: drain and stop, as a SIGTERM would (no-op once stopped)."""
         if self.loop is not None and not self.loop.is_closed():
             with contextlib.suppress(RuntimeError):  # closed meanwhile
-                self.loop.call_soon_threadsafe(self.pool.drain)
+                self.loop.call_soon_threadsafe(self._drain)
         self.should_exit = True
 
 
@@ -86,11 +99,14 @@ def make_server(pool: Pool, config: ServeConfig, drain_s: float = DEFAULT_DRAIN_
             log_level="warning",
             access_log=False,
             lifespan="on",
-            timeout_graceful_shutdown=drain_s,
+            # uvicorn's own bound comes after ours (cut_all): the cut replies' last events
+            # and the stores' writes get their time before any task is cancelled.
+            timeout_graceful_shutdown=drain_s + CUT_GRACE_S,
             # The body limit is the app's; no server header naming the stack.
             server_header=False,
         ),
         pool,
+        drain_s,
     )
 
 
