@@ -228,3 +228,33 @@ def test_history_shows_served_conversations(served, capsys):
     assert "served (qwenchat serve)" in shown and "SIMULATED" in shown
     assert run_app(app, ["history", "last", "--json"]) == 0
     assert '"origin": "served"' in capsys.readouterr().out
+
+
+def test_per_request_sampling_keeps_the_model_and_the_conversation(served):
+    """temperature/top_p/seed change per request: genie-app's `sampler applyConfig` on the
+    live dialog (no second load, the follow-up still prefills only its turn); an older
+    genie-app makes a new dialog for it, and the conversation is prefilled again."""
+    srv = served()
+    emu, _ = srv.phones[0]
+    client = openai.OpenAI(base_url=srv.base, api_key="unused")
+    messages = [{"role": "user", "content": "pick a word"}]
+    first = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=40)
+    messages += [{"role": "assistant", "content": first.choices[0].message.content},
+                 {"role": "user", "content": "again"}]
+    second = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=40, temperature=0.2, top_p=0.5, seed=11
+    )
+    held = first.usage.prompt_tokens + first.usage.completion_tokens
+    assert second.usage.prompt_tokens_details.cached_tokens == held
+    assert script_lines(emu, "dialog create") == 1
+    assert script_lines(emu, "sampler applyConfig") == 1
+
+    old = served(profile={"genie_app_build": "old"})
+    emu_old, _ = old.phones[0]
+    client = openai.OpenAI(base_url=old.base, api_key="unused")
+    first = client.chat.completions.create(model=MODEL, messages=messages[:1], max_tokens=40)
+    again = messages[:1] + [{"role": "assistant", "content": first.choices[0].message.content},
+                            {"role": "user", "content": "again"}]
+    second = client.chat.completions.create(model=MODEL, messages=again, max_tokens=40, seed=11)
+    assert second.usage.prompt_tokens_details.cached_tokens == 0  # a new dialog: all again
+    assert script_lines(emu_old, "dialog create") == 2

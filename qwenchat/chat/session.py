@@ -152,9 +152,11 @@ class ChatSession:
             if value is not None:  # None: back to the bundle's genie_config.json value
                 validate_setting(key, value, ctx_size=self.ctx_size)
         self.settings = self.settings.updated(**values)
-        if self.engine.name == "session" and set(values) - {"max_tokens"}:
-            # A live session's sampler is in its dialog's config: a new dialog (empty) is
-            # made for the next turn, so that turn sends the whole conversation.
+        per_query = getattr(self.engine, "sampler_per_query", False)
+        if self.engine.name == "session" and set(values) - {"max_tokens"} and not per_query:
+            # An older genie-app's sampler is in its dialog's config: a new dialog (empty) is
+            # made for the next turn, so that turn sends the whole conversation. (A newer one
+            # applies it to the live dialog: `sampler applyConfig`, the context kept.)
             self.state.valid = False
         self._save_conversation()
 

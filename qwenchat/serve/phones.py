@@ -162,14 +162,13 @@ class PhoneSlot:
 
     def extends(self, request: ChatRequest) -> bool:
         """The phone's dialog holds the request's earlier turns: only the new one is
-        prefilled (the same sampler too: another one means a new dialog on the phone)."""
+        prefilled (an older genie-app also needs the same sampler: another one there means
+        a new dialog)."""
         s = self.session
-        return (
-            not s.lost
-            and s.state.valid
-            and self.same_conversation(request)
-            and _sampler(s.settings) == _sampler(request.settings)
+        same_sampler = getattr(s.engine, "sampler_per_query", False) or (
+            _sampler(s.settings) == _sampler(request.settings)
         )
+        return not s.lost and s.state.valid and self.same_conversation(request) and same_sampler
 
     # ----- one request
     def submit(
