@@ -342,6 +342,9 @@ def _figures(job: _Job, reply: ServedReply) -> dict[str, Any]:
         "prompt_mode": reply.result.mode.value,
         "prefilled_tokens": reply.prefilled,
         "figures": reply.result.figures.as_json(),
+        # Host clock around the chat session's whole turn (ChatSession.send), for the
+        # server's own overhead: the client's wall time minus this.
+        "host_session_s": reply.session_s,
         "simulated": job.slot.simulated,
     }
 

@@ -14,6 +14,7 @@ a time (the pool makes sure of that).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +61,7 @@ class ServedReply:
     result: ReplyResult
     conversation_id: str
     prefilled: int  # tokens Genie prefilled for this request (its profile, else counted)
+    session_s: float = 0.0  # host clock: the whole ChatSession.send call (the phone's turn)
 
 
 class StopScanner:
@@ -213,6 +215,7 @@ class PhoneSlot:
                 self.cancel("stop")
 
         cached = s.state.tokens
+        sent = time.monotonic()
         try:
             result = s.send(request.user, _text, entered_at=entered)
         except ContextBudgetError as exc:
@@ -228,10 +231,13 @@ class PhoneSlot:
                            code="phone_lost") from None
         except UsageError as exc:
             raise APIError(400, exc.message, code="invalid_value") from None
+        session_s = time.monotonic() - sent
         rest = scanner.flush()
         if rest:
             on_text(rest)
-        return self._reply(request, result, scanner, cached)
+        return dataclasses.replace(
+            self._reply(request, result, scanner, cached), session_s=session_s
+        )
 
     def _reply(
         self, request: ChatRequest, result: ReplyResult, scanner: StopScanner, cached: int

@@ -47,12 +47,16 @@ def bind(host: str, port: int) -> socket.socket:
     """The listening socket (port 0: any free one); UsageError when it cannot be had."""
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     try:
-        return socket.create_server((host.strip("[]"), port), family=family, backlog=128)
+        sock = socket.create_server((host.strip("[]"), port), family=family, backlog=128)
     except OSError as exc:
         raise UsageError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}",
             hint="Pick another --port, or stop what listens there.",
         ) from None
+    # Accepted connections inherit it: a response's head and body go out at once, not the
+    # body ~40 ms later behind the client's delayed ACK (Nagle) on a kept-alive connection.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 class _Server(uvicorn.Server):
