@@ -22,6 +22,7 @@ Failure modes, each tested below:
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
@@ -187,3 +188,40 @@ def genie_apps(dev) -> set[int]:
         if pid.isdigit() and args.strip().startswith("genie-app"):
             pids.add(int(pid))
     return pids
+
+
+def test_without_max_tokens_a_long_prompt_gets_what_the_context_has_left(served):
+    """A prompt that fits, but not with the default reply length: the reply takes the room
+    left (as OpenAI's API does without max_tokens); asked explicitly, it is a 400."""
+    srv = served()
+    text = "word " * 3700  # ~3700 tokens of 4096: the default 512-token reply does not fit
+    answer = post(srv, {"model": MODEL, "messages": [{"role": "user", "content": text}]})
+    assert answer.status_code == 200, answer.text
+    usage = answer.json()["usage"]
+    assert usage["prompt_tokens"] + usage["completion_tokens"] <= 4096
+    openai_error(post(srv, {"model": MODEL, "max_tokens": 512,
+                            "messages": [{"role": "user", "content": text}]}),
+                 400, "context_length_exceeded")
+
+
+def test_a_client_gone_before_a_whole_reply_frees_the_phone(served):
+    """Not streamed: the server notices the closed connection and stops the reply."""
+    import socket
+
+    srv = served(**SLOW)
+    emu, _ = srv.phones[0]
+    post(srv, HELLO)  # loaded
+    body = json.dumps({**LONG, "stream": False}).encode()
+    host, port = srv.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        while not httpx.get(srv.url + "/health").json()["phones"][0]["busy"]:
+            time.sleep(0.02)
+        time.sleep(0.5)  # the reply is under way (~15 s of it)
+    left = time.monotonic()
+    while httpx.get(srv.url + "/health").json()["phones"][0]["busy"]:
+        assert time.monotonic() - left < 5, "the phone is still busy with a gone client"
+        time.sleep(0.05)
+    assert any("dialog abort" in r.get("what", "") for r in read_records(emu.root))

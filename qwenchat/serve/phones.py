@@ -217,7 +217,16 @@ class PhoneSlot:
         cached = s.state.tokens
         sent = time.monotonic()
         try:
-            result = s.send(request.user, _text, entered_at=entered)
+            try:
+                result = s.send(request.user, _text, entered_at=entered)
+            except ContextBudgetError as exc:
+                # No max_tokens asked: as OpenAI's, the reply may take what the context has
+                # left (finish_reason "length" when it fills); nothing was sent yet.
+                room = exc.ctx_size - (exc.needed - s.max_tokens)
+                if request.settings.max_tokens is not None or room < 1:
+                    raise
+                s.update_settings(max_tokens=room)
+                result = s.send(request.user, _text, entered_at=entered)
         except ContextBudgetError as exc:
             raise APIError(
                 400,
