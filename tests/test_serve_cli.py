@@ -116,3 +116,55 @@ def test_sigterm_drains_stores_the_cut_reply_and_stops_genie_app(bundled_phone, 
     assert len(rows) == 1
     origin, stop, length = rows[0]
     assert origin == "served" and stop == "cut" and length > 0
+
+
+def test_two_phones_from_repeated_serial_options_share_the_requests(bundled_phone):
+    phones = [bundled_phone(serial=f"emulator-cli-{i}") for i in (1, 2)]
+    args = [a for emu, _ in phones for a in ("-s", emu.address)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qwenchat", "serve", *args, "--transport", "direct",
+         "--port", "0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        banner = b""
+        deadline = time.monotonic() + BOUND_S
+        while b"Ctrl-C" not in banner:
+            assert proc.poll() is None and time.monotonic() < deadline, banner
+            banner += proc.stderr.read1(4096)
+        assert b"emulator-cli-1:" in banner and b"emulator-cli-2:" in banner
+        url = re.search(rb"http://[\d.]+:\d+/v1", banner).group().decode()
+        health = httpx.get(url.removesuffix("/v1") + "/health").json()
+        assert sorted(p["serial"] for p in health["phones"]) == ["emulator-cli-1",
+                                                                 "emulator-cli-2"]
+        answers: list = []
+
+        def ask(n: int) -> None:
+            answers.append(httpx.post(url + "/chat/completions", timeout=BOUND_S, json={
+                "model": MODEL, "messages": [{"role": "user", "content": f"write {n}00 tokens"}]}))
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(BOUND_S)
+        assert [a.status_code for a in answers] == [200, 200]
+        assert {a.headers["x-qwenchat-phone"] for a in answers} == {"emulator-cli-1",
+                                                                     "emulator-cli-2"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(BOUND_S) in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert all(genie_apps(dev) == [] for _, dev in phones)
+
+
+def test_one_phone_named_twice_is_refused_and_left_clean(bundled_phone, capsys):
+    emu, dev = bundled_phone()
+    port = emu.address.rsplit(":", 1)[1]
+    code = run_app(app, ["serve", "-s", f"127.0.0.1:{port}", "-s", f"localhost:{port}",
+                         "--transport", "direct", "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"-s localhost:{port} is the phone {emu.serial} again" in err
+    assert genie_apps(dev) == []

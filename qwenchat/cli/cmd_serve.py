@@ -101,8 +101,15 @@ def serve(
                 # One store connection per phone: each phone's worker thread writes its own
                 # conversation's rows (one sqlite connection's transactions cannot interleave).
                 store = stack.enter_context(open_store())
-                slots.append(_open_slot(serial, connect, transport, device_dir, spec, store,
-                                        engine))
+                slot = _open_slot(serial, connect, transport, device_dir, spec, store, engine)
+                slots.append(slot)
+                twin = next((o for o in slots[:-1] if o.serial == slot.serial), None)
+                if twin is not None:
+                    # Two sessions (two loaded models) on one phone would fight for its memory.
+                    raise UsageError(
+                        f"-s {serial} is the phone {slot.serial} again",
+                        hint="Give each phone once.",
+                    )
             from qwenchat.serve.app import ServeConfig
             from qwenchat.serve.pool import Pool
             from qwenchat.serve.server import serve as run_server
