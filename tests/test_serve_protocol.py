@@ -108,6 +108,7 @@ def test_an_image_part_is_refused_naming_where_it_is():
         (b"[1, 2]", None, "must be a JSON object, not an array"),
         (b"\xff\xfe", None, "not UTF-8"),
         (b"[" * 100000 + b"]" * 100000, None, "JSON"),
+        (b'{"seed": ' + b"9" * 5000 + b"}", None, "cannot be read"),
         (body(model=3), "model", "model must be a non-empty string"),
         (body(messages=[]), "messages", "non-empty array"),
         (body(messages="hi"), "messages", "non-empty array"),

@@ -336,12 +336,16 @@ def fingerprint(slot: PhoneSlot) -> str:
 def _figures(job: _Job, reply: ServedReply) -> dict[str, Any]:
     """qwenchat's own figures of the reply (Genie's profile and the host clock, each named),
     beside OpenAI's fields; clients that do not know them ignore them."""
+    figures = reply.result.figures.as_json()
+    # The session counts from its send (a typed message's Enter); here that is the moment
+    # the request reached its phone's worker (after the queue, if it waited).
+    figures["host"]["source"] = "host clock, from the request reaching its phone"
     return {
         "conversation_id": reply.conversation_id,
         "phone": job.slot.serial,
         "prompt_mode": reply.result.mode.value,
         "prefilled_tokens": reply.prefilled,
-        "figures": reply.result.figures.as_json(),
+        "figures": figures,
         # Host clock around the chat session's whole turn (ChatSession.send), for the
         # server's own overhead: the client's wall time minus this.
         "host_session_s": reply.session_s,

@@ -93,6 +93,8 @@ def parse_body(raw: bytes) -> ChatRequest:
         ) from None
     except RecursionError:
         raise bad_request("the body's JSON is nested too deeply", code="invalid_json") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise bad_request(f"the body's JSON cannot be read: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise bad_request(
             f"the body must be a JSON object, not {_kind(data)}", code="invalid_json"
