@@ -409,10 +409,17 @@ class SessionEngine(Engine):
                 self.start()  # the build decides what the dialog's config holds
             live = self._live
             new_build = live is not None and live.build == "new"
-            # A newer build caps a query's tokens (setMaxNumTokens) and applies its sampler
-            # (sampler applyConfig) without a new dialog: its config stays the bundle's.
-            settings = SamplerSettings() if new_build else request.settings
-            config = self.render_config(settings)
+            # A newer build caps a query's tokens (setMaxNumTokens) and applies a new sampler
+            # (sampler applyConfig) without a new dialog: once loaded, its config stays. The
+            # dialog is still created with the first query's sampler in its config, so the
+            # settings a chat starts with never depend on applyConfig alone.
+            if new_build and live is not None and live.loaded and live.config is not None:
+                config = live.config
+            else:
+                settings = request.settings.updated(max_tokens=None) if new_build else (
+                    request.settings
+                )
+                config = self.render_config(settings)
             if follow_up and live is not None and live.loaded and live.config != config:
                 # Other sampling settings need a new dialog, which holds no conversation:
                 # a follow-up cannot go on there (the caller rebuilds from its transcript).
@@ -420,7 +427,7 @@ class SessionEngine(Engine):
                 record.error = "the sampling settings changed: the dialog must be rebuilt"
                 self._valid = False
                 return record
-            live = self._ensure(config, record, request.bounds)
+            live = self._ensure(config, record, request.bounds, _sampler_only(request.settings))
             if live is None:
                 return record
             self._turn(live, request, record, on_text)
@@ -455,7 +462,13 @@ class SessionEngine(Engine):
             self._live = None
             self._kill(live)
 
-    def _ensure(self, config: str, record: QueryRecord, bounds: WaitBounds) -> _Live | None:
+    def _ensure(
+        self,
+        config: str,
+        record: QueryRecord,
+        bounds: WaitBounds,
+        sampler: SamplerSettings | None = None,
+    ) -> _Live | None:
         """A live genie-app with a dialog made from ``config`` (launched and loaded here when
         needed; the load's figures go on ``record``)."""
         live = self._live
@@ -472,6 +485,10 @@ class SessionEngine(Engine):
             assert live is not None
         if not live.loaded:
             self._load(live, config, record, bounds)
+            # The sampler the config was rendered with (a newer build: the query's own).
+            live.sampler = sampler if sampler is not None and live.build == "new" else (
+                SamplerSettings()
+            )
         return live
 
     def _load(self, live: _Live, config: str, record: QueryRecord, bounds: WaitBounds) -> None:
@@ -498,7 +515,6 @@ class SessionEngine(Engine):
                 failure.message if failure is not None else f"the dialog was not created: {_last_line(stderr)}"
             )
         live.loaded, live.config, live.dirty = True, config, False
-        live.sampler = SamplerSettings()
         live.load = LoadFigures(host_s=time.monotonic() - began)
         record.load_host_s = live.load.host_s  # this query waited for it, whatever follows
         self.loads.append(live.load)
