@@ -20,6 +20,7 @@ ORDER = (
     "push_speed",
     "chat_overhead",
     "session_chat",
+    "serve_overhead",
     "bench_accuracy",
     "fleet",
 )

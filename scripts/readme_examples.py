@@ -86,6 +86,7 @@ def generate() -> dict[str, str]:
             env,
         )
         out["run"] = _run(["run", *dev, "--max-tokens", "64", "What is the capital of France?"], env)
+        out.update(_serve_examples(env))
     finally:
         subprocess.run(
             [sys.executable, "-m", "qwenchat", "emulator", "stop", "--root", str(root)],
@@ -93,6 +94,84 @@ def generate() -> dict[str, str]:
         )
     # The temporary folder and port differ on every run: show stable names instead.
     return {k: v.replace(str(work), "/tmp/qwenchat-demo") for k, v in out.items()}
+
+
+# The README's client example (shown as `cat client.py`, run as it is shown: only the port
+# differs, `qwenchat serve --port 0` picks a free one here).
+SERVE_CLIENT = """\
+from openai import OpenAI
+
+client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")
+messages = [{"role": "user", "content": "What is the capital of France?"}]
+reply = client.chat.completions.create(model="qwen2-7b-instruct", messages=messages)
+print(reply.choices[0].message.content)
+
+# The follow-up extends what the phone's dialog holds: only the new turn is prefilled.
+messages += [{"role": "assistant", "content": reply.choices[0].message.content},
+             {"role": "user", "content": "And of Italy?"}]
+stream = client.chat.completions.create(model="qwen2-7b-instruct", messages=messages,
+                                        stream=True, stream_options={"include_usage": True})
+for chunk in stream:
+    if chunk.choices:
+        print(chunk.choices[0].delta.content or "", end="", flush=True)
+    elif chunk.usage:
+        print(f"\\n{chunk.usage.prompt_tokens_details.cached_tokens} of "
+              f"{chunk.usage.prompt_tokens} prompt tokens were in the phone's KV cache")
+"""
+
+
+def _serve_examples(env: dict[str, str]) -> dict[str, str]:
+    """`qwenchat serve` in the background; curl's and the openai client's view of it."""
+    import signal
+    import urllib.request
+
+    args = ["serve", "--port", "0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qwenchat", *args], env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    banner = ""
+    try:
+        while "Ctrl-C" not in banner:
+            line = proc.stdout.readline()
+            if not line:
+                raise SystemExit(f"readme example `qwenchat serve` failed:\n{banner}")
+            banner += line
+        url = re.search(r"http://127\.0\.0\.1:\d+", banner).group()
+        body = {"model": "qwen2-7b-instruct", "max_tokens": 32,
+                "messages": [{"role": "user", "content": "Hello!"}]}
+        request = urllib.request.Request(
+            url + "/v1/chat/completions", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = json.loads(response.read())
+        # What `jq '.choices[0].message.content, .usage'` prints.
+        shown = "\n".join(json.dumps(v, indent=2, ensure_ascii=False)
+                          for v in (answer["choices"][0]["message"]["content"], answer["usage"]))
+        curl = (
+            "$ curl -s http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: "
+            "application/json' \\\n    -d '" + json.dumps(body) + "' \\\n"
+            "    | jq '.choices[0].message.content, .usage'\n" + shown + "\n"
+        )
+        script = SERVE_CLIENT.replace("http://127.0.0.1:8000", url)
+        client = subprocess.run([sys.executable, "-c", script], env=env, text=True,
+                                capture_output=True, timeout=300)
+        if client.returncode != 0:
+            raise SystemExit(f"readme example client.py failed:\n{client.stderr}")
+        run = f"$ cat client.py\n{SERVE_CLIENT}$ python client.py\n{client.stdout}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    shown_banner = banner.replace(url, "http://127.0.0.1:8000")
+    return {
+        "serve": f"$ qwenchat serve\n{shown_banner}".rstrip() + "\n",
+        "serve-curl": curl.rstrip() + "\n",
+        "serve-client": run.rstrip() + "\n",
+    }
 
 
 def mask(text: str) -> str:

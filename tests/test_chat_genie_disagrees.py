@@ -53,18 +53,25 @@ def test_a_turn_genie_refuses_as_too_long_is_taken_back_and_offered_as_a_budget_
         s.end()
 
 
-@pytest.mark.parametrize("engine, after_temp", [("session", PromptMode.REBUILD),
-                                                ("process", PromptMode.FOLLOWUP)])
-def test_a_sampler_change_rebuilds_only_a_live_sessions_dialog(bundled_phone, engine,
-                                                               after_temp):
-    _, dev = bundled_phone()
+F, R = PromptMode.FOLLOWUP, PromptMode.REBUILD
+
+
+@pytest.mark.parametrize("engine, build, after_max, after_temp", [
+    ("session", "old", R, R),  # an older genie-app: both are in the dialog's config
+    ("session", "new", F, F),  # setMaxNumTokens, `sampler applyConfig` on the live dialog
+    ("process", "new", F, F),
+])
+def test_a_sampler_change_rebuilds_only_an_older_live_sessions_dialog(
+    bundled_phone, engine, build, after_max, after_temp
+):
+    _, dev = bundled_phone(profile={"genie_app_build": build})
     s = open_chat_session(dev, engine=engine, settings=SamplerSettings(max_tokens=8))
     try:
         assert s.engine.name == engine
         assert s.send("first").mode is PromptMode.REBUILD
-        # max_tokens is not part of the dialog's sampler: the dialog stays.
+        # max_tokens is not part of the dialog's sampler: the dialog stays (newer builds).
         s.update_settings(max_tokens=6)
-        assert s.send("second").mode is PromptMode.FOLLOWUP
+        assert s.send("second").mode is after_max
         s.update_settings(temp=0.3)
         assert s.send("third").mode is after_temp
         assert s.send("fourth").mode is PromptMode.FOLLOWUP

@@ -158,16 +158,38 @@ def test_an_unknown_engine_is_a_usage_error(capsys):
 
 
 def test_new_sampling_settings_make_a_new_dialog_and_the_turn_rebuilds(bundled_phone):
-    emu, dev = bundled_phone()
+    # An older genie-app (no `sampler applyConfig`): the sampler lives in the dialog's config.
+    emu, dev = bundled_phone(profile={"genie_app_build": "old"})
     session = open_chat_session(dev, engine="session", settings=SamplerSettings(max_tokens=8))
     try:
         session.send("hello")
-        session.update_settings(temp=0.5)  # the sampler lives in the dialog's config
+        session.update_settings(temp=0.5)
         after = session.send("and now?")
         assert after.mode is PromptMode.REBUILD  # the new dialog holds nothing: all is sent
         assert after.stop is not StopReason.ERROR and after.figures.host_load_s is not None
         assert count(emu, "dialog create") == 2
         assert len(genie_apps(dev)) == 1
+    finally:
+        session.end()
+
+
+def test_a_newer_genie_app_applies_new_sampling_to_the_live_dialog(bundled_phone):
+    """`sampler applyConfig` on the dialog's sampler: no new dialog (no model load), the
+    conversation's context kept, and the new seed really samples differently."""
+    emu, dev = bundled_phone()
+    session = open_chat_session(dev, engine="session", settings=SamplerSettings(max_tokens=60))
+    try:
+        first = session.send("hello")
+        session.update_settings(seed=7)
+        second = session.send("hello")
+        session.update_settings(seed=8)
+        third = session.send("hello")
+        assert [r.mode for r in (second, third)] == [PromptMode.FOLLOWUP] * 2
+        assert all(r.figures.host_load_s is None for r in (second, third))
+        assert count(emu, "dialog create") == 1 and count(emu, "sampler applyConfig") == 2
+        # The simulated reply's filler is drawn from the sampler's seed.
+        tails = [r.text.split(".", 1)[1] for r in (first, second, third)]
+        assert len(set(tails)) == 3, tails
     finally:
         session.end()
 

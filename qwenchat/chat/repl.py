@@ -210,8 +210,10 @@ class Repl:
                 return
             values = s.parse_set(arg)
             s.update_settings(**values)
-            if s.engine.name == "session" and set(values) - {"max_tokens"}:
-                # The sampler lives in the live dialog's config: a new one means a new dialog.
+            per_query = getattr(s.engine, "sampler_per_query", False)
+            if s.engine.name == "session" and set(values) - {"max_tokens"} and not per_query:
+                # An older genie-app's sampler lives in the live dialog's config: a new one
+                # means a new dialog (a newer one applies it: `sampler applyConfig`).
                 self.say(
                     f"settings: {s.settings.as_dict()} (the live dialog is created again on "
                     "the next turn: one model load, the conversation rebuilt)"

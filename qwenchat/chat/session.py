@@ -107,6 +107,9 @@ class ChatSession:
     lost: bool = False
     # --engine: how a phone found again is driven (auto, session, process).
     engine_kind: str = "process"
+    # Who held the conversation: "chat" (a person at `qwenchat run`) or "served" (a client of
+    # `qwenchat serve`); history and export show it.
+    origin: str = "chat"
     _conversation_saved: bool = False
     _cancel: threading.Event = field(default_factory=threading.Event)
     # Dialog states left on a phone that vanished: removed when it is back.
@@ -146,11 +149,14 @@ class ChatSession:
         # Sampler and max tokens live in the per-session genie config, not in the KV state:
         # with the per-turn engine changing them never forces a rebuild.
         for key, value in values.items():
-            validate_setting(key, value, ctx_size=self.ctx_size)
+            if value is not None:  # None: back to the bundle's genie_config.json value
+                validate_setting(key, value, ctx_size=self.ctx_size)
         self.settings = self.settings.updated(**values)
-        if self.engine.name == "session" and set(values) - {"max_tokens"}:
-            # A live session's sampler is in its dialog's config: a new dialog (empty) is
-            # made for the next turn, so that turn sends the whole conversation.
+        per_query = getattr(self.engine, "sampler_per_query", False)
+        if self.engine.name == "session" and set(values) - {"max_tokens"} and not per_query:
+            # An older genie-app's sampler is in its dialog's config: a new dialog (empty) is
+            # made for the next turn, so that turn sends the whole conversation. (A newer one
+            # applies it to the live dialog: `sampler applyConfig`, the context kept.)
             self.state.valid = False
         self._save_conversation()
 

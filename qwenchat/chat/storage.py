@@ -118,6 +118,13 @@ def m015_chat_reply_engine(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE chat_replies ADD COLUMN host_load_s REAL")
 
 
+@migration
+def m019_chat_conversation_origin(db: sqlite3.Connection) -> None:
+    # Who held the conversation: a person at `qwenchat run` ('chat', every one before this)
+    # or a client of `qwenchat serve` ('served').
+    db.execute("ALTER TABLE chat_conversations ADD COLUMN origin TEXT NOT NULL DEFAULT 'chat'")
+
+
 @dataclass(frozen=True)
 class ConversationSummary:
     id: str
@@ -128,6 +135,7 @@ class ConversationSummary:
     device_model: str | None
     simulated: bool
     model: str
+    origin: str = "chat"
 
 
 def store_errors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -168,8 +176,8 @@ class ChatStorage:
         self.db.execute(
             """INSERT INTO chat_conversations
                  (id, title, system_prompt, settings_json, device_serial, device_model,
-                  device_soc, simulated, model)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  device_soc, simulated, model, origin)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(id) DO UPDATE SET
                  title = COALESCE(chat_conversations.title, excluded.title),
                  system_prompt = excluded.system_prompt,
@@ -185,6 +193,7 @@ class ChatStorage:
                 session.info.soc,
                 int(session.info.simulated),
                 session.model_name,
+                session.origin,
             ),
         )
 
@@ -283,7 +292,7 @@ class ChatStorage:
     def list_conversations(self, limit: int = 20) -> list[ConversationSummary]:
         rows = self.db.execute(
             """SELECT c.id, c.created_at, c.updated_at, c.title, c.device_model, c.simulated,
-                      c.model, (SELECT COUNT(*) FROM chat_messages m
+                      c.model, c.origin, (SELECT COUNT(*) FROM chat_messages m
                         WHERE m.conversation_id = c.id AND m.dropped = 0) AS messages
                  FROM chat_conversations c ORDER BY c.updated_at DESC, c.rowid DESC LIMIT ?""",
             (limit,),
@@ -298,6 +307,7 @@ class ChatStorage:
                 device_model=r["device_model"],
                 simulated=bool(r["simulated"]),
                 model=r["model"],
+                origin=r["origin"],
             )
             for r in rows
         ]
@@ -355,6 +365,7 @@ class ChatStorage:
             "updated_at": row["updated_at"],
             "title": row["title"],
             "model": row["model"],
+            "origin": row["origin"],
             "system": row["system_prompt"],
             "settings": json.loads(row["settings_json"] or "{}"),
             "device": {

@@ -19,6 +19,7 @@ from qwenchat import __version__
 # Order here is the order in `qwenchat --help`.
 COMMAND_MODULES = (
     "run",
+    "serve",
     "bench",
     "push",
     "devices",

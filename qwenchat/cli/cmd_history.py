@@ -85,8 +85,9 @@ def _print_list(rows) -> None:  # noqa: ANN001
         device = r.device_model or "?"
         if r.simulated and "SIMULATED" not in device:
             device += " (SIMULATED)"
+        served = " · served" if r.origin == "served" else ""  # a `qwenchat serve` client's
         table.add_row(
-            r.id, _short_time(r.updated_at), str(r.messages), f"{r.model} · {device}",
+            r.id, _short_time(r.updated_at), str(r.messages), f"{r.model} · {device}{served}",
             r.title or "",
         )
     console.print(table)
@@ -107,6 +108,7 @@ def _print_conversation(data: dict) -> None:
     console = Console(highlight=False, soft_wrap=True)
     device = data["device"]
     sim = " · SIMULATED" if device["simulated"] else ""
+    sim += " · served (qwenchat serve)" if data.get("origin") == "served" else ""
     console.print(
         f"[bold]{escape(data['id'])}[/] · {data['created_at']} · {escape(str(data['model']))}"
         f" on {escape(str(device['model']))} {escape(str(device['soc']))}{sim}"

@@ -10,6 +10,12 @@ Protocol (docs: /work/notes/genie-app-facts.md; phone side: ``session_phone.py``
     turn n   [dialog reset D] | dialog query D PROMPT_n | profile save P PROFILE_n
              | # qwenchat-turn N
 
+A newer build also takes the dialog's sampler once (``dialog getSampler D S``) and a query
+whose sampler settings differ from the dialog's applies them first (``sampler config create
+C SAMPLER_n | sampler applyConfig S C | sampler config free C``: GenieSampler_applyConfig),
+so changing temp/top-k/top-p/seed keeps the model loaded and the KV cache; an older build
+makes a new dialog (a model load) for it.
+
 Every line is followed by a line of 4096 spaces: genie-app's reader (libc++ filebuf over
 bionic fread) hands a line to the script only once 4 KB more arrived. A turn's reply is over
 when the echo of ``profile save P PROFILE_n`` shows (a path made for this turn: no reply
@@ -67,6 +73,7 @@ PROBE_S = 20.0  # genie-app starting and answering `version`: no model is loaded
 CLOSE_S = 3.0  # `exit` to the end of the stream, before genie-app is killed
 ABORT_S = 1.0  # a `dialog abort` that has not ended the reply by then: genie-app is killed
 DIALOG, CONFIG, PROFILE = "qwenchat", "qwenchat-config", "qwenchat-profile"
+SAMPLER, SAMPLER_CONFIG = "qwenchat-sampler", "qwenchat-sampler-config"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PID_LINE = re.compile(rb"qwenchat-session-pid: (\d+)\r?\n")
 _PID_END = b"\n"  # the launch line's pid is the first line genie-app's stream carries
@@ -104,6 +111,9 @@ class _Live:
     config: str | None = None  # the genie_config text the dialog was created with
     loaded: bool = False
     max_tokens: int | None = None  # set with setMaxNumTokens (newer builds)
+    # The sampler settings applied to the dialog's sampler (newer builds; the default: the
+    # dialog config's own).
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
     load: LoadFigures | None = None
     queries: int = 0
     dirty: bool = False  # the dialog's KV cache holds something
@@ -145,6 +155,12 @@ class SessionEngine(Engine):
     @property
     def build(self) -> str | None:
         return None if self._live is None else self._live.build
+
+    @property
+    def sampler_per_query(self) -> bool:
+        """A query's sampler settings apply to the live dialog (newer genie-app): changing
+        them keeps the model loaded and the conversation's KV cache."""
+        return self.build == "new"
 
     @property
     def libgenie_version(self) -> str | None:
@@ -396,10 +412,17 @@ class SessionEngine(Engine):
                 self.start()  # the build decides what the dialog's config holds
             live = self._live
             new_build = live is not None and live.build == "new"
-            # A newer build caps a query's tokens without a new dialog (setMaxNumTokens):
-            # only the sampler then lives in the dialog's config.
-            settings = request.settings.updated(max_tokens=None) if new_build else request.settings
-            config = self.render_config(settings)
+            # A newer build caps a query's tokens (setMaxNumTokens) and applies a new sampler
+            # (sampler applyConfig) without a new dialog: once loaded, its config stays. The
+            # dialog is still created with the first query's sampler in its config, so the
+            # settings a chat starts with never depend on applyConfig alone.
+            if new_build and live is not None and live.loaded and live.config is not None:
+                config = live.config
+            else:
+                settings = request.settings.updated(max_tokens=None) if new_build else (
+                    request.settings
+                )
+                config = self.render_config(settings)
             if follow_up and live is not None and live.loaded and live.config != config:
                 # Other sampling settings need a new dialog, which holds no conversation:
                 # a follow-up cannot go on there (the caller rebuilds from its transcript).
@@ -407,7 +430,7 @@ class SessionEngine(Engine):
                 record.error = "the sampling settings changed: the dialog must be rebuilt"
                 self._valid = False
                 return record
-            live = self._ensure(config, record, request.bounds)
+            live = self._ensure(config, record, request.bounds, _sampler_only(request.settings))
             if live is None:
                 return record
             self._turn(live, request, record, on_text)
@@ -442,7 +465,13 @@ class SessionEngine(Engine):
             self._live = None
             self._kill(live)
 
-    def _ensure(self, config: str, record: QueryRecord, bounds: WaitBounds) -> _Live | None:
+    def _ensure(
+        self,
+        config: str,
+        record: QueryRecord,
+        bounds: WaitBounds,
+        sampler: SamplerSettings | None = None,
+    ) -> _Live | None:
         """A live genie-app with a dialog made from ``config`` (launched and loaded here when
         needed; the load's figures go on ``record``)."""
         live = self._live
@@ -459,6 +488,10 @@ class SessionEngine(Engine):
             assert live is not None
         if not live.loaded:
             self._load(live, config, record, bounds)
+            # The sampler the config was rendered with (a newer build: the query's own).
+            live.sampler = sampler if sampler is not None and live.build == "new" else (
+                SamplerSettings()
+            )
         return live
 
     def _load(self, live: _Live, config: str, record: QueryRecord, bounds: WaitBounds) -> None:
@@ -470,8 +503,10 @@ class SessionEngine(Engine):
             script_line("dialog", "config", "create", CONFIG, files.config),
             script_line("dialog", "config", "bind", "profile", CONFIG, PROFILE),
             script_line("dialog", "create", DIALOG, CONFIG),
-            mark,
         ]
+        if live.build == "new":
+            lines.append(script_line("dialog", "getSampler", DIALOG, SAMPLER))
+        lines.append(mark)
         began = time.monotonic()
         self._write(live, lines)
         try:
@@ -512,6 +547,9 @@ class SessionEngine(Engine):
         lines = []
         if not request.follow_up and live.dirty:
             lines.append(script_line("dialog", "reset", DIALOG))
+        sampler = _sampler_only(request.settings)
+        if live.build == "new" and sampler != live.sampler:
+            lines += self._apply_sampler(live, sampler, n)
         wanted = request.settings.max_tokens
         if live.build == "new" and wanted is not None and wanted != live.max_tokens:
             lines.append(script_line("dialog", "setMaxNumTokens", DIALOG, str(int(wanted))))
@@ -578,8 +616,28 @@ class SessionEngine(Engine):
         with contextlib.suppress(QwenchatError):
             if not live.dead:
                 self.device.shell(
-                    f"rm -f {quote(prompt_file)} {quote(profile_file)}", timeout=30
+                    f"rm -f {quote(prompt_file)} {quote(profile_file)}"
+                    f" {quote(files.sampler(n))}",
+                    timeout=30,
                 )
+
+    def _apply_sampler(self, live: _Live, sampler: SamplerSettings, n: int) -> list[str]:
+        """Script lines that give the dialog's sampler ``sampler`` (unset keys: the bundle's
+        values); its config file is pushed here, like a prompt."""
+        cfg = self.bundle.config
+        if not sampler.is_default:
+            cfg = cfg.with_overrides(
+                temp=sampler.temp, top_k=sampler.top_k, top_p=sampler.top_p, seed=sampler.seed
+            )
+        doc = {"sampler": cfg.to_json_dict()["dialog"].get("sampler", {})}
+        path = live.files.sampler(n)
+        live.sender.send((json.dumps(doc, indent=2) + "\n").encode("utf-8"), path)
+        live.sampler = sampler
+        return [
+            script_line("sampler", "config", "create", SAMPLER_CONFIG, path),
+            script_line("sampler", "applyConfig", SAMPLER, SAMPLER_CONFIG),
+            script_line("sampler", "config", "free", SAMPLER_CONFIG),
+        ]
 
     def _record_events(
         self,
@@ -660,6 +718,12 @@ def _keep_lines(record: QueryRecord, stdout: str) -> None:
 
 def _text(raw: bytes) -> str:
     return _ANSI.sub("", raw.decode("utf-8", errors="replace"))
+
+
+def _sampler_only(settings: SamplerSettings) -> SamplerSettings:
+    return SamplerSettings(
+        temp=settings.temp, top_k=settings.top_k, top_p=settings.top_p, seed=settings.seed
+    )
 
 
 def _last_line(text: str) -> str:

@@ -78,6 +78,10 @@ class SessionFiles:
     def profile(self, n: int) -> str:
         return self._path(f"-{n}.json")
 
+    def sampler(self, n: int) -> str:
+        """The sampler config a query applies to the live dialog (newer genie-app)."""
+        return self._path(f"-{n}-sampler.json")
+
 
 # ----- owners
 def _start_time(pid: int) -> str:

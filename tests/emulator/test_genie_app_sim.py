@@ -464,3 +464,46 @@ def test_prompt_word_output_file_and_an_unbalanced_quote(app):
     assert out.count("[BEGIN]: ") == 1
     assert red_lines(result.error_text)[-1] == 'Cannot split string, asymmetric " found.'
     assert "genie-app pid:" not in out
+
+
+def test_sampler_apply_config_changes_the_live_dialogs_sampling_and_keeps_its_context(app):
+    """[SRC] `dialog getSampler D S` + `sampler config create C FILE` + `sampler applyConfig
+    S C` (new build): the same prompt after a new seed gets another reply, the context goes
+    on (no reset, no second load); a bad sampler config or an unknown sampler fails in red
+    and the script goes on; the old build has no `sampler` command."""
+    phone = app()
+    d = phone.dir
+    phone.put("p.txt", chatml("Same question."))
+    phone.put("s7.json", json.dumps({"sampler": {"seed": 7, "temp": 0.5}}))
+    phone.put("bad.json", json.dumps({"seed": 7}))
+    cfg = phone.config()
+    result = phone.run(
+        "profile create prof\n"
+        f"dialog config create cfg {cfg}\n"
+        "dialog config bind profile cfg prof\n"
+        "dialog create d cfg\n"
+        "dialog getSampler d s\n"
+        f"dialog query d {d}/p.txt\n"
+        f"sampler config create c7 {d}/s7.json\n"
+        "sampler applyConfig s c7\n"
+        "sampler config free c7\n"
+        f"dialog query d {d}/p.txt\n"
+        f"sampler config create bad {d}/bad.json\n"
+        "sampler applyConfig nosuch c7\n"
+        f"profile save prof {d}/p.json\n"
+        "exit\n"
+    )
+    assert result.exit_code == 0, result.error_text
+    first, second = replies(result.text)
+    assert first != second  # another seed, another reply
+    # genie-app's own error ([line]: ...), and the library's (no line number).
+    assert red_lines(result.error_text) == ["Sampler does not exist: nosuch"]
+    assert "\033[91mFailed to create the sampler config.\033[0m" in result.error_text
+    queries = events(phone.profile(), "GenieDialog_query")
+    assert len(events(phone.profile(), "GenieDialog_create")) == 1
+    n = [q["num-prompt-tokens"]["value"] for q in queries]
+    assert n[1] == n[0] + 1  # continued: Genie's EOS first, the context kept
+
+    old = app(profile={**PROFILE, "genie_app_build": "old"})
+    result = old.run("sampler applyConfig s c\nexit\n")
+    assert any("Unknown command: sampler." in line for line in red_lines(result.error_text))

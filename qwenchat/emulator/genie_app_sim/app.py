@@ -175,6 +175,9 @@ class App:
         self.profiles: dict[str, SimProfile] = {}
         self.profile_configs: dict[str, str] = {}
         self.logs: dict[str, SimLog] = {}
+        # Samplers by name: a dialog's own (`dialog getSampler`), sampler configs (JSON text).
+        self.samplers: dict[str, SimDialog] = {}
+        self.sampler_configs: dict[str, dict] = {}
         self.async_mode = False
         self.async_cmds: list[list[str]] = []
         self.threads: list[threading.Thread] = []
@@ -242,6 +245,7 @@ class App:
                     "sleep": self.sleep,
                     "async": self.async_cmd,
                     "help": self.help_cmd,
+                    "sampler": self.sampler,
                 }
             )
         unsimulated = {
@@ -250,7 +254,6 @@ class App:
             "embedding",
             "tokenizer",
             "accuracy",
-            "sampler",
             "dlc",
             "ls",
             "history",
@@ -410,6 +413,8 @@ class App:
                     raise _library_failure(failure, self.out) from None
             elif sub == "abort":
                 dialog.signal_abort()
+            elif sub == "getSampler":
+                self.samplers[w[3]] = dialog  # its sampler, by a name of its own
             elif sub == "setMaxNumTokens":
                 try:
                     dialog.max_tokens = int(w[3])
@@ -423,6 +428,47 @@ class App:
         if dialog is None:
             raise AppError("missing", f"Dialog does not exist: {name}")
         return dialog
+
+    # ---- sampler (new build) --------------------------------------------------------
+
+    def sampler(self, w: list[str]) -> None:
+        """[SRC] SamplerCommand: `sampler config create C FILE.json`, `sampler config setParam
+        C KEY VALUE`, `sampler config free C`, `sampler applyConfig S C` (S: a dialog's sampler
+        from `dialog getSampler`); `sampler create/free/sampleData` are not simulated."""
+        counts = {"create": 5, "free": 4, "setParam": 6}
+        n = len(w)
+        if n >= 3 and w[1] == "config" and counts.get(w[2]) == n:
+            action, name = w[2], w[3]
+            if action == "create":
+                if name in self.sampler_configs:
+                    raise AppError("exists", f"Sampler config already exists: {name}")
+                text = self.env.read_text(w[4])
+                if text is None:
+                    raise AppError("open", f"Could not open JSON config file: {w[4]}.")
+                self.sampler_configs[name] = _sampler_config(text)
+                return
+            if name not in self.sampler_configs:
+                raise AppError("missing", f"Sampler config does not exist: {name}")
+            if action == "free":
+                del self.sampler_configs[name]
+            else:
+                self.sampler_configs[name][w[4]] = w[5]
+            return
+        if n == 4 and w[1] == "applyConfig":
+            dialog = self.samplers.get(w[2])
+            if dialog is None:
+                raise AppError("missing", f"Sampler does not exist: {w[2]}")
+            config = self.sampler_configs.get(w[3])
+            if config is None:
+                raise AppError("missing", f"Sampler config does not exist: {w[3]}")
+            try:
+                dialog.apply_sampler(config)
+            except (TypeError, ValueError):
+                raise QueryFailed("Failed to apply the sampler config.") from None
+            return
+        if n >= 2 and w[1] in ("create", "free", "sampleData"):
+            raise AppError("simulated", f"SIMULATED genie-app: 'sampler {w[1]}' is not simulated")
+        raise _ill(w)
 
     def _dialog_config(self, w: list[str]) -> None:
         action = w[2]
@@ -611,3 +657,18 @@ def main(argv: list[str], *, prog: str = "genie-app") -> int:
         return 0
     app.cleanup()
     return status
+
+
+def _sampler_config(text: str) -> dict:
+    """GenieSamplerConfig_createFromJson: ``{"sampler": {"seed": .., "temp": .., "top-k": ..,
+    "top-p": ..}}``; anything else fails as the library does."""
+    import json
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise QueryFailed("Failed to create the sampler config.") from None
+    sampler = doc.get("sampler") if isinstance(doc, dict) else None
+    if not isinstance(sampler, dict):
+        raise QueryFailed("Failed to create the sampler config.")
+    return dict(sampler)

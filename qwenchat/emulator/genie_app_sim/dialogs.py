@@ -310,6 +310,18 @@ class SimDialog:
             f"n_past {self.n_past}{' (aborted)' if aborted else ''}",
         )
 
+    def apply_sampler(self, config: dict) -> None:
+        """GenieSampler_applyConfig on this dialog's sampler: later queries sample with it;
+        the model and the KV cache stay (keys as genie_config.json's dialog.sampler)."""
+        with self._busy:
+            self.dcfg = dataclasses.replace(
+                self.dcfg,
+                seed=int(config.get("seed", self.dcfg.seed)),
+                temp=float(config.get("temp", self.dcfg.temp)),
+                top_k=int(config.get("top-k", self.dcfg.top_k)),
+                top_p=float(config.get("top-p", self.dcfg.top_p)),
+            )
+
     # ---- state -----------------------------------------------------------------------
 
     def reset(self) -> None:
