@@ -138,6 +138,14 @@ class Repl:
         if exc.hint:
             self.say(f"hint: {exc.hint}")
 
+    def plain_text_note(self, text: str, what: str) -> None:
+        """Says so when the text held the model's control markers (sent as plain text)."""
+        from qwenchat.models.user_text import notice
+
+        line = notice(text, self.session.model, what=what)
+        if line:
+            self.say(line, "yellow")
+
     # ----- the loop
     def run(self) -> int:
         s = self.session
@@ -179,6 +187,7 @@ class Repl:
                 command = parse_command(line)
                 if command is None:
                     if line.strip():
+                        self.plain_text_note(line, "your message")
                         self.reply(
                             lambda on_text, text=line, at=entered: s.send(
                                 text, on_text, entered_at=at
@@ -202,6 +211,7 @@ class Repl:
             self.say("new conversation")
         elif name == "system":
             s.set_system(arg or None)
+            self.plain_text_note(arg, "the system prompt")
             self.say("system prompt set; the dialog state will be rebuilt on the next turn")
         elif name == "set":
             if not arg:
@@ -234,6 +244,8 @@ class Repl:
             transcript = read_transcript(Path(arg).expanduser(), ctx_size=s.ctx_size)
             s.load_transcript(transcript)
             self.say(f"loaded {len(s.messages)} messages; the phone state is rebuilt next turn")
+            texts = [transcript.system or ""] + [m.content for m in s.messages]
+            self.plain_text_note("\n".join(texts), "the loaded transcript")
         elif name == "regen":
             at = time.monotonic()
             self.reply(lambda on_text: s.regenerate(on_text, entered_at=at), None)

@@ -98,6 +98,12 @@ def run(
         from qwenchat.chat.user_input import check_message
 
         check_message(text, "the question")
+    from qwenchat.models.user_text import notice
+
+    for what, value in (("the question", text), ("--system", system)):
+        line = notice(value, spec, what=what) if value else None
+        if line:
+            sys.stderr.write(line + "\n")  # user text is sent as text, and the user is told
     # The template renderer is the slowest import of a turn: start it while the phone link
     # is set up (the tokenizer follows once the phone says which one).
     from qwenchat.chat.warmup import warm_up
