@@ -116,6 +116,16 @@ class Repl:
             self.say("(taken as no; your line is kept as the next message)")
         return False
 
+    def _ask_replace(self, question: str) -> bool:
+        """Replacing a file takes an explicit yes (Enter keeps the file)."""
+        try:
+            answer = self.reader.ask(f"{question} [y/N] ")
+        except (EOFError, KeyboardInterrupt) as exc:
+            if isinstance(exc, Terminated):
+                raise
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
     # ----- output that survives a terminal that went away (SIGHUP)
     def _write(self, text: str) -> None:
         try:
@@ -233,7 +243,12 @@ class Repl:
         elif name == "save":
             if not arg:
                 raise UsageError("/save needs a file name", hint="e.g. /save chat.json")
-            s.save_transcript(Path(arg).expanduser())
+            from qwenchat.output_file import check_output_path
+
+            path = Path(arg).expanduser()
+            if path.is_file():  # never qwenchat's own store; another file only after a yes
+                path = check_output_path(arg, option="/save", ask=self._ask_replace)
+            s.save_transcript(path)
             self.say(f"saved {len(s.messages)} messages to {arg}")
         elif name == "load":
             if not arg:
