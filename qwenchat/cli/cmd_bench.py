@@ -179,7 +179,23 @@ def bench(
             raise
         finally:
             progress.close()
-        return _print_report(storage, run_id, fmt, plot)
+        _print_report(storage, run_id, fmt, plot)
+        return _exit_status(storage, run_id)
+
+
+def _exit_status(storage, run_id: str) -> int:  # noqa: ANN001
+    """0 clean, 1 a length without a successful trial, 3 some trials failed (exit_status)."""
+    from qwenchat.bench.exit_status import run_verdict
+
+    verdict = run_verdict(storage.get_run(run_id))
+    if verdict.message:
+        from qwenchat.cli.errors import report_error
+
+        if verdict.code == 1:
+            report_error(verdict.message, verdict.hint)
+        else:
+            print(f"warning: {verdict.message}", file=sys.stderr)
+    return verdict.code
 
 
 def _print_report(storage, run_ref: str, fmt: str, plot: str | None = None) -> int:  # noqa: ANN001
