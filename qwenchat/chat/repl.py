@@ -67,7 +67,14 @@ def parse_command(line: str) -> Command | None:
         name = "exit"
     if name not in COMMANDS:
         raise UsageError(f"unknown command /{name}", hint="Type /help for the commands.")
+    if name in NO_ARGUMENT and arg.strip():
+        raise UsageError(f"/{name} takes no argument (got {arg.strip()!r}); nothing was done",
+                         hint=f"Type /{name} alone.")
     return Command(name, arg.strip())
+
+
+# Commands that act on their own: words after them are a mistake, never ignored.
+NO_ARGUMENT = frozenset({"help", "clear", "stats", "regen", "continue", "exit"})
 
 
 def engine_line(name: str) -> str:
@@ -147,6 +154,24 @@ class Repl:
         self.say(f"error: {exc.message}", "bold red")
         if exc.hint:
             self.say(f"hint: {exc.hint}")
+
+    def _model_note(self, name: str | None) -> None:
+        """A transcript written with another (or an unknown) model is loaded as text, and
+        the user is told which model continues it."""
+        from qwenchat.models.registry import get_model
+
+        ours = self.session.model_name
+        if name is None or name == ours:
+            return
+        try:
+            theirs = get_model(name).name
+        except QwenchatError:
+            self.say(f"note: the transcript names an unknown model {name!r}; its messages are "
+                     f"loaded as text and {ours} continues it", "yellow")
+            return
+        if theirs != ours:
+            self.say(f"note: the transcript was written with {theirs}; {ours} continues it "
+                     "(its messages are loaded as text)", "yellow")
 
     def plain_text_note(self, text: str, what: str) -> None:
         """Says so when the text held the model's control markers (sent as plain text)."""
@@ -256,7 +281,15 @@ class Repl:
             from qwenchat.chat.transcript import read_transcript
 
             # Read and checked whole before the session is touched: a bad file changes nothing.
-            transcript = read_transcript(Path(arg).expanduser(), ctx_size=s.ctx_size)
+            # Ctrl-C while it is read cancels the load only, not the chat.
+            try:
+                transcript = read_transcript(Path(arg).expanduser(), ctx_size=s.ctx_size)
+            except KeyboardInterrupt as exc:
+                if isinstance(exc, Terminated):
+                    raise
+                self.say("load cancelled; the chat is as it was")
+                return
+            self._model_note(transcript.model)
             s.load_transcript(transcript)
             self.say(f"loaded {len(s.messages)} messages; the phone state is rebuilt next turn")
             texts = [transcript.system or ""] + [m.content for m in s.messages]
@@ -266,6 +299,9 @@ class Repl:
             self.reply(lambda on_text: s.regenerate(on_text, entered_at=at), None)
         elif name == "continue":
             at = time.monotonic()
+            last = s.messages[-1] if s.messages else None
+            if last is None or last.role != "assistant":
+                raise UsageError("no reply to continue")  # before announcing anything
             self.say("continuing: rebuilding the state with the reply left open")
             self.reply(lambda on_text: s.continue_reply(on_text, entered_at=at), None)
 
