@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from qwenchat.cli import checked
 from qwenchat.cli.options import (
     DEFAULT_WORK_DIR,
     Connect,
@@ -23,6 +24,7 @@ AuthTimeout = Annotated[
     typer.Option(
         "--auth-timeout",
         help='Seconds to wait for you to accept "Allow USB debugging?" on the phone.',
+        callback=checked.number(above=0, high=3600, unit="seconds"),
     ),
 ]
 

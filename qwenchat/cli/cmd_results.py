@@ -31,7 +31,7 @@ def _open():  # noqa: ANN202 - (store context manager, BenchStorage class)
 
 @results_app.command("list")
 def list_runs(
-    limit: Annotated[int, typer.Option("-n", "--limit", help="How many to list.")] = 20,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="How many to list.", min=1)] = 20,
     json_output: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
 ) -> int:
     """The stored runs, newest first: id, date, model, device, SoC, simulated, lengths, status.
@@ -152,6 +152,11 @@ def compare(
         storage = BenchStorage(store)
         run_a = storage.get_run(a)
         run_b = storage.get_run(b)
+    if run_a.id == run_b.id:
+        from qwenchat.errors import UsageError
+
+        raise UsageError(f"{a} and {b} are the same run ({run_a.id}): nothing to compare",
+                         hint="Name two runs: `qwenchat results list` shows them.")
     result = cmp.compare_reports(
         build_report(run_a), build_report(run_b),
         allow_different_models=allow_different_models,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from qwenchat.cli import checked
 from qwenchat.layout import DEFAULT_WORK_DIR
 
 Serial = Annotated[
@@ -20,7 +21,8 @@ Serial = Annotated[
 ]
 Connect = Annotated[
     str | None,
-    typer.Option("--connect", help="Reach a TCP phone at HOST:PORT (`adb tcpip` or the emulator)."),
+    typer.Option("--connect", help="Reach a TCP phone at HOST:PORT (`adb tcpip` or the emulator).",
+                 callback=checked.endpoint),
 ]
 Transport = Annotated[
     str,
@@ -41,6 +43,7 @@ Model = Annotated[
 ]
 DeviceDir = Annotated[
     str,
-    typer.Option("--device-dir", help="qwenchat's work dir on the phone.", show_default=True),
+    typer.Option("--device-dir", help="qwenchat's work dir on the phone.", show_default=True,
+                 callback=checked.phone_path),
 ]
 __all__ = ["DEFAULT_WORK_DIR", "Connect", "DeviceDir", "Json", "Model", "Serial", "Transport"]
