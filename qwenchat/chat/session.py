@@ -111,6 +111,10 @@ class ChatSession:
     _cancel: threading.Event = field(default_factory=threading.Event)
     # Dialog states left on a phone that vanished: removed when it is back.
     _orphans: list[str] = field(default_factory=list)
+    # The query under way, for a watcher that says what the chat waits for (chat/waiting.py):
+    # when it started (monotonic) and the first-token bound in seconds; None when idle.
+    waiting_since: float | None = None
+    waiting_bound: float | None = None
 
     # ----- derived
     @property
@@ -460,10 +464,12 @@ class ChatSession:
         )
         record: QueryRecord | None = None
         started = time.monotonic()
+        self.waiting_since, self.waiting_bound = started, request.bounds.first_token
         try:
             if not self._cancel.is_set():  # stopped before it started: nothing to run
                 record = self.engine.query(request, _on_text)
         except BaseException:
+            self.waiting_since = None
             # Not a result but an exception (KeyboardInterrupt where no handler is
             # installed, a bug): what was printed is stored as a cut reply, then it goes on.
             reply.content = prefix + "".join(streamed)
@@ -472,6 +478,7 @@ class ChatSession:
             except Exception:  # noqa: BLE001 - the original exception is the one to report
                 pass
             raise
+        self.waiting_since = None
         reply.content = prefix + "".join(streamed)
         if record is None:
             return self._finish(reply, plan, None, StopReason.CUT, entered, started, new_message)

@@ -167,15 +167,20 @@ def _answer(session, text: str, json_output: bool, started: float) -> int:  # no
     from qwenchat.chat.interrupt import cancel_on_interrupt
     from qwenchat.chat.outcome import StopReason
     from qwenchat.chat.render import ReplyStream, print_figures
+    from qwenchat.chat.waiting import WaitNotice
     from qwenchat.cli.errors import report_error
 
     stream = None if json_output else ReplyStream(sys.stdout)
     # A SIGTERM/SIGHUP stops the phone's process, lets the partial reply be stored and
     # printed, then leaves this block as Terminated (exit 143/129).
-    with cancel_on_interrupt(session):
-        result = session.send(
-            text, None if stream is None else stream.write, entered_at=started
-        )
+    with cancel_on_interrupt(session), WaitNotice(session, sys.stderr) as notice:
+
+        def on_text(piece: str) -> None:
+            notice.text_arrived()  # the wait line goes before the reply starts
+            if stream is not None:
+                stream.write(piece)
+
+        result = session.send(text, on_text, entered_at=started)
         if json_output:
             payload = {
                 "conversation_id": session.session_id,
