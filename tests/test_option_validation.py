@@ -61,3 +61,40 @@ def test_compare_refuses_a_run_with_itself(bundled_phone, capsys):
     out, err = capsys.readouterr()
     assert code == 2
     assert err.startswith("error: last and last are the same run (")
+
+
+EMULATOR_CASES = [
+    (["--port", "-1"], "'--port': must be from 0 to 65535, not -1"),
+    (["--port", "70000"], "'--port': must be from 0 to 65535, not 70000"),
+    (["--port", "0", "--time-scale", "nan"], "'--time-scale': must be a number above 0"),
+    (["--port", "0", "--free-mb", "0"], "'--free-mb': must be at least 1, not 0"),
+    (["--port", "0", "--free-mb", "-1"], "'--free-mb': must be at least 1, not -1"),
+    (["--port", "0", "--drop-after-bytes", "-5"], "'--drop-after-bytes': must be at least 1"),
+]
+
+
+@pytest.mark.parametrize("args, message", EMULATOR_CASES,
+                         ids=[" ".join(c[0]) for c in EMULATOR_CASES])
+def test_emulator_start_names_the_one_bad_option(capsys, tmp_path, args, message):
+    code = run_app(app, ["emulator", "start", "--root", str(tmp_path / "r"), *args])
+    out, err = capsys.readouterr()
+    assert code == 2 and message in err
+    assert "--free-mb" not in message or "--port" not in err.split("Error:")[-1]
+    assert not (tmp_path / "r").exists()  # nothing started
+
+
+def test_emulator_paths_in_the_way_are_one_line(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for args, line in [
+        (["emulator", "start", "--root", str(tmp_path / "afile" / "sub"), "--port", "0"],
+         f"error: --root {tmp_path / 'afile' / 'sub'}: {tmp_path / 'afile'} is a file, not a "
+         "folder"),
+        (["emulator", "make-bundle", str(tmp_path / "afile" / "b")],
+         f"error: make-bundle {tmp_path / 'afile' / 'b'}: {tmp_path / 'afile'} is a file, not "
+         "a folder"),
+        (["emulator", "authorize", "--root", str(tmp_path / "none")],
+         f"error: no emulated phone at {tmp_path / 'none'}"),
+    ]:
+        code = run_app(app, args)
+        out, err = capsys.readouterr()
+        assert code == 2 and err.splitlines()[0] == line, err
