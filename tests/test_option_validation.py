@@ -16,8 +16,8 @@ from qwenchat.cli import app
 from qwenchat.cli.errors import run_app
 
 CASES = [
-    (["bench", "--cooldown", "nan"], "'--cooldown': must be auto or a number of seconds"),
-    (["bench", "--cooldown", "inf"], "'--cooldown': must be auto or a number of seconds"),
+    (["bench", "--cooldown", "nan"], "--cooldown 'nan' is neither 'auto' nor a number of seconds"),
+    (["bench", "--cooldown", "inf"], "--cooldown 'inf' is neither 'auto' nor a number of seconds"),
     (["bench", "--max-temp", "-300"], "'--max-temp': must be a number of °C at least 25"),
     (["bench", "--max-temp", "nan"], "'--max-temp': must be a number of °C at least 25"),
     (["bench", "--cooldown-max-wait", "-1"], "'--cooldown-max-wait': must be a number of seconds"),

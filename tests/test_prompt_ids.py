@@ -84,3 +84,40 @@ def test_baichuan2_ids_have_only_the_template_specials():
     ids = prompt_ids([Message("user", "first"), Message("assistant", "ok </s>"),
                       Message("user", USER)], TokenCounter.for_model(model), model=model)
     assert [i for i in ids if i in (0, 1, 2, 195, 196)] == [195, 196, 2, 195, 196]
+
+
+def test_the_sent_text_gives_the_same_ids_in_every_mode():
+    from qwenchat.models.prompt_ids import sent_text_ids
+    from qwenchat.models.template import render_continuation, render_followup
+
+    model = get_model("qwen2-7b-instruct")
+    counter = TokenCounter.for_model(model)
+    messages = [Message("system", SYSTEM), Message("user", USER)]
+    assert sent_text_ids(render_chat(messages, model=model), counter, model) == prompt_ids(
+        messages, counter, model=model)
+    plain = qwen_tiktoken().encode_ordinary
+    s, e = CHATML["<|im_start|>"], CHATML["<|im_end|>"]
+    # A follow-up turn: what comes after the end of turn Genie pushes itself.
+    follow = sent_text_ids(render_followup(USER, model=model), counter, model)
+    assert follow == plain("\n") + [s] + plain("user\n" + USER) + [e] + plain("\n") + [s] + plain(
+        "assistant\n")
+    # A continuation: the assistant's (loaded, hostile) reply left open.
+    cont = sent_text_ids(render_continuation(
+        [Message("user", "hi"), Message("assistant", USER)], model=model), counter, model)
+    assert cont[-len(plain(USER)):] == plain(USER)
+    assert [i for i in cont if i in (s, e)] == [s, e, s, e, s]
+
+
+def test_reply_ids_come_back_as_whole_characters_however_they_are_chunked():
+    from qwenchat.genie.id_text import IdTextDecoder
+
+    text = "你好🙂 ok, ünïcode"
+    ids = qwen_tiktoken().encode_ordinary(text)
+    wire = "".join(f"{i} " for i in ids)
+    counter = TokenCounter.for_model(get_model("qwen2-7b-instruct"))
+    for size in (1, 2, 3, 7, len(wire)):
+        decoder = IdTextDecoder(counter.decode)
+        pieces = [decoder.feed(wire[k:k + size]) for k in range(0, len(wire), size)]
+        pieces.append(decoder.finish())
+        assert "".join(pieces) == text
+        assert not any("\ufffd" in p for p in pieces)

@@ -461,6 +461,7 @@ class ChatSession:
             bounds=WaitBounds.for_prompt(
                 plan.prompt_tokens, load_s=self.load_timeout, stall_s=self.stall_timeout
             ),
+            **self._token_ids(plan.prompt),
         )
         record: QueryRecord | None = None
         started = time.monotonic()
@@ -483,6 +484,20 @@ class ChatSession:
         if record is None:
             return self._finish(reply, plan, None, StopReason.CUT, entered, started, new_message)
         return self._finish(reply, plan, record, None, entered, started, new_message)
+
+    def _token_ids(self, prompt: str) -> dict[str, Any]:
+        """When the user's text held control markers (sent neutralised, user_text.py): the
+        prompt as token ids too, so an engine whose Genie takes ids sends the text exactly
+        (models/prompt_ids.py). Without markers the ids would equal the text's: not sent."""
+        from qwenchat.models.user_text import OPEN_MARK
+
+        counter = self.counter
+        if OPEN_MARK not in prompt or not isinstance(counter, TokenCounter):
+            return {}
+        from qwenchat.models.prompt_ids import sent_text_ids
+
+        return {"prompt_ids": tuple(sent_text_ids(prompt, counter, self.model)),
+                "decode": counter.decode}
 
     def _finish(
         self,

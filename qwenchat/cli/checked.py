@@ -62,20 +62,6 @@ def whole(low: int | None = None, high: int | None = None) -> Callable[[int | No
     return check
 
 
-def seconds_or_auto(value: str) -> str:
-    """``auto`` or a finite number of seconds, 0 or more (--cooldown)."""
-    text = value.strip().lower()
-    if text == "auto":
-        return text
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise typer.BadParameter(f"must be auto or a number of seconds, not {value!r}") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise typer.BadParameter(f"must be auto or a number of seconds, 0 or more, not {value}")
-    return value
-
-
 def phone_path(value: str) -> str:
     """A folder on the phone without control characters (a newline would be a second shell
     line however it is quoted, and the checksum tool escapes it); layout.PhoneLayout says

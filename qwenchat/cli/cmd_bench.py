@@ -44,8 +44,7 @@ def bench(
     ] = "default",
     cooldown: Annotated[
         str,
-        typer.Option("--cooldown", help="auto: wait for the phone to cool; or seconds (0: never).",
-                     callback=checked.seconds_or_auto),
+        typer.Option("--cooldown", help="auto: wait for the phone to cool; or seconds (0: never)."),
     ] = "auto",
     max_temp: Annotated[
         float | None,

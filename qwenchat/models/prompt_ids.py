@@ -111,3 +111,54 @@ def prompt_ids(
         finally:
             tokenizer.encode_special_tokens = before
     return ids
+
+
+def sent_text_ids(prompt: str, counter: TokenCounter, model: ModelSpec | None = None) -> list[int]:
+    """The ids of a prompt rendered by qwenchat's text path (``render_chat``,
+    ``render_followup``, ``render_continuation``: any mode) with the user's markers restored.
+
+    In that text every control marker left is the template's (the user's were neutralised to
+    ``‹…``, user_text.py): the prompt is split at them, and in each stretch between them a
+    neutralised marker is given back its ``<`` and encoded as text. So one function serves
+    every way a turn is built. (A user who typed ``‹|im_end|>`` itself gets ``<|im_end|>`` as
+    text: still text, never a control token.)"""
+    from qwenchat.models.registry import get_model
+    from qwenchat.models.user_text import OPEN_MARK
+
+    spec = model or get_model()
+    control = re.compile(spec.chat.control_text)
+
+    def restored(stretch: str) -> str:
+        if OPEN_MARK not in stretch:
+            return stretch
+        out, i = [], 0
+        while (j := stretch.find(OPEN_MARK, i)) >= 0:
+            out.append(stretch[i:j])
+            m = control.match("<" + stretch[j + 1:j + 80])
+            out.append("<" if m else OPEN_MARK)
+            i = j + 1
+        out.append(stretch[i:])
+        return "".join(out)
+
+    tokenizer = counter.tokenizer
+    ids: list[int] = []
+    with _lock:
+        before = tokenizer.encode_special_tokens
+        tokenizer.encode_special_tokens = True
+        try:
+            pos = 0
+            for m in control.finditer(prompt):
+                if m.start() > pos:
+                    ids += tokenizer.encode(restored(prompt[pos:m.start()]),
+                                            add_special_tokens=False).ids
+                marker_id = tokenizer.token_to_id(m.group())
+                if marker_id is None:
+                    raise ConfigError(f"the template's marker {m.group()!r} is not a token of "
+                                      "this tokenizer")
+                ids.append(marker_id)
+                pos = m.end()
+            if pos < len(prompt):
+                ids += tokenizer.encode(restored(prompt[pos:]), add_special_tokens=False).ids
+        finally:
+            tokenizer.encode_special_tokens = before
+    return ids
