@@ -274,7 +274,7 @@ def cases() -> list[Case]:
         Case("emulator start --root a file", ["emulator", "start", "--root",
              "{work}/keep.txt/sub", "--port", "0"]),
         Case("emulator authorize, no phone", ["emulator", "authorize", "--root",
-             "/nonexistent/root"]),
+             "{work}/no-phone-here"]),
         Case("emulator make-bundle under a file", ["emulator", "make-bundle",
              "{work}/keep.txt/b"]),
         # ----- chat commands
