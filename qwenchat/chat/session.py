@@ -114,6 +114,10 @@ class ChatSession:
     _cancel: threading.Event = field(default_factory=threading.Event)
     # Dialog states left on a phone that vanished: removed when it is back.
     _orphans: list[str] = field(default_factory=list)
+    # The query under way, for a watcher that says what the chat waits for (chat/waiting.py):
+    # when it started (monotonic) and the first-token bound in seconds; None when idle.
+    waiting_since: float | None = None
+    waiting_bound: float | None = None
 
     # ----- derived
     @property
@@ -463,13 +467,16 @@ class ChatSession:
             bounds=WaitBounds.for_prompt(
                 plan.prompt_tokens, load_s=self.load_timeout, stall_s=self.stall_timeout
             ),
+            **self._token_ids(plan.prompt),
         )
         record: QueryRecord | None = None
         started = time.monotonic()
+        self.waiting_since, self.waiting_bound = started, request.bounds.first_token
         try:
             if not self._cancel.is_set():  # stopped before it started: nothing to run
                 record = self.engine.query(request, _on_text)
         except BaseException:
+            self.waiting_since = None
             # Not a result but an exception (KeyboardInterrupt where no handler is
             # installed, a bug): what was printed is stored as a cut reply, then it goes on.
             reply.content = prefix + "".join(streamed)
@@ -478,10 +485,25 @@ class ChatSession:
             except Exception:  # noqa: BLE001 - the original exception is the one to report
                 pass
             raise
+        self.waiting_since = None
         reply.content = prefix + "".join(streamed)
         if record is None:
             return self._finish(reply, plan, None, StopReason.CUT, entered, started, new_message)
         return self._finish(reply, plan, record, None, entered, started, new_message)
+
+    def _token_ids(self, prompt: str) -> dict[str, Any]:
+        """When the user's text held control markers (sent neutralised, user_text.py): the
+        prompt as token ids too, so an engine whose Genie takes ids sends the text exactly
+        (models/prompt_ids.py). Without markers the ids would equal the text's: not sent."""
+        from qwenchat.models.user_text import OPEN_MARK
+
+        counter = self.counter
+        if OPEN_MARK not in prompt or not isinstance(counter, TokenCounter):
+            return {}
+        from qwenchat.models.prompt_ids import sent_text_ids
+
+        return {"prompt_ids": tuple(sent_text_ids(prompt, counter, self.model)),
+                "decode": counter.decode}
 
     def _finish(
         self,

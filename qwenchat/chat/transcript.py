@@ -73,6 +73,10 @@ def parse_transcript(data: Any, source: str, *, ctx_size: int) -> Transcript:
             raise wrong(f"message {number} contains a NUL byte")
         if stop is not None and stop not in known_stops:
             raise wrong(f"message {number} has an unknown stop_reason {stop!r}")
+        if role == "assistant" and (not messages or messages[-1].role != "user"):
+            # The templates render user/assistant turns; a reply without its question (or
+            # two in a row) is not a conversation any model was trained on.
+            raise wrong(f"message {number} is a reply that follows no user message")
         messages.append(ChatMessage(role, content, stop if role == "assistant" else None))
     model = data.get("model")
     return Transcript(
@@ -84,7 +88,16 @@ def parse_transcript(data: Any, source: str, *, ctx_size: int) -> Transcript:
 
 
 def read_transcript(path: Path, *, ctx_size: int) -> Transcript:
+    import stat
+
     try:
+        # A FIFO or a device would block the chat (or never end): only a regular file is read.
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else \
+                "special file"
+            raise UsageError(f"cannot read {path}: it is a {kind}, not a transcript file",
+                             hint="Load a file written by /save.")
         raw = path.read_bytes()
     except OSError as exc:
         raise UsageError(

@@ -19,6 +19,7 @@ from typing import Any
 from qwenchat.errors import DeviceCommandError, DeviceError, DeviceTimeoutError, QwenchatError
 from qwenchat.genie import stream as ev
 from qwenchat.genie.command import GenieInvocation
+from qwenchat.genie.id_text import IdTextDecoder
 from qwenchat.genie.profile import parse_profile
 from qwenchat.runner.engine import Engine, TextCallback
 from qwenchat.runner.phone_bundle import PhoneBundle
@@ -51,6 +52,20 @@ class ProcessEngine(Engine):
         self._config_pushed: dict[str, str] = {}  # dialog -> rendered config on the phone
         # Per-chunk (arrival, after on_text) host times, for the overhead benchmark.
         self.timing: list[tuple[float, float]] | None = None
+        # Whether this genie-t2t-run takes --tokens_file (probed once, when first needed).
+        self.token_queries: bool | None = None
+
+    def takes_token_ids(self) -> bool:
+        """genie-t2t-run's usage names --tokens_file (QAIRT 2.40 has it; when it was added
+        is unknown, so an SDK is asked, as with --pid: `-h` prints the usage, exit 0)."""
+        if self.token_queries is None:
+            command = invocation(self.layout).shell_command() + " -h"
+            try:
+                result = self.device.shell(command, timeout=60)
+                self.token_queries = "--tokens_file" in result.text
+            except QwenchatError:
+                self.token_queries = False
+        return self.token_queries
 
     # ----- leftovers
     STALE_MIN = 30  # older than any query's life: a prompt is read at start, a profile pulled at exit
@@ -136,7 +151,15 @@ class ProcessEngine(Engine):
                     config = posixpath.join(tmp, f"config-{uid}.json")
                     cleanup.append(config)
                     self.device.push_bytes(rendered.encode("utf-8"), config)
-            self.device.push_bytes(request.prompt.encode("utf-8"), prompt_file)
+            use_ids = (request.prompt_ids is not None and request.decode is not None
+                       and self.takes_token_ids())
+            if use_ids:  # token ids: the user's text reaches the model byte-exact, as text
+                prompt_file = posixpath.join(tmp, f"tokens-{uid}.txt")
+                cleanup.append(prompt_file)
+                ids_text = " ".join(str(i) for i in request.prompt_ids or ()) + "\n"
+                self.device.push_bytes(ids_text.encode("ascii"), prompt_file)
+            else:
+                self.device.push_bytes(request.prompt.encode("utf-8"), prompt_file)
             state = self.state_path(request.dialog) if request.dialog else None
             if state is not None and not request.follow_up:
                 # genie-t2t-run --save wants an existing directory.
@@ -144,12 +167,13 @@ class ProcessEngine(Engine):
             command = invocation(
                 self.layout,
                 config=config,
-                prompt_file=prompt_file,
+                prompt_file=None if use_ids else prompt_file,
+                tokens_file=prompt_file if use_ids else None,
                 profile=profile_file,
                 save=state,
                 restore=state if request.follow_up else None,
             ).shell_command()
-            self._stream(command, request, record, on_text)
+            self._stream(command, request, record, on_text, ids_reply=use_ids)
             if record.outcome is Outcome.FINISHED:
                 self._read_profile(profile_file, record)
         except DeviceTimeoutError:
@@ -193,23 +217,38 @@ class ProcessEngine(Engine):
         request: QueryRequest,
         record: QueryRecord,
         on_text: TextCallback | None,
+        ids_reply: bool = False,
     ) -> None:
-        parser = ev.GenieStreamParser(request.prompt)
+        parser = ev.GenieStreamParser(None if ids_reply else request.prompt)
+        decoder = IdTextDecoder(request.decode) if ids_reply and request.decode else None
         timing = self.timing
         self._running.set()
 
         def handle(at: float, events: list[ev.StreamEvent]) -> None:
             for event in events:
-                record.events.append(TimedEvent(at, event))
-                # Genie's own pid line (--pid) wins over the shell's: same process where
-                # the shell execs, the only right one where something forks in between.
-                if isinstance(event, ev.PidLine) and (record.pid is None or event.source == "genie"):
-                    with self._lock:
-                        self._pid = record.pid = event.pid
-                    if self._cancelled.is_set():  # the cancel came before the pid line
-                        self._stop(event.pid)
-                elif isinstance(event, ev.ReplyText) and event.text and on_text is not None:
-                    on_text(event.text)
+                if decoder is None:
+                    take(at, event)
+                elif isinstance(event, ev.ReplyText):
+                    # A token-id query's reply is ids: the record and the screen get text.
+                    take(at, ev.ReplyText(decoder.feed(event.text)))
+                else:
+                    if isinstance(event, (ev.End, ev.Abort)):
+                        rest = decoder.finish()
+                        if rest:
+                            take(at, ev.ReplyText(rest))
+                    take(at, event)
+
+        def take(at: float, event: ev.StreamEvent) -> None:
+            record.events.append(TimedEvent(at, event))
+            # Genie's own pid line (--pid) wins over the shell's: same process where
+            # the shell execs, the only right one where something forks in between.
+            if isinstance(event, ev.PidLine) and (record.pid is None or event.source == "genie"):
+                with self._lock:
+                    self._pid = record.pid = event.pid
+                if self._cancelled.is_set():  # the cancel came before the pid line
+                    self._stop(event.pid)
+            elif isinstance(event, ev.ReplyText) and event.text and on_text is not None:
+                on_text(event.text)
 
         bounds = request.bounds
         record.sent_at = time.monotonic()
