@@ -302,7 +302,14 @@ class Repl:
         """What the user needs after a reply: its figures and, when it did not end on its
         own, what happened and what comes next."""
         if result.stop is StopReason.CUT:
-            if self.session.engine.name == "session":
+            engine = self.session.engine
+            if engine.name == "session" and getattr(engine, "pid", None) is not None:
+                # `dialog abort` ended the query and genie-app kept running (a newer build).
+                self.say(
+                    "[cut: the reply was aborted; genie-app still holds the model, so the next "
+                    "turn needs no model load (it sends the conversation again)]"
+                )
+            elif engine.name == "session":
                 self.say(
                     "[cut: genie-app was stopped on the phone; the next turn starts it again "
                     "(a model load) and rebuilds the conversation]"

@@ -50,9 +50,9 @@ from qwenchat.errors import (
     DeviceCommandError,
     DeviceError,
     DeviceLostError,
-    DeviceStorageError,
     DeviceTimeoutError,
     NoDeviceError,
+    PhoneFullError,
 )
 
 DEFAULT_SERVER_PORT = 5037
@@ -298,7 +298,7 @@ class ServerDevice(Device):
             if status != b"OKAY":
                 message = conn.read_exact(length).decode("utf-8", errors="replace")
                 if "space" in message.lower():
-                    raise DeviceStorageError(f"pushing to {remote}: the phone is full ({message})")
+                    raise PhoneFullError(f"pushing to {remote}: the phone is full ({message})")
                 raise DeviceCommandError(f"pushing to {remote} failed: {message}")
 
     def file_sender(self) -> FileSender:

@@ -16,9 +16,16 @@ import time
 import uuid
 from typing import Any
 
-from qwenchat.errors import DeviceCommandError, DeviceError, DeviceTimeoutError, QwenchatError
+from qwenchat.errors import (
+    DeviceCommandError,
+    DeviceError,
+    DeviceTimeoutError,
+    PhoneFullError,
+    QwenchatError,
+)
 from qwenchat.genie import stream as ev
 from qwenchat.genie.command import GenieInvocation
+from qwenchat.genie.failures import phone_full
 from qwenchat.genie.profile import parse_profile
 from qwenchat.runner.engine import Engine, TextCallback
 from qwenchat.runner.phone_bundle import PhoneBundle
@@ -154,6 +161,9 @@ class ProcessEngine(Engine):
                 self._read_profile(profile_file, record)
         except DeviceTimeoutError:
             self._timed_out(request, record)
+        except PhoneFullError as exc:
+            record.outcome = Outcome.FAILED  # the link is fine: not "device lost"
+            record.failure = phone_full(exc.message)
         except DeviceError as exc:
             record.outcome = Outcome.DEVICE_LOST
             record.error = exc.message

@@ -38,12 +38,13 @@ from qwenchat.errors import (
     BundleError,
     DeviceError,
     DeviceTimeoutError,
+    PhoneFullError,
     QwenchatError,
     UsageError,
 )
 from qwenchat.genie import stream as ev
 from qwenchat.genie.command import ANDROID_ADSP_DIRS
-from qwenchat.genie.failures import diagnose
+from qwenchat.genie.failures import diagnose, phone_full
 from qwenchat.genie.profile import parse_profile
 from qwenchat.runner.engine import Engine, TextCallback
 from qwenchat.runner.phone_bundle import PhoneBundle
@@ -410,6 +411,10 @@ class SessionEngine(Engine):
             self._turn(live, request, record, on_text)
         except DeviceTimeoutError:
             self._timed_out(request, record)
+        except PhoneFullError as exc:
+            record.outcome = Outcome.FAILED  # the link is fine: not "device lost"
+            record.failure = phone_full(exc.message)
+            self._abandon()
         except DeviceError as exc:
             record.outcome = Outcome.DEVICE_LOST
             record.error = exc.message
