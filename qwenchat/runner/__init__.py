@@ -62,6 +62,24 @@ def sweep_stale(device: Device, layout: PhoneLayout | None = None) -> int:
     return len(sweep_orphans(device, (layout or _Layout()).tmp_dir))
 
 
+def sweep_dead_runs(device: Device, layout: PhoneLayout | None = None) -> None:
+    """What runs of this computer that are gone (killed) left on the phone: their genie-app
+    sessions ended, their Genie stopped, their files and dialog states removed. Every engine
+    does this when it opens; commands that open none (push-assets) call it. Best effort: a
+    failure here must not stop the command."""
+    from qwenchat.errors import QwenchatError
+    from qwenchat.layout import PhoneLayout as _Layout
+    from qwenchat.runner.leftovers import sweep
+    from qwenchat.runner.session_phone import sweep_orphans
+
+    layout = layout or _Layout()
+    try:
+        sweep_orphans(device, layout.tmp_dir)
+        sweep(device, layout.tmp_dir, layout.states_dir)
+    except QwenchatError:
+        pass
+
+
 def stop_sessions(device: Device, layout: PhoneLayout | None = None) -> int:
     """End every genie-app session on the phone, whoever started it (`qwenchat clean`)."""
     from qwenchat.layout import PhoneLayout as _Layout
