@@ -264,6 +264,7 @@ class Repl:
             with cancel_on_interrupt(self.session):
                 result = action(stream.write)
                 self._finish_stream(stream)
+                self._say_notices()
                 self.show(result)
         except ContextBudgetError as exc:
             self.error(exc)
@@ -291,6 +292,12 @@ class Repl:
         ):
             at = time.monotonic()
             self.reply(lambda on_text: self.session.continue_reply(on_text, entered_at=at), None)
+
+    def _say_notices(self) -> None:
+        """What the chat noticed on its own during the turn (a push replaced the bundle)."""
+        notices = getattr(self.session, "notices", [])
+        while notices:
+            self.say(f"note: {notices.pop(0)}", "yellow")
 
     def _finish_stream(self, stream: ReplyStream) -> None:
         try:

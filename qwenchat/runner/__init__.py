@@ -43,6 +43,7 @@ def open_engine(device: Device, layout: PhoneLayout | None = None, kind: str = "
                 raise
             engine = ProcessEngine(bundle)
             engine.sweep_stale()
+            _refuse_second_load(engine)
             engine.notes.append(
                 f"genie-app cannot keep the model loaded ({exc.message}): "
                 "every turn starts genie-t2t-run and loads the model again"
@@ -50,7 +51,15 @@ def open_engine(device: Device, layout: PhoneLayout | None = None, kind: str = "
             return engine
     engine = ProcessEngine(bundle)
     engine.sweep_stale()
+    _refuse_second_load(engine)
     return engine
+
+
+def _refuse_second_load(engine: ProcessEngine) -> None:
+    """genie-t2t-run loads the model again: not beside another chat's loaded one."""
+    from qwenchat.runner.occupancy import refuse_second_load
+
+    refuse_second_load(engine.device, engine.layout.tmp_dir, engine.owner_tag)
 
 
 def sweep_stale(device: Device, layout: PhoneLayout | None = None) -> int:

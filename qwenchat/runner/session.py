@@ -650,8 +650,11 @@ def _last_line(text: str) -> str:
 
 def open_session(bundle: PhoneBundle) -> SessionEngine:
     """A session engine whose genie-app answered (SessionUnavailable otherwise)."""
+    from qwenchat.runner.occupancy import refuse_second_load
+
     engine = SessionEngine(bundle)
     engine.sweep_stale()
+    refuse_second_load(engine.device, engine.layout.tmp_dir, engine.owner_tag)
     try:
         engine.start()
     except BundleError as exc:
