@@ -49,6 +49,8 @@ def test_a_chat_turn_on_a_full_phone_says_the_phone_is_full(bundled_phone, engin
             full.error
         )
         assert "`qwenchat clean`" in full.error_hint and "cable" not in full.error_hint
+        # What to remove: the phone's biggest entries, the filler first (du on the phone).
+        assert f"Biggest now: {FILLER}-0 " in full.error_hint, full.error_hint
         assert not session.lost  # the phone is right there: no reconnect
         unfill(dev)
         after = session.send("room again")
@@ -69,3 +71,4 @@ def test_a_bench_on_a_full_phone_says_the_phone_is_full(bundled_phone, capsys, m
     assert code == 1, err  # a refused action, not 75 ("the phone was lost")
     assert "storage is full" in err and "lost" not in err, err
     assert "qwenchat clean" in err
+    assert f"Biggest now: {FILLER}-0 " in err, err

@@ -180,6 +180,7 @@ def test_a_phone_that_fills_up_mid_push_is_a_full_phone_not_a_lost_one(
         f"the phone's storage is full (No space left on device, while sending {second})"
     )
     assert "`qwenchat clean`" in err.hint and "same command again" in err.hint
+    assert "Biggest now: /data/local/tmp/filler " in err.hint, err.hint  # what to remove
     # After freeing space, the same push finishes what it started.
     assert dev.shell("rm /data/local/tmp/filler").ok
     push_assets(dev, bundle, PhoneLayout(WORK), overlap=False)

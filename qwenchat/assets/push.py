@@ -401,7 +401,7 @@ def push_assets(
         raise
     except DeviceCommandError as exc:
         if says_phone_full(exc.message):  # a shell command on the phone (mv, echo >>) met ENOSPC
-            raise _full("a command on the phone", layout) from exc
+            raise _full("a command on the phone", layout, dev) from exc
         raise
     finally:
         if lock is not None:
@@ -461,11 +461,14 @@ def _safe_relative(name: str) -> bool:
     return norm == name and not name.startswith(("/", "../")) and name not in (".", "..")
 
 
-def _full(where: str, layout: PhoneLayout) -> PhoneFullError:
+def _full(where: str, layout: PhoneLayout, dev: Any) -> PhoneFullError:
     """The phone filled up during the push (something else wrote, or df was wrong)."""
+    from qwenchat.device.space import full_hint
+
     return PhoneFullError(
         f"the phone's storage is full (No space left on device, {where}); the push stopped "
-        f"and the files it verified stay in {layout.work_dir}"
+        f"and the files it verified stay in {layout.work_dir}",
+        full_hint(dev, layout.work_dir, PhoneFullError.default_hint),
     )
 
 
@@ -681,7 +684,7 @@ def _send(
         if isinstance(exc, DeviceStorageError) or (
             isinstance(exc, DeviceCommandError) and says_phone_full(exc.message)
         ):
-            raise _full(f"while sending {where}", layout) from exc
+            raise _full(f"while sending {where}", layout, dev) from exc
         if isinstance(exc, DeviceError) and not isinstance(
             exc,
             DeviceCommandError | PushInterruptedError | PushLockedError | PushLockLostError,

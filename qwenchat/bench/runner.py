@@ -371,9 +371,11 @@ class BenchRun:
                     raise _BundleChanged(before, after)
                 if stored.stop_reason is StopReason.DEVICE_LOST:
                     raise DeviceLostError(stored.error or "the phone was lost mid-trial")
-                if stored.result.error_hint == PhoneFullError.default_hint:
+                if (stored.result.error_hint or "").startswith(PhoneFullError.default_hint):
                     # Every further trial would fail the same way: stop, say what to free.
-                    raise PhoneFullError(stored.error or "the phone's storage is full")
+                    raise PhoneFullError(
+                        stored.error or "the phone's storage is full", stored.result.error_hint
+                    )
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the runner stopped Genie
             why = f"interrupted ({exc})" if str(exc) else "interrupted"
             self._end(RunStatus.INTERRUPTED, why)
@@ -390,7 +392,7 @@ class BenchRun:
         except PhoneFullError as exc:  # not a lost phone: the link is fine, the disk is not
             self._end(RunStatus.INTERRUPTED, exc.message)
             stopped = BenchStopped(run_id, exc.message, exit_code=PhoneFullError.exit_code)
-            stopped.hint = f"{PhoneFullError.default_hint} Then: {stopped.hint}"
+            stopped.hint = f"{exc.hint} Then: {stopped.hint}"
             raise stopped from exc
         except DeviceError as exc:  # the phone went away: keep what was measured
             why = f"the phone was lost: {exc.message}"

@@ -185,12 +185,13 @@ def raise_for_failure(text: str, exit_code: int | None) -> None:
     raise GenieError(f"genie-t2t-run failed ({failure.kind}): {failure.message}", hint=failure.hint)
 
 
-def phone_full(message: str) -> GenieFailure:
+def phone_full(message: str, hint: str | None = None) -> GenieFailure:
     """A write to the phone that failed with ENOSPC (``PhoneFullError``'s message), as a
-    query's failure: its own kind and hint, never a lost phone."""
+    query's failure: its own kind and hint (``hint``: with what fills the phone), never a
+    lost phone."""
     where = message.split(": the phone is full", 1)[0].strip()
     return GenieFailure(
         "phone-full",
         f"the phone's storage is full (No space left on device, {where})",
-        PhoneFullError.default_hint,
+        hint or PhoneFullError.default_hint,
     )

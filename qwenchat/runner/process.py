@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any
 
+from qwenchat.device.space import full_hint
 from qwenchat.errors import (
     DeviceCommandError,
     DeviceError,
@@ -170,7 +171,9 @@ class ProcessEngine(Engine):
             self._timed_out(request, record)
         except PhoneFullError as exc:
             record.outcome = Outcome.FAILED  # the link is fine: not "device lost"
-            record.failure = phone_full(exc.message)
+            record.failure = phone_full(
+                exc.message, full_hint(self.device, self.layout.work_dir, exc.default_hint)
+            )
         except DeviceError as exc:
             record.outcome = Outcome.DEVICE_LOST
             record.error = exc.message

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from qwenchat.device.space import full_hint
 from qwenchat.errors import (
     BundleError,
     DeviceError,
@@ -413,7 +414,9 @@ class SessionEngine(Engine):
             self._timed_out(request, record)
         except PhoneFullError as exc:
             record.outcome = Outcome.FAILED  # the link is fine: not "device lost"
-            record.failure = phone_full(exc.message)
+            record.failure = phone_full(
+                exc.message, full_hint(self.device, self.layout.work_dir, exc.default_hint)
+            )
             self._abandon()
         except DeviceError as exc:
             record.outcome = Outcome.DEVICE_LOST
