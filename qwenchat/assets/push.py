@@ -26,8 +26,9 @@ Protocol (a file on the phone never looks complete when it is not):
 6. Each file goes to ``<name>.partial``, is hashed on the phone (``sha256sum``) and renamed
    into place only when the hash matches (and the lock is still ours); its line is added
    to the journal in the same command. The journal and the manifest are checked the same
-   way (hash and rename in one command), so neither can be whole-looking and damaged. A file that arrives damaged is sent once more; twice
-   damaged, the host file is hashed again to tell a bad host copy from a bad link. Through
+   way (hash and rename in one command), so neither can look whole and be damaged. A file
+   that arrives damaged is sent once more; twice damaged, the host file is hashed again to
+   tell a bad host copy from a bad link. Through
    Google's adb server the check overlaps the sending of the next file (never more than
    one file behind: the next send waits for it); adb-shell (direct) cannot run a shell
    while a sync push is in flight on its connection, so there it follows each file.
