@@ -329,6 +329,7 @@ class Repl:
             with cancel_on_interrupt(self.session):
                 result = action(stream.write)
                 self._finish_stream(stream)
+                self._say_notices()
                 self.show(result)
         except ContextBudgetError as exc:
             self.error(exc)
@@ -357,6 +358,12 @@ class Repl:
             at = time.monotonic()
             self.reply(lambda on_text: self.session.continue_reply(on_text, entered_at=at), None)
 
+    def _say_notices(self) -> None:
+        """What the chat noticed on its own during the turn (a push replaced the bundle)."""
+        notices = getattr(self.session, "notices", [])
+        while notices:
+            self.say(f"note: {notices.pop(0)}", "yellow")
+
     def _finish_stream(self, stream: ReplyStream) -> None:
         try:
             stream.finish()
@@ -367,7 +374,14 @@ class Repl:
         """What the user needs after a reply: its figures and, when it did not end on its
         own, what happened and what comes next."""
         if result.stop is StopReason.CUT:
-            if self.session.engine.name == "session":
+            engine = self.session.engine
+            if engine.name == "session" and getattr(engine, "pid", None) is not None:
+                # `dialog abort` ended the query and genie-app kept running (a newer build).
+                self.say(
+                    "[cut: the reply was aborted; genie-app still holds the model, so the next "
+                    "turn needs no model load (it sends the conversation again)]"
+                )
+            elif engine.name == "session":
                 self.say(
                     "[cut: genie-app was stopped on the phone; the next turn starts it again "
                     "(a model load) and rebuilds the conversation]"

@@ -62,6 +62,7 @@ from qwenchat.models.tokens import TokenCounter
 from qwenchat.runner import open_engine
 from qwenchat.runner.record import Outcome
 from qwenchat.runner.request import QueryRequest, SamplerSettings, WaitBounds
+from qwenchat.shellwords import quote
 
 if TYPE_CHECKING:
     from qwenchat.chat.transcript import Transcript
@@ -118,6 +119,10 @@ class ChatSession:
     # when it started (monotonic) and the first-token bound in seconds; None when idle.
     waiting_since: float | None = None
     waiting_bound: float | None = None
+    # The phone's manifest.json (inode, mtime, size) when this chat's engine opened: a push
+    # replaces it; the next turn then notices and says so (``notices``).
+    _bundle_mark: str | None = None
+    notices: list[str] = field(default_factory=list)  # said once by the chat, then cleared
 
     # ----- derived
     @property
@@ -309,6 +314,7 @@ class ChatSession:
         check_message(user_text)
         self._require_phone()
         try:
+            self._follow_bundle()
             state_on_phone = (
                 self.keep_state and self.state.valid and self.engine.has_dialog(self.session_id)
             )
@@ -385,6 +391,27 @@ class ChatSession:
         return self._run(plan, on_text, new_message=False, entered=entered)
 
     # ----- internals
+    def _read_bundle_mark(self) -> str:
+        path = quote(self.engine.layout.manifest_path)
+        result = self.engine.device.shell(f"stat -c '%i %Y %s' {path} 2>/dev/null; true",
+                                          timeout=30)  # fmt: skip
+        return result.text.strip()
+
+    def _follow_bundle(self) -> None:
+        """A push during the chat replaced the bundle: genie-app (or the next genie-t2t-run)
+        must not answer from the old model while the chat says nothing. The engine is opened
+        again on the new bundle (as after a reconnect) and the chat says so."""
+        mark = self._read_bundle_mark()
+        if self._bundle_mark is None or mark == self._bundle_mark:
+            self._bundle_mark = mark
+            return
+        self.reconnect(self.engine.device)
+        self._bundle_mark = self._read_bundle_mark()
+        self.notices.append(
+            "the bundle on the phone changed during this chat (a push): this turn runs on the "
+            "new one (a model load) and sends the whole conversation again"
+        )
+
     def _require_phone(self) -> None:
         if self.lost:
             raise DeviceLostError(

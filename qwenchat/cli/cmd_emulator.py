@@ -379,11 +379,17 @@ def log_cmd(
 ) -> int:
     """What the SIMULATED phone was asked: every shell/exec command and sync request."""
     import json
+    import signal
 
     from qwenchat.emulator.commandlog import follow as follow_log
     from qwenchat.emulator.commandlog import format_record, log_path, read_records
     from qwenchat.errors import UsageError
+    from qwenchat.signals import Terminated
 
+    if follow:
+        # Ctrl-C must end it even when it was started with SIGINT ignored (a background job
+        # of a script, a test harness): Python then leaves SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     base = _root(root)
     if not (base / "state").is_dir():
         raise UsageError(f"no emulated phone in {base}", "Start one: `qwenchat emulator start`.")
@@ -400,9 +406,12 @@ def log_cmd(
         if follow:
             for record in follow_log(base):
                 show(record)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if not follow:
             raise
+        if isinstance(exc, Terminated):  # SIGTERM/SIGHUP: the shell's 128 + N, said once
+            typer.echo(f"stopped ({exc})", err=True)
+            return exc.exit_code
     return 0  # Ctrl-C is how --follow ends
 
 

@@ -228,6 +228,9 @@ def _plan_and_push(plan_for, soc, layout, verify, break_lock, json_output, cache
         plan = plan_for(soc)
     device = open_device(on_wait=_say, **where)
     try:
+        from qwenchat.runner import sweep_dead_runs
+
+        sweep_dead_runs(device, layout)  # what killed runs of this computer left (issue 31)
         if soc is None:
             plan = plan_for(detect_soc(device))
         if not json_output:
