@@ -93,8 +93,17 @@ def check_output_path(
     return path
 
 
-def write_atomic(path: Path, text: str, *, newline: str | None = None) -> None:
-    """Write ``text`` to ``path`` whole or not at all (temporary file, fsync, rename)."""
+def write_atomic(
+    path: Path,
+    text: str,
+    *,
+    newline: str | None = None,
+    failure: type[QwenchatError] = OverwriteRefused,
+    verb: str = "write",
+    hint: str = "Check the folder is writable and has room.",
+) -> None:
+    """Write ``text`` to ``path`` whole or not at all (temporary file, fsync, rename); an
+    OSError is one ``failure`` line: "cannot {verb} {path}: {why}"."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8", newline=newline) as handle:
@@ -107,5 +116,4 @@ def write_atomic(path: Path, text: str, *, newline: str | None = None) -> None:
             tmp.unlink()
         except OSError:
             pass
-        raise OverwriteRefused(f"cannot write {path}: {exc.strerror or exc}",
-                               hint="Check the folder is writable and has room.") from None
+        raise failure(f"cannot {verb} {path}: {exc.strerror or exc}", hint=hint) from None

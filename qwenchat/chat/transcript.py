@@ -8,8 +8,6 @@ file beside the target and renames it, so a failed save never leaves half a tran
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,22 +115,12 @@ def write_transcript(path: Path, data: dict[str, Any]) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if path.is_dir():
         raise UsageError(f"cannot save to {path}: it is a folder", hint="Give a file name.")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise UsageError(
-            f"cannot save to {path}: {exc.strerror or exc}",
-            hint="Check that the folder exists and is writable, or choose another path.",
-        ) from None
+    from qwenchat.output_file import write_atomic
+
+    write_atomic(
+        path, text, failure=UsageError, verb="save to",
+        hint="Check that the folder exists and is writable, or choose another path.",
+    )
 
 
 __all__ = ["FORMAT", "Transcript", "parse_transcript", "read_transcript", "write_transcript"]
