@@ -153,6 +153,10 @@ def open_device(
         if transport != "direct":
             for held, state in server_devices():
                 if held == endpoint.address:
+                    if state == "offline" and transport == "auto":
+                        # The server has not yet seen the phone come back (it re-dials on
+                        # its own schedule): the phone itself answers, so reach it directly.
+                        break
                     return _open(DeviceSummary(held, "server", "server", state))
             if transport == "server":
                 raise NoDeviceError(
@@ -186,6 +190,8 @@ def open_device(
         candidates = matching
 
     usable = [c for c in candidates if c.usable]
+    if not usable and transport == "auto":
+        usable = _offline_but_answering(candidates)
     if not usable:
         offline = [c for c in candidates if not c.usable]
         raise NoDeviceError(
@@ -195,6 +201,22 @@ def open_device(
     if len(usable) > 1:
         raise SeveralDevicesError(f"{len(usable)} phones found: {_describe(usable)}")
     return _open(usable[0])
+
+
+def _offline_but_answering(candidates: list[DeviceSummary]) -> list[DeviceSummary]:
+    """TCP phones the adb server lists as offline while they answer on their own port.
+
+    After a phone drops and returns, Google's adb server keeps it "offline" until its next
+    reconnect attempt (seconds later). The same phone reached directly is the same answer
+    the direct transport gives: so qwenchat says the same thing on both transports instead
+    of "no phone found"."""
+    found = []
+    for c in candidates:
+        if c.transport == "server" and c.state == "offline" and looks_like_endpoint(c.serial):
+            endpoint = parse_endpoint(c.serial)
+            if _reachable(endpoint.host, endpoint.port):
+                found.append(DeviceSummary(endpoint.address, "direct", "tcp", "device"))
+    return found
 
 
 def _match_serialno(
