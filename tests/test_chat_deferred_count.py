@@ -9,7 +9,8 @@ Failure modes, each tested:
   exact count;
 - a one-shot question waits for the tokenizer parse before Genie starts (the tokenizer is
   loaded when the query's command reaches the phone);
-- an interactive chat (tokenizer warmed while the user types) is planned with a bound.
+- an interactive chat (tokenizer warmed while the user types), or a run with an explicit
+  --load-timeout (its first-token bound must stay tight), is planned with a bound.
 
 Oracles: the real tokenizers for the bound; tiktoken (tests/tiktoken_oracle.py) for the
 exact Qwen2 count of a turn.
@@ -113,3 +114,25 @@ def test_a_warm_chat_counts_before_sending(bundled_phone):
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
         "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     )
+
+
+def test_an_explicit_load_timeout_counts_before_sending(bundled_phone):
+    # The first-token bound is --load-timeout plus the prompt's prefill: kept tight.
+    _, dev = bundled_phone()
+    session = open_chat_session(
+        dev, settings=SamplerSettings(max_tokens=8), keep_state=False, warm=False,
+        load_timeout=30.0,
+    )
+    loaded_at_start: list[bool] = []
+    real_query = session.engine.query
+
+    def query(request, on_text=None):  # noqa: ANN001, ANN202
+        loaded_at_start.append(session.counter.loaded)
+        return real_query(request, on_text)
+
+    session.engine.query = query
+    try:
+        session.send("Hi")
+    finally:
+        session.end()
+    assert loaded_at_start == [True]

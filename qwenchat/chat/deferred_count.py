@@ -10,7 +10,8 @@ SentencePiece with byte fallback: at least one normalized character, the added l
 fits the context budget is planned with the bound, sent, and counted exactly once Genie is
 started (``load_after``); the turn's figures and the context used are corrected with the
 exact count (``exact_plan``). A prompt whose bound does not fit is counted before sending,
-as always.
+as always. The query's first-token bound is derived from the bound then (more lenient by
+the prefill time of the difference), so a run with an explicit --load-timeout counts first.
 """
 
 from __future__ import annotations

@@ -425,9 +425,16 @@ class ChatSession:
 
     def _turn_counter(self) -> Any:
         """The counter this turn is planned with: while the tokenizer is not loaded yet (a
-        one-shot question), a bound that lets Genie start first (see chat.deferred_count)."""
+        one-shot question), a bound that lets Genie start first (see chat.deferred_count).
+        Not with an explicit --load-timeout: the first-token bound adds the prompt's
+        prefill to it, and the user asked for that sum tight (the default budget is
+        generous enough that the bound's extra allowance does not matter)."""
         self._deferred = None
-        if isinstance(self.counter, TokenCounter) and not self.counter.loaded:
+        if (
+            isinstance(self.counter, TokenCounter)
+            and not self.counter.loaded
+            and self.load_timeout is None
+        ):
             from qwenchat.chat.deferred_count import BoundFirstCounter
 
             budget = self.ctx_size - self.max_tokens - self.bos_tokens
