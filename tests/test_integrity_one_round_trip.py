@@ -12,8 +12,6 @@ Oracle: sizes and file names written here, the manifest as pushed.
 
 from __future__ import annotations
 
-from fixtures_device import push_bundle
-
 from qwenchat.assets.integrity import bundle_integrity
 from qwenchat.layout import PhoneLayout
 
