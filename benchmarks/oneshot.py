@@ -40,7 +40,9 @@ def _one_run(address: str, env: dict) -> dict:
 
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     launched = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # cwd outside any checkout: `-m` puts the cwd first on sys.path (PYTHONPATH picks the code).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=env["QWENCHAT_HOME"])
     assert proc.stdout is not None
     first = proc.stdout.read(1)
     first_at = time.monotonic()
@@ -52,7 +54,7 @@ def _one_run(address: str, env: dict) -> dict:
         raise RuntimeError(f"qwenchat run failed ({proc.returncode}): {err.decode()[-400:]}")
     out = subprocess.run(
         [sys.executable, "-m", "qwenchat", "history", "last", "--json"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env, capture_output=True, text=True, check=True, cwd=env["QWENCHAT_HOME"],
     ).stdout
     reply = [m for m in json.loads(out)["messages"] if m["role"] == "assistant"][-1]
     genie = reply["generations"][0]["genie"]
@@ -76,7 +78,7 @@ def _doctor(address: str, env: dict) -> dict:
     proc = subprocess.run(
         [sys.executable, "-m", "qwenchat", "doctor", "--connect", address, "--transport",
          "direct", "--json"],
-        env=env, capture_output=True, text=True, check=False,
+        env=env, capture_output=True, text=True, check=False, cwd=env["QWENCHAT_HOME"],
     )
     wall = time.monotonic() - started
     report = json.loads(proc.stdout)
@@ -99,6 +101,8 @@ def main() -> dict:
     compileall.compile_dir(Path(qwenchat.__file__).parent, quiet=1)
     tmp = Path(tempfile.mkdtemp(prefix="qwenchat-bench-oneshot-"))
     env = dict(os.environ, QWENCHAT_HOME=str(tmp / "home"), LC_ALL="C.UTF-8")
+    for home in ("home", "home-base"):
+        (tmp / home).mkdir()
     bundle = make_bundle(tmp / "bundle", bin_size_mb=1, arch="v79", parts=4)
     config = EmulatorConfig(root=tmp / "phone", time_scale=1.0, jitter=False, auth=False)
     server = EmulatorServer(config, port=0)
@@ -109,7 +113,8 @@ def main() -> dict:
             plan = plan_bundle(bundle.bundle, bundle.qairt, "SM8750", tokenizer=bundle.tokenizer)
             push_assets(dev, plan, PhoneLayout(), overlap=False)
         _one_run(server.address, env)  # the host meets the phone and its tokenizer
-        baseline = os.environ.get("QWENCHAT_BENCH_BASELINE")  # another checkout, same run
+        # Another checkout (e.g. /work/main), measured in the same run for comparison.
+        baseline = os.environ.get("QWENCHAT_BENCH_BASELINE")
         base_env = dict(env, PYTHONPATH=baseline, QWENCHAT_HOME=str(tmp / "home-base"))
         if baseline:
             _one_run(server.address, base_env)
