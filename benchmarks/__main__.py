@@ -18,6 +18,7 @@ ORDER = (
     "emulator_speed",
     "device_speed",
     "push_speed",
+    "oneshot",
     "chat_overhead",
     "session_chat",
     "serve_overhead",

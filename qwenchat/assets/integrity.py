@@ -12,8 +12,8 @@ checks that, plus what a manifest alone cannot vouch for:
   bundle holds a mix, and is refused here;
 - every file the manifest lists is there with its size (``deep``: and its SHA-256).
 
-Two shell calls (three with ``deep``), nothing hashed unless asked: cheap enough to run
-before every chat or bench.
+One shell call (two with ``deep``), nothing but the config hashed unless asked: cheap
+enough to run before every chat or bench.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from qwenchat.manifest import BundleManifest
 from qwenchat.shellwords import quote
 
 _PUSH_AGAIN = "Run `qwenchat push-assets` again: it resumes and makes the bundle whole."
-_SECTIONS = ("manifest", "journal", "lock", "config", "end")
+_SECTIONS = ("manifest", "journal", "lock", "config", "sizes", "hashes", "end")
 
 
 @dataclass
@@ -82,6 +82,15 @@ def bundle_integrity(
                 f"echo {_MARK.format('config')}",
                 f"cat {quote(layout.config_path)} 2>/dev/null",
                 "echo",
+                # Sizes of every file of the work dir (saved dialogs and scratch files
+                # aside) and the hash of the config Genie will read, in the same round
+                # trip: the manifest is judged on the host, with no second call.
+                f"echo {_MARK.format('sizes')}",
+                f"find {quote(work)} \\( -path {quote(layout.states_dir)} -o -path "
+                f"{quote(layout.tmp_dir)} \\) -prune -o -type f -exec stat -c '%s %n' {{}} + "
+                "2>/dev/null",
+                f"echo {_MARK.format('hashes')}",
+                f"sha256sum {quote(layout.config_path)} 2>/dev/null",
                 f"echo {_MARK.format('end')}",
             ]
         ),
@@ -116,22 +125,20 @@ def bundle_integrity(
     except BundleError as exc:
         return _bad("damaged", f"the phone's {layout.manifest_path} is unreadable: {exc.message}")
 
-    # Second call: sizes of everything listed, and the hash of the config Genie will read.
     names = sorted(manifest.files)
     full = {posixpath.join(work, n): n for n in names}
     config_rel = posixpath.relpath(layout.config_path, work)
-    commands = [
-        f"echo {_MARK.format('sizes')}",
-        "stat -c '%s %n' " + " ".join(quote(p) for p in full) + " 2>/dev/null",
-        f"echo {_MARK.format('hashes')}",
-        f"sha256sum {quote(layout.config_path)} 2>/dev/null",
-    ]
-    if deep:
-        commands.append("sha256sum " + " ".join(quote(p) for p in full) + " 2>/dev/null")
-    commands.append(f"echo {_MARK.format('end')}")
-    timeout = 60 + (manifest.total_size / 20e6 if deep else 0)
-    second = _split(device.shell("; ".join(commands), timeout=timeout).text,
-                    ("sizes", "hashes", "end"))  # fmt: skip
+    second = {"sizes": sections["sizes"], "hashes": sections["hashes"]}
+    if deep:  # a second call: every listed file hashed on the phone
+        commands = [
+            f"echo {_MARK.format('hashes')}",
+            "sha256sum " + " ".join(quote(p) for p in full) + " 2>/dev/null",
+            f"echo {_MARK.format('end')}",
+        ]
+        timeout = 60 + manifest.total_size / 20e6
+        deep_hashes = _split(device.shell("; ".join(commands), timeout=timeout).text,
+                             ("hashes", "end"))  # fmt: skip
+        second["hashes"] += "\n" + deep_hashes["hashes"]
 
     sizes: dict[str, int] = {}
     for line in second["sizes"].splitlines():

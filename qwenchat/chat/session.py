@@ -180,6 +180,7 @@ class ChatSession:
         self.messages = []
         self.state = PhoneState()
         self.last = None
+        self._deferred: Any = None  # this turn's BoundFirstCounter, if any
         self._conversation_saved = False
 
     def drop_oldest(self, turns: int) -> None:
@@ -327,7 +328,7 @@ class ChatSession:
             user_text=user_text,
             state=self.state,
             state_on_phone=state_on_phone,
-            counter=self.counter,
+            counter=self._turn_counter(),
             max_tokens=self.max_tokens,
             ctx_size=self.ctx_size,
             model=self.model,
@@ -453,6 +454,25 @@ class ChatSession:
             raise ContextBudgetError(needed, self.ctx_size, drop)
         return TurnPlan(mode, prompt, tokens, tokens, self.max_tokens, self.ctx_size)
 
+    def _turn_counter(self) -> Any:
+        """The counter this turn is planned with: while the tokenizer is not loaded yet (a
+        one-shot question), a bound that lets Genie start first (see chat.deferred_count).
+        Not with an explicit --load-timeout: the first-token bound adds the prompt's
+        prefill to it, and the user asked for that sum tight (the default budget is
+        generous enough that the bound's extra allowance does not matter)."""
+        self._deferred = None
+        if (
+            isinstance(self.counter, TokenCounter)
+            and not self.counter.loaded
+            and self.load_timeout is None
+        ):
+            from qwenchat.chat.deferred_count import BoundFirstCounter
+
+            budget = self.ctx_size - self.max_tokens - self.bos_tokens
+            self._deferred = BoundFirstCounter(self.counter, budget)
+            return self._deferred
+        return self.counter
+
     def _run(
         self,
         plan: TurnPlan,
@@ -499,6 +519,11 @@ class ChatSession:
         record: QueryRecord | None = None
         started = time.monotonic()
         self.waiting_since, self.waiting_bound = started, request.bounds.first_token
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None and plan.prompt in deferred.estimated:
+            deferred.load_after()  # counted exactly while Genie loads
+        else:
+            deferred = None
         try:
             if not self._cancel.is_set():  # stopped before it started: nothing to run
                 record = self.engine.query(request, _on_text)
@@ -514,6 +539,8 @@ class ChatSession:
             raise
         self.waiting_since = None
         reply.content = prefix + "".join(streamed)
+        if deferred is not None:
+            plan = deferred.exact_plan(plan)
         if record is None:
             return self._finish(reply, plan, None, StopReason.CUT, entered, started, new_message)
         return self._finish(reply, plan, record, None, entered, started, new_message)

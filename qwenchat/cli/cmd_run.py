@@ -133,6 +133,9 @@ def run(
             store=store,
             model=spec,
             keep_state=text is None,  # a question leaves nothing on the phone
+            # A question's tokenizer loads while Genie does (chat.deferred_count); a chat's
+            # while the user types.
+            warm=text is None,
             load_timeout=load_s,
             stall_timeout=stall_s,
             # One question gains nothing from a live dialog: auto runs it per turn.

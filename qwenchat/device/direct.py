@@ -577,7 +577,7 @@ def _handshake(
     key_path: Path | None,
 ) -> None:
 
-    install_fast_checksum()  # idempotent; numpy imported on first connect, not at import
+    install_fast_checksum()  # idempotent; numpy imported at the first large payload
     import threading
 
     waiting = False

@@ -2,7 +2,8 @@
 
 Read in one shell round trip (``getprop`` listing every property, ``/proc/meminfo`` and
 ``df -k`` of the work dir, separated by markers), so ``qwenchat devices`` stays quick even
-over a slow link.
+over a slow link; the properties and memory are listed only when the host does not
+remember them for this phone as it is now (same serial, boot id and build: ``facts_cache``).
 """
 
 from __future__ import annotations
@@ -81,17 +82,32 @@ def is_simulated(props: dict[str, str]) -> bool:
 
 
 def read_device_info(device: Device, work_dir: str) -> DeviceInfo:
+    """One shell round trip: the phone's identity and free space always; its properties and
+    memory only when the host remembers nothing for this phone as it is now (see
+    ``facts_cache``)."""
+    from qwenchat.device import facts_cache
+
     parent = posixpath.dirname(work_dir.rstrip("/")) or "/"
+    address = device.name
+    cached = facts_cache.load(address)
     # df of the work dir, or of its parent before the first push created it.
     command = (
-        f"getprop; echo {_SPLIT}; cat /proc/meminfo; echo {_SPLIT}; "
+        f"{facts_cache.identity_command()}; echo \"$qc_id\"; echo {_SPLIT}; "
+        f"if {facts_cache.unchanged_test(cached)}; then echo same; else "
+        f"getprop; echo {_SPLIT}; cat /proc/meminfo; fi; echo {_SPLIT}; "
         f"df -k {quote(work_dir)} 2>/dev/null || df -k {quote(parent)}"
     )
     result = device.shell(command, timeout=30.0)
     sections = result.text.split(_SPLIT)
-    props = parse_getprop(sections[0])
-    ram_mb = parse_meminfo_mb(sections[1]) if len(sections) > 1 else None
-    free_mb = parse_df_free_mb(sections[2]) if len(sections) > 2 else None
+    identity = facts_cache.parse_identity(sections[0]) if sections else None
+    free_mb = parse_df_free_mb(sections[-1]) if len(sections) > 2 else None
+    if cached is not None and len(sections) == 3 and sections[1].strip() == "same":
+        props, ram_mb = cached.props, cached.ram_mb
+    else:
+        props = parse_getprop(sections[1]) if len(sections) > 1 else {}
+        ram_mb = parse_meminfo_mb(sections[2]) if len(sections) > 3 else None
+        if identity is not None and identity.boot_id and props:
+            facts_cache.store(address, facts_cache.CachedFacts(identity, props, ram_mb))
     return info_from_props(props, device, work_dir, ram_mb=ram_mb, free_mb=free_mb)
 
 

@@ -213,9 +213,11 @@ def install_fast_checksum() -> bool:
     Patched where adb-shell looks it up: ``adb_message.checksum`` (outgoing packets) and the
     name ``adb_device`` imported (incoming ones).
     """
-    try:
-        import numpy
-    except ImportError:
+    import importlib.util
+
+    # numpy itself is imported at the first large payload (a push or pull), not at connect:
+    # its ~0.3 s import would be paid by every one-shot question, whose packets are small.
+    if importlib.util.find_spec("numpy") is None:
         return False
     from adb_shell import adb_device, adb_message
 
@@ -223,6 +225,8 @@ def install_fast_checksum() -> bool:
 
     def checksum(data):  # noqa: ANN001, ANN202
         if isinstance(data, bytes | bytearray | memoryview) and len(data) >= 4096:
+            import numpy
+
             total = int(numpy.frombuffer(data, dtype=numpy.uint8).sum(dtype=numpy.uint64))
             return total & 0xFFFFFFFF
         return original(data)

@@ -1,8 +1,9 @@
-"""A model's chat template, rendered by transformers itself.
+"""A model's chat template, rendered as transformers renders it.
 
 Genie takes plain text and tokenizes it on the phone, so the prompt must be exactly the text
-the model's own Hugging Face template gives. We render with transformers'
-``render_jinja_template`` -- the function ``apply_chat_template`` calls -- on the template
+the model's own Hugging Face template gives. We render in the jinja2 environment of
+transformers' ``render_jinja_template`` -- the function ``apply_chat_template`` calls --
+rebuilt in ``jinja_render`` (importing transformers costs seconds), on the template
 from a tokenizer folder's ``tokenizer_config.json`` (or the model's built-in verbatim copy in
 ``templates/``, named by its ``ModelSpec``), so we never re-implement a template and never
 pay ~1 s to load a tokenizer just to render text (tests check the result equals
@@ -64,25 +65,26 @@ class ChatTemplate:
         add_generation_prompt: bool,
         continue_final_message: bool = False,
     ) -> str:
-        from transformers.utils.chat_template_utils import render_jinja_template
+        # jinja2 in transformers' environment, without importing transformers (seconds of a
+        # one-shot question's start): see jinja_render.
+        from qwenchat.models.jinja_render import render_template
 
         if not messages:
             raise UsageError("Cannot render an empty conversation.", "Give at least one message.")
         chat = [asdict(m) for m in messages]
         try:
-            rendered, _ = render_jinja_template(
-                conversations=[chat],
-                chat_template=self.source,
+            return render_template(
+                self.source,
+                chat,
                 add_generation_prompt=add_generation_prompt,
                 continue_final_message=continue_final_message,
-                **dict(self.special_tokens),
+                variables=dict(self.special_tokens),
             )
-        except Exception as exc:  # jinja syntax/undefined errors, or transformers' ValueErrors
+        except Exception as exc:  # jinja syntax/undefined errors, or a final message not shown
             raise ConfigError(
                 f"The chat template from {self.origin} failed to render: {exc}",
                 "Fix or remove the chat_template in tokenizer_config.json.",
             ) from exc
-        return rendered[0]
 
 
 def _special_tokens_from_config(config: dict) -> tuple[tuple[str, object], ...]:

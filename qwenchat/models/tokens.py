@@ -68,6 +68,11 @@ class TokenCounter:
             self._tokenizer = _load(self.path)
         return self._tokenizer
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the tokenizer is parsed already (counting is then cheap)."""
+        return self._tokenizer is not None
+
     def encode(self, text: str) -> list[int]:
         # add_special_tokens=False: nothing is added around the text (Qwen2 adds nothing
         # anyway); special tokens *inside* the text are still matched as single ids.
