@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from qwenchat.bench.records import TrialRecord
     from qwenchat.bench.runner import ProgressEvent
 
@@ -48,8 +50,8 @@ class SweepProgress:
     def __init__(self, console: Console | None = None, *, live: bool | None = None) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.live = self.console.is_terminal if live is None else live
-        self._progress = None  # rich.progress.Progress while the bar is shown
-        self._task = None
+        self._progress: Progress | None = None  # while the bar is shown
+        self._task: TaskID | None = None
         self._last = "-"
 
     def start(self, run_id: str) -> None:
@@ -92,6 +94,7 @@ class SweepProgress:
                     f"{event.slot.length.tokens} tok {_kind(event)}: {trial_summary(trial)}"
                 )
         description = f"{event.slot.length.tokens} tok {_kind(event)}"
+        assert self._task is not None  # added with the bar, above
         self._progress.update(
             self._task,
             completed=event.done,

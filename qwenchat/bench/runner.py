@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from qwenchat import __version__, signals
 from qwenchat.bench.prompts import ChatFrame, PromptMaker
@@ -50,7 +50,14 @@ if TYPE_CHECKING:
     from qwenchat.device.base import Device
     from qwenchat.models.spec import ModelSpec
 
-QUALCOMM_PROTOCOL = {"warmup": 1, "repetitions": 25, "cooldown": "0", "gen_len": 128}
+class _Protocol(TypedDict):
+    warmup: int
+    repetitions: int
+    cooldown: str
+    gen_len: int
+
+
+QUALCOMM_PROTOCOL: _Protocol = {"warmup": 1, "repetitions": 25, "cooldown": "0", "gen_len": 128}
 
 
 @dataclass

@@ -218,7 +218,8 @@ class ChatStorage:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT always sets it
+        return cur.lastrowid
 
     @store_errors
     def update_message(self, message: ChatMessage) -> None:

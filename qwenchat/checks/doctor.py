@@ -266,6 +266,7 @@ def _bundle_check(device: Device, layout, deep: bool) -> Check:  # noqa: ANN001
     if not verdict.ok:
         return Check("bundle intact", False, verdict.message, verdict.hint)
     manifest = verdict.manifest
+    assert manifest is not None  # an intact bundle has its manifest
     what = f"{len(manifest.files)} files, {manifest.total_size / 1e9:.2f} GB"
     return Check("bundle intact", True, what + (", SHA-256 verified" if deep else ", sizes match"))
 
@@ -356,7 +357,7 @@ def _genie_check(device: Device, layout, report: DoctorReport) -> Check:  # noqa
 def _engine_check(device: Device, layout, report: DoctorReport) -> Check:  # noqa: ANN001
     """Which engine chat will use: genie-app probed through its FIFO (a `version` round
     trip, no model load), as `qwenchat run --engine auto` does before the first turn."""
-    from qwenchat.runner.session import SessionUnavailable
+    from qwenchat.runner.session import SessionEngine, SessionUnavailable
 
     name = "chat engine"
     try:
@@ -373,6 +374,7 @@ def _engine_check(device: Device, layout, report: DoctorReport) -> Check:  # noq
     except BundleError as exc:
         report.chat_engine = None
         return Check(name, False, exc.message, exc.hint or "")
+    assert isinstance(engine, SessionEngine)  # kind="session"
     try:
         what = f"genie-app {engine.build} build" + (
             f", libGenie {engine.libgenie_version}" if engine.libgenie_version else ""

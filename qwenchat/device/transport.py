@@ -21,6 +21,7 @@ import select
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from adb_shell.exceptions import TcpTimeoutException
 from adb_shell.transport.base_transport import BaseTransport
@@ -187,7 +188,7 @@ class TcpTransport(BannerSniffer, BaseTransport):
         return len(data)
 
 
-def usb_transport_class() -> type:
+def usb_transport_class() -> Any:  # adb-shell's class: the library ships no types
     """adb-shell's USB transport with banner sniffing (imports libusb1 lazily)."""
     from adb_shell.transport.usb_transport import UsbTransport
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def human_bytes(n: float) -> str:
@@ -150,7 +153,7 @@ class RichProgress:
             transient=True,
         )
         self._tally = _Tally(clock)
-        self._task = None
+        self._task: TaskID | None = None
 
     def begin(self, name: str, total: int | None, done: int) -> None:
         self._tally.start(name, total, done)

@@ -70,12 +70,13 @@ class ChatTemplate:
             raise UsageError("Cannot render an empty conversation.", "Give at least one message.")
         chat = [asdict(m) for m in messages]
         try:
-            rendered, _ = render_jinja_template(
+            # transformers annotates -> str; it returns (rendered, generation indices).
+            rendered, _ = render_jinja_template(  # type: ignore[str-unpack]
                 conversations=[chat],
                 chat_template=self.source,
                 add_generation_prompt=add_generation_prompt,
                 continue_final_message=continue_final_message,
-                **dict(self.special_tokens),
+                **dict(self.special_tokens),  # type: ignore[arg-type]  # template variables
             )
         except Exception as exc:  # jinja syntax/undefined errors, or transformers' ValueErrors
             raise ConfigError(
@@ -105,8 +106,9 @@ def _pick_named_template(value: object, origin: str) -> str:
         return value
     if isinstance(value, list):
         named = {item.get("name"): item.get("template") for item in value if isinstance(item, dict)}
-        if isinstance(named.get("default"), str):
-            return named["default"]
+        default = named.get("default")
+        if isinstance(default, str):
+            return default
     raise ConfigError(f"{origin} has a chat_template that is neither text nor a 'default' entry.")
 
 

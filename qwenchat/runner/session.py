@@ -84,6 +84,10 @@ _LIVE_IDS: set[str] = set()
 class SessionUnavailable(QwenchatError):
     """genie-app cannot carry a session on this phone (missing, or it did not answer)."""
 
+    # What genie-app said before it ended, when it did (the diagnosis needs both streams).
+    stdout: str = ""
+    stderr: str = ""
+
 
 @dataclass
 class LoadFigures:
@@ -129,6 +133,7 @@ class _Live:
 
 class SessionEngine(Engine):
     name = "session"
+    keeps_model_loaded = True
 
     def __init__(self, bundle: PhoneBundle) -> None:
         super().__init__(bundle)
@@ -160,6 +165,11 @@ class SessionEngine(Engine):
     def sampler_per_query(self) -> bool:
         """A query's sampler settings apply to the live dialog (newer genie-app): changing
         them keeps the model loaded and the conversation's KV cache."""
+        return self.build == "new"
+
+    @property
+    def can_abort(self) -> bool:
+        """A newer genie-app runs the query in an async block: `dialog abort` reaches it."""
         return self.build == "new"
 
     @property

@@ -120,7 +120,8 @@ def byte_level_pipeline(tokenizer, *, nfc: bool) -> None:
             pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
         ]
     )
-    tokenizer.decoder = decoders.ByteLevel(
+    # As Qwen's own tokenizer.json writes it; tokenizers' type stubs omit these keywords.
+    tokenizer.decoder = decoders.ByteLevel(  # type: ignore[call-arg]
         add_prefix_space=False, trim_offsets=False, use_regex=False
     )
     tokenizer.post_processor = processors.ByteLevel(
