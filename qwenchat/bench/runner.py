@@ -360,7 +360,7 @@ class BenchRun:
                     lost, after = exc, before
                 if after != before:
                     stored.result.ok = False
-                    stored.result.stop_reason = StopReason.ERROR
+                    stored.result.stop_reason = StopReason.FAILED
                     stored.result.error = (
                         "the phone's bundle changed while this trial ran "
                         f"(manifest {_short(before)} → {_short(after)})"
@@ -532,7 +532,7 @@ def _resume(device, storage, stored, setup, plan, on_progress, on_start) -> str:
     check_same_phone(stored, setup.context)
     setup.context.libgenie_version = stored.context.libgenie_version
     # Trials the link took away measured nothing: run those slots again.
-    redo = (StopReason.DEVICE_LOST, StopReason.CANCELLED)
+    redo = (StopReason.DEVICE_LOST, StopReason.CUT)
     done = {(t.length, t.rep) for t in stored.trials if t.stop_reason not in redo}
     run = BenchRun(device, storage, setup, plan, on_progress, run_id=stored.id,
                    baseline=stored.baseline)

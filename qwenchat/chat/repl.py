@@ -210,8 +210,7 @@ class Repl:
                 return
             values = s.parse_set(arg)
             s.update_settings(**values)
-            per_query = getattr(s.engine, "sampler_per_query", False)
-            if s.engine.name == "session" and set(values) - {"max_tokens"} and not per_query:
+            if not s.engine.sampler_per_query and set(values) - {"max_tokens"}:
                 # An older genie-app's sampler lives in the live dialog's config: a new one
                 # means a new dialog (a newer one applies it: `sampler applyConfig`).
                 self.say(
@@ -304,7 +303,7 @@ class Repl:
         """What the user needs after a reply: its figures and, when it did not end on its
         own, what happened and what comes next."""
         if result.stop is StopReason.CUT:
-            if self.session.engine.name == "session":
+            if self.session.engine.keeps_model_loaded:
                 self.say(
                     "[cut: genie-app was stopped on the phone; the next turn starts it again "
                     "(a model load) and rebuilds the conversation]"

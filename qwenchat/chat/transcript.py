@@ -18,6 +18,7 @@ from qwenchat.chat.outcome import StopReason
 from qwenchat.chat.plan import ChatMessage
 from qwenchat.chat.user_input import validate_setting
 from qwenchat.errors import UsageError
+from qwenchat.runner.outcome import OLDER_WORDS
 from qwenchat.runner.request import SamplerSettings
 
 FORMAT = "qwenchat-transcript/1"
@@ -59,7 +60,7 @@ def parse_transcript(data: Any, source: str, *, ctx_size: int) -> Transcript:
     items = data.get("messages")
     if not isinstance(items, list):
         raise wrong("\"messages\" is not a list")
-    known_stops = {s.value for s in StopReason}
+    known_stops = {s.value for s in StopReason} | {old for old, _ in OLDER_WORDS}
     messages = []
     for number, item in enumerate(items, 1):
         if not isinstance(item, dict):
@@ -73,6 +74,8 @@ def parse_transcript(data: Any, source: str, *, ctx_size: int) -> Transcript:
             raise wrong(f"message {number} contains a NUL byte")
         if stop is not None and stop not in known_stops:
             raise wrong(f"message {number} has an unknown stop_reason {stop!r}")
+        if stop is not None:  # a transcript saved before one vocabulary: today's words
+            stop = StopReason.parse(stop).value
         messages.append(ChatMessage(role, content, stop if role == "assistant" else None))
     model = data.get("model")
     return Transcript(

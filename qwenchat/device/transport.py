@@ -1,6 +1,6 @@
 """Our own byte movers for adb-shell, plugged in at its ``BaseTransport`` seam.
 
-adb-shell's ``TcpTransport`` has two faults we cannot live with (see docs/adb.md):
+adb-shell's ``TcpTransport`` has two faults we cannot live with:
 
 * ``bulk_write`` does one ``send()`` on a non-blocking socket and ignores short writes, so a
   large WRTE (a push packs up to 1 MiB into one) desynchronises the stream;

@@ -1,7 +1,7 @@
 """The session engine: one genie-app on the phone keeps one Genie dialog alive for a chat, so
 the model is loaded once, not once per turn (issue 19).
 
-Protocol (docs: /work/notes/genie-app-facts.md; phone side: ``session_phone.py``)::
+Protocol (genie-app's commands: ``qwenchat/genie/genie_app.md``; phone side: ``session_phone.py``)::
 
     launch   exec genie-app -s FIFO 3<>FIFO          (pid printed first, pid file written)
     probe    version | # qwenchat-probe N            (answered: genie-app reads the FIFO)

