@@ -178,3 +178,32 @@ def test_ci_runs_the_lint_before_the_tests_and_the_lint_runs_the_checkers():
     lint = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
     for tool in ("ruff check", "lint-imports", "mypy"):
         assert f"$(BIN)/{tool}" in lint
+
+
+def test_no_emulator_marker_in_product_code():
+    """The product never recognises the emulated phone by its output: the emulated genies
+    write their notice only to a terminal, so nothing filters ``[SIMULATED]`` lines."""
+    offenders = []
+    for path in (REPO / "qwenchat").rglob("*.py"):
+        if "emulator" in path.relative_to(REPO / "qwenchat").parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if "[SIMULATED]" in line or "qwenchat emulator (no model" in line:
+                offenders.append(f"{path.relative_to(REPO)}:{number}")
+    assert offenders == []
+
+
+def test_callers_ask_the_engine_its_capabilities_not_its_name():
+    """`engine.name == "session"` was how callers guessed what an engine can do; Engine now
+    says it (keeps_model_loaded, can_abort, sampler_per_query, libgenie_version)."""
+    import re
+
+    guess = re.compile(r"""\.name\s*[!=]=\s*["'](session|process)["']""")
+    offenders = []
+    for path in (REPO / "qwenchat").rglob("*.py"):
+        if "emulator" in path.relative_to(REPO / "qwenchat").parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if guess.search(line):
+                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert offenders == []

@@ -143,10 +143,7 @@ def classify(record: QueryRecord) -> Outcome:
         # keeps apart from stdout: the same outcome as the refusal seen on stdout.
         return Outcome.CONTEXT_EXCEEDED
     if record.failure is None:
-        lines = [
-            line.strip() for line in text.splitlines()
-            if line.strip() and "[SIMULATED]" not in line
-        ]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         code = record.exit_code
         record.error = (
             "genie-t2t-run stopped "

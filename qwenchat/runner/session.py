@@ -737,10 +737,7 @@ def _sampler_only(settings: SamplerSettings) -> SamplerSettings:
 
 
 def _last_line(text: str) -> str:
-    lines = [
-        line.strip() for line in text.splitlines()
-        if line.strip() and "[SIMULATED]" not in line
-    ]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
 
 
