@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+    from qwenchat.hub.download import DownloadProgress
+
 
 def human_bytes(n: float) -> str:
     if n >= 1e9:
@@ -174,7 +176,7 @@ class RichProgress:
         _write_line(self._stream, self._tally.summary(ok))
 
 
-def download_progress(stream: TextIO | None = None):  # noqa: ANN201 -> DownloadProgress
+def download_progress(stream: TextIO | None = None) -> DownloadProgress:
     """The bar on a terminal, plain lines otherwise."""
     stream = stream or sys.stderr
     isatty = getattr(stream, "isatty", None)
