@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from qwenchat.runner.outcome import Outcome
+
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
@@ -33,7 +35,7 @@ def trial_summary(trial: TrialRecord) -> str:
     g = trial.genie
     if trial.ok and g is not None:
         text = f"TTFT {g.ttft_ms:,.1f} ms · {g.decode_tok_s:.2f} tok/s [dim](genie)[/]"
-        if trial.stop_reason.value not in ("max-tokens", "eos"):
+        if trial.stop_reason not in (Outcome.MAX_TOKENS, Outcome.EOS):
             text += f" [yellow]{trial.stop_reason.label}[/]"
     else:
         text = f"[red]failed ({trial.stop_reason.label}): {escape(trial.error or '')}[/]"
