@@ -11,7 +11,12 @@ not the emulator's. The child measures itself (/proc/self/status VmRSS, /proc/se
 a warm-up (tokenizer, template and caches loaded), after the chat and after the bench, and
 prints one JSON line per checkpoint. Everything runs at a fast time scale: SIMULATED.
 
-Run it with `make soak` or `python -m benchmarks.soak [--turns N] [--trials N]`.
+Then the hard-kill round (``soak_kill.py``, issue 31): 50 SIGKILLs of qwenchat at random
+points of one-shots, chats, benches and pushes on one phone, then one ordinary command; the
+work dir must hold only the bundle and its manifest, and what was shown before each kill be
+stored.
+
+Run it with `make soak` or `python -m benchmarks.soak [--turns N] [--trials N] [--kills N]`.
 """
 
 from __future__ import annotations
@@ -186,6 +191,7 @@ def _args(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak")
     parser.add_argument("--turns", type=int, default=TURNS)
     parser.add_argument("--trials", type=int, default=TRIALS)
+    parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
     return vars(parser.parse_args(argv))
 
@@ -201,4 +207,9 @@ if __name__ == "__main__":
         and results.get("fd_growth", 1) <= 0
         and not any(results.get("left_on_phone", {"x": [1]}).values())
     )
+    if args["kills"]:
+        from benchmarks import soak_kill
+
+        killed = soak_kill.main(args["kills"])
+        ok = ok and not killed["problems"] and killed["kills"] == args["kills"]
     sys.exit(0 if ok else 1)

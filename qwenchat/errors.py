@@ -75,6 +75,28 @@ class DeviceStorageError(DeviceError):
     default_hint = "Free space on the phone (`qwenchat clean`) or choose another --device-dir."
 
 
+class PhoneFullError(DeviceStorageError):
+    """The phone's storage filled up while qwenchat wrote to it ("No space left on device").
+
+    Its own failure, never a lost phone: the link is fine, and trying again only helps once
+    something is removed (exit 1, as any refused action)."""
+
+    default_hint = (
+        "The phone's storage is full. `qwenchat clean` removes what qwenchat left in its work "
+        "dir (temp files, dialog states, files of older bundles); remove other big files "
+        "(`adb shell df -h /data/local/tmp`, `adb shell du -s /data/local/tmp/*`), then run "
+        "the same command again."
+    )
+
+
+NO_SPACE_TEXT = "no space left on device"  # strerror(ENOSPC), as adbd and every shell tool say it
+
+
+def says_phone_full(text: str | None) -> bool:
+    """Whether a message from the phone (adbd's sync FAIL, a shell's stderr) is ENOSPC."""
+    return text is not None and NO_SPACE_TEXT in text.lower()
+
+
 class BundleError(QwenchatError):
     """A Genie bundle on the host or the phone is missing files or is inconsistent."""
 

@@ -34,6 +34,11 @@ class PhoneLayout:
                 f"--device-dir must be an absolute path on the phone, not {self.work_dir!r}",
                 hint=f"e.g. --device-dir {DEFAULT_WORK_DIR}",
             )
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in self.work_dir):
+            raise UsageError(
+                f"--device-dir {self.work_dir!r} holds a control character (a newline?)",
+                hint=f"e.g. --device-dir {DEFAULT_WORK_DIR}",
+            )
         object.__setattr__(self, "work_dir", posixpath.normpath(self.work_dir))
 
     def _join(self, *parts: str) -> str:

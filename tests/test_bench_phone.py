@@ -218,7 +218,7 @@ def test_genie_failing_mid_sweep_is_recorded_and_the_sweep_goes_on(phone, capsys
     monkeypatch.setattr(runner_mod.BenchRun, "_one", switching)
     code, out, err = bench(capsys, emu, "-p", "64,128", "-r", "2", "--warmup", "0",
                            "--gen-len", "4", "--cooldown", "0", "--json")
-    assert code == 0, err
+    assert code == 3, err  # ran with some failures, every length has a result
     report = json.loads(out)
     assert [t["ok"] for t in report["trials"]] == [True, False, False, True]
     crash, load = report["failures"]

@@ -248,7 +248,8 @@ def test_a_chat_removes_its_state_from_the_phone_when_it_ends(phone):
     session.send("hello")
     first = session.session_id
     assert _ls(dev, layout.states_dir) == [first]
-    assert _ls(dev, layout.tmp_dir) == [f"session-{first}.json"]
+    # Its config, and its owner (issue 31: the next run removes a killed chat's state).
+    assert _ls(dev, layout.tmp_dir) == [f"session-{first}.json", f"state-{first}.owner"]
     session.clear()  # /clear: the old conversation's state goes
     assert _ls(dev, layout.states_dir) == [] and _ls(dev, layout.tmp_dir) == []
     session.send("again")

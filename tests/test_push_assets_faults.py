@@ -323,7 +323,7 @@ def test_a_failing_sha256sum_never_passes_a_file_and_the_complete_partial_is_kep
         (None, f"cannot create the work dir {WORK} on the phone (mkdir failed: mkdir: {FAILED})"),
         (
             "taking the phone's push lock",
-            f"cannot create the push lock in {WORK} on the phone (mkdir or write failed)",
+            f"cannot create the push lock in {WORK} on the phone (mkdir: {FAILED})",
         ),
     ],
     ids=["work-dir", "lock"],

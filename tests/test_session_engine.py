@@ -267,9 +267,16 @@ def test_a_live_owners_session_is_not_swept(bundled_phone):
     other.owner_tag = owner_tag(os.getppid())
     other.start()
     try:
-        mine = open_engine(dev, LAYOUT, kind="session")
-        assert set(genie_apps(dev)) == {other.pid, mine.pid}
-        mine.close()
+        # Not swept; and since it holds the phone's model, a second load is refused naming it
+        # (issue 31: two models loaded at once do not fit a phone).
+        from qwenchat.runner.occupancy import PhoneBusyError
+
+        with pytest.raises(PhoneBusyError) as info:
+            open_engine(dev, LAYOUT, kind="session")
+        assert f"genie-app pid {other.pid}, started by qwenchat pid {os.getppid()}" in str(
+            info.value
+        )
+        assert set(genie_apps(dev)) == {other.pid}
     finally:
         other.close()
     assert genie_apps(dev) == {}

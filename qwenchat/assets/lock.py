@@ -38,7 +38,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from qwenchat.device.base import ShellResult
-from qwenchat.errors import DeviceCommandError, DeviceError
+from qwenchat.errors import DeviceCommandError, DeviceError, PhoneFullError, says_phone_full
 from qwenchat.shellwords import quote
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ GUARD_WAIT_S = 10.0  # how long a command waits for the guard before looking at 
 _EXIT_GUARD_BUSY = 75
 _EXIT_LOCK_LOST = 76
 _EXIT_NO_GUARD = 74
+# Our own answers in the lock's scripts: parsed here, never shown to a user.
+_MARKERS = re.compile(r"__[a-z_]+__")
 
 # Tokens of the pushes running in this process: a lock naming this pid with another token
 # was left by an earlier push of this process (Ctrl-C closed its connection before it
@@ -248,7 +250,8 @@ class PhoneLock:
             else:
                 took_over = ""
             self.owner.since = info.now if info.now is not None else int(time.time())
-            out = self.device.shell(self._acquire_script(expected), timeout=30).text
+            answer = self.device.shell(self._acquire_script(expected), timeout=30)
+            out = answer.text
             if "__acquired__" in out:
                 with _ACTIVE_LOCK:
                     _ACTIVE.add(self.owner.token)
@@ -257,11 +260,7 @@ class PhoneLock:
                     self.notes.append(took_over)
                 return
             if "__mkdir_failed__" in out or "__write_failed__" in out:
-                raise DeviceCommandError(
-                    f"cannot create the push lock in {self.layout.work_dir} on the phone "
-                    "(mkdir or write failed)",
-                    "Check that the work dir is writable (qwenchat doctor).",
-                )
+                raise self._cannot_write(None, answer.error_text + out)
             if "__held__" not in out and "__guard_busy__" not in out:
                 raise DeviceCommandError(
                     "the phone's shell gave an unexpected answer while taking the push lock",
@@ -281,14 +280,14 @@ class PhoneLock:
         lock, guard = quote(self.lock_path), quote(self.guard_path)
         new = quote(self.lock_path + ".new")
         return (
-            f"if mkdir {guard} 2>/dev/null; then "
+            f"if e=$(mkdir {guard} 2>&1); then "
             f'cur=$(cat {lock} 2>/dev/null); if [ "$cur" = {quote(expected)} ]; then '
             f"echo {quote(self.owner.line())} > {new} && mv -f {new} {lock} "
             "&& echo __acquired__ || echo __write_failed__; "
             "else echo __held__; fi; "
             f"rmdir {guard}; "
             f"elif [ -d {guard} ]; then echo __guard_busy__; "
-            "else echo __mkdir_failed__; fi"
+            'else echo __mkdir_failed__ "$e"; fi'
         )
 
     def _wait_for_guard(self, deadline: float) -> None:
@@ -316,9 +315,9 @@ class PhoneLock:
         """``body`` wrapped so it runs only while the lock is ours (and touches it)."""
         lock, guard = quote(self.lock_path), quote(self.guard_path)
         return (
-            f"if mkdir {guard} 2>/dev/null; then :; "
+            f"if e=$(mkdir {guard} 2>&1); then :; "
             f"elif [ -d {guard} ]; then echo __guard_busy__; exit {_EXIT_GUARD_BUSY}; "
-            f"else echo __mkdir_failed__; exit {_EXIT_NO_GUARD}; fi; "
+            f'else echo __mkdir_failed__ "$e"; exit {_EXIT_NO_GUARD}; fi; '
             f'if [ "$(cat {lock} 2>/dev/null)" = {quote(self.owner.line())} ]; then '
             f"touch {lock}; {{ {body}; }}; s=$?; "
             f"else echo __lock_lost__; s={_EXIT_LOCK_LOST}; fi; "
@@ -340,13 +339,33 @@ class PhoneLock:
                     f"stopped while {what}: another push took over the phone's lock "
                     f"({info.describe() if info.present else 'it is gone'})"
                 )
+            if result.exit_code == _EXIT_NO_GUARD and "__mkdir_failed__" in result.text:
+                raise self._cannot_write(what, result.error_text + result.text)
             if not result.ok:
-                detail = (result.error_text or result.text).strip().splitlines()
+                if says_phone_full(result.error_text + result.text):
+                    raise PhoneFullError(f"{what}: the phone's storage is full")
+                detail = _words(result.error_text or result.text)
                 raise DeviceCommandError(
-                    f"{what} failed on the phone: {detail[-1] if detail else f'exit {result.exit_code}'}",
+                    f"{what} failed on the phone: {detail or f'exit code {result.exit_code}'}",
                     "Run `qwenchat doctor`; then push again (it resumes).",
                 )
             return result
+
+    def _cannot_write(self, what: str | None, output: str) -> DeviceError:
+        """The lock (or its guard) cannot be created: a full phone, or a work dir that is
+        gone or not writable. Said in the phone's words, never in the script's markers."""
+        during = f"{what}: " if what else ""
+        if says_phone_full(output):
+            return PhoneFullError(
+                f"{during}the phone's storage is full (cannot create the push lock in "
+                f"{self.layout.work_dir})"
+            )
+        why = _words(output)
+        return DeviceCommandError(
+            f"{during}cannot create the push lock in {self.layout.work_dir} on the phone"
+            + (f" ({why})" if why else ""),
+            "Check that the work dir exists and is writable (`qwenchat doctor`).",
+        )
 
     def release(self) -> None:
         """Give the lock back; best effort (the link may be gone: the next push from this
@@ -360,3 +379,10 @@ class PhoneLock:
             self.run(f"rm -f {quote(self.lock_path)}", "releasing the push lock", timeout=15)
         except (DeviceError, OSError):
             pass
+
+
+def _words(output: str) -> str:
+    """The phone's last line of output without our scripts' markers ('' if none is left)."""
+    lines = [_MARKERS.sub("", line).strip() for line in output.strip().splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else ""

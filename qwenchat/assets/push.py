@@ -13,7 +13,11 @@ Protocol (a file on the phone never looks complete when it is not):
    size, is kept. A file nobody vouches for but whose size matches is hashed on the phone
    and kept when it matches; so is a complete ``.partial`` left by an interrupted run,
    which is renamed into place instead of being sent again.
-4. Free space is checked against the peak the push will need.
+4. Free space is checked against the peak the push will need: with overlapped hashing
+   (below) file N's ``.partial``, still being hashed, and file N+1's are on the phone
+   together (the old copies of both too); when that does not fit but one file at a time
+   does, the push does not overlap. A push that cannot finish is refused here, before the
+   bundle on the phone is touched.
 5. Before the first file changes, one command (under the lock) removes files of the old
    bundle that the new one does not use, writes ``.push-journal`` (which bundle is being
    put there, and which files are already verified in place) and removes ``manifest.json``:
@@ -21,11 +25,13 @@ Protocol (a file on the phone never looks complete when it is not):
    incomplete, never whole.
 6. Each file goes to ``<name>.partial``, is hashed on the phone (``sha256sum``) and renamed
    into place only when the hash matches (and the lock is still ours); its line is added
-   to the journal in the same command. A file that arrives damaged is sent once more; twice
-   damaged, the host file is hashed again to tell a bad host copy from a bad link. Through
-   Google's adb server the check overlaps the sending of the next file; adb-shell (direct)
-   cannot run a shell while a sync push is in flight on its connection, so there it
-   follows each file.
+   to the journal in the same command. The journal and the manifest are checked the same
+   way (hash and rename in one command), so neither can look whole and be damaged. A file
+   that arrives damaged is sent once more; twice damaged, the host file is hashed again to
+   tell a bad host copy from a bad link. Through
+   Google's adb server the check overlaps the sending of the next file (never more than
+   one file behind: the next send waits for it); adb-shell (direct) cannot run a shell
+   while a sync push is in flight on its connection, so there it follows each file.
 7. The manifest is written last (``.partial`` + ``mv``, the journal removed in the same
    command), then the lock is released.
 """
@@ -58,6 +64,8 @@ from qwenchat.errors import (
     DeviceCommandError,
     DeviceError,
     DeviceStorageError,
+    PhoneFullError,
+    says_phone_full,
 )
 from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
 from qwenchat.manifest import BundleManifest, FileEntry, HashCache, PushJournal, sha256_file
@@ -205,13 +213,21 @@ def host_manifest(
     )
 
 
-def _peak_need(order: list[BundleFile], state: PhoneState) -> int:
-    """Most extra bytes the phone holds at once: each file is replaced one at a time."""
+def _peak_need(order: list[BundleFile], state: PhoneState, *, overlap: bool = False) -> int:
+    """Most extra bytes the phone holds at once. One file at a time: its ``.partial`` beside
+    its old copy until the rename. ``overlap``: file N's ``.partial`` (being hashed, its old
+    copy still in place) and file N+1's arrive together, never more (``_send`` waits)."""
     delta = peak = 0
+    previous: BundleFile | None = None
     for f in order:
         old = state.sizes.get(f.remote, 0)
         peak = max(peak, delta + f.size)
+        if overlap and previous is not None:
+            # File N-1 not yet renamed: its growth is not counted yet, its .partial in full.
+            before = state.sizes.get(previous.remote, 0)
+            peak = max(peak, delta - (previous.size - before) + previous.size + f.size)
         delta += f.size - old
+        previous = f
     return max(peak, delta)
 
 
@@ -306,6 +322,7 @@ def push_assets(
     own_cache = cache is None
     cache = cache or HashCache()
     lock: PhoneLock | None = None
+    notes: list[str] = []
     # Host hashing runs while the phone is asked what it holds and, on a first push, while
     # the first files are already on the wire: their hashes are only needed to verify them.
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwenchat-host-hash")
@@ -355,7 +372,15 @@ def push_assets(
         by_remote = {f.remote: f for f in plan.files}
         # Files an older bundle left (e.g. ctx-bins of another export): GBs of dead weight.
         stale = [r for r in state.known if r not in by_remote and _safe_relative(r)]
-        _check_space(decision.order, state, layout, stale)
+        if overlap and not _fits(decision.order, state, stale, wanted, overlap=True):
+            # Room for one file's new copy at a time, not two: verify each file before the
+            # next is sent (slower, but the push can finish).
+            overlap = False
+            notes.append(
+                "the phone has room for one file's new copy at a time: each file was "
+                "hashed before the next was sent"
+            )
+        _check_space(decision.order, state, layout, stale, extra=_small_files(wanted))
 
         send_started = time.perf_counter()
         retried: list[str] = []
@@ -369,8 +394,16 @@ def push_assets(
         send_seconds = time.perf_counter() - send_started
         progress.end()
         decision.hashed = hashed
-        return _report(plan, layout, state, decision, decision.order, verify, started,
-                       send_seconds, cache, dev, wanted, retried, lock)  # fmt: skip
+        report = _report(plan, layout, state, decision, decision.order, verify, started,
+                         send_seconds, cache, dev, wanted, retried, lock)  # fmt: skip
+        report.notes.extend(notes)
+        return report
+    except PhoneFullError:
+        raise
+    except DeviceCommandError as exc:
+        if says_phone_full(exc.message):  # a shell command on the phone (mv, echo >>) met ENOSPC
+            raise _full("a command on the phone", layout, dev) from exc
+        raise
     finally:
         if lock is not None:
             lock.release()
@@ -429,15 +462,56 @@ def _safe_relative(name: str) -> bool:
     return norm == name and not name.startswith(("/", "../")) and name not in (".", "..")
 
 
+def _full(where: str, layout: PhoneLayout, dev: Any) -> PhoneFullError:
+    """The phone filled up during the push (something else wrote, or df was wrong)."""
+    from qwenchat.device.space import full_hint
+
+    return PhoneFullError(
+        f"the phone's storage is full (No space left on device, {where}); the push stopped "
+        f"and the files it verified stay in {layout.work_dir}",
+        full_hint(dev, layout.work_dir, PhoneFullError.default_hint),
+    )
+
+
+def _small_files(wanted: BundleManifest) -> int:
+    """The journal and the manifest, each written as a ``.partial`` beside the bundle."""
+    return 2 * len(wanted.to_json().encode())
+
+
+def _free(state: PhoneState, stale: list[str]) -> int:
+    free = (state.free_bytes or 0) + sum(state.partial_sizes.values())  # leftovers go first
+    known = state.known
+    return free + sum(known[r].size for r in stale if r in known)
+
+
+def _fits(
+    order: list[BundleFile],
+    state: PhoneState,
+    stale: list[str],
+    wanted: BundleManifest,
+    *,
+    overlap: bool,
+) -> bool:
+    if state.free_bytes is None:
+        return True
+    need = _peak_need(order, state, overlap=overlap) + _small_files(wanted)
+    return need <= _free(state, stale)
+
+
 def _check_space(
-    order: list[BundleFile], state: PhoneState, layout: PhoneLayout, stale: list[str]
+    order: list[BundleFile],
+    state: PhoneState,
+    layout: PhoneLayout,
+    stale: list[str],
+    *,
+    extra: int = 0,
 ) -> None:
+    """Refuse a push that cannot finish, before the bundle on the phone is touched.
+    ``extra``: the journal's and the manifest's bytes."""
     if state.free_bytes is None:
         return  # df unreadable: the push itself will fail cleanly on a full disk
-    need = _peak_need(order, state)
-    free = state.free_bytes + sum(state.partial_sizes.values())  # leftovers are removed first
-    known = state.known
-    free += sum(known[r].size for r in stale if r in known)
+    need = _peak_need(order, state) + extra
+    free = _free(state, stale)
     if need > free:
         raise DeviceStorageError(
             f"needs {format_bytes(need)}, phone has {format_bytes(free)} free in {layout.work_dir}"
@@ -465,25 +539,26 @@ def _begin(
     journal = PushJournal(wanted.bundle_id, wanted.model)
     journal.verified = {r: e for r, e in wanted.files.items() if r not in changing}
     journal_file = journal_path(layout)
-    dev.push_bytes(journal.text().encode(), journal_file + PARTIAL_SUFFIX)
     leftovers = [r for r in state.partial_sizes if r not in decision.resumed]
     removals = [quote(work + r) for r in stale] + [
         quote(work + r + PARTIAL_SUFFIX) for r in leftovers
     ]
-    steps = []
+    before = []
     if removals:
         # While the manifest still vouches for them: an interruption here leaves a manifest
         # that lists missing files (refused as damaged, and the next push removes them
         # again), never orphans nobody lists.
-        steps.append(f"rm -f {' '.join(removals)}")
-    steps.append(f"mv -f {quote(journal_file + PARTIAL_SUFFIX)} {quote(journal_file)}")
-    steps.append(f"rm -f {quote(layout.manifest_path)}")
+        before.append(f"rm -f {' '.join(removals)}")
+    steps = [f"rm -f {quote(layout.manifest_path)}"]
     for r in decision.resumed:
         steps.append(
             f"mv -f {quote(work + r + PARTIAL_SUFFIX)} {quote(work + r)}"
             f" && echo {quote(_journal_line(r, wanted.files[r]))} >> {quote(journal_file)}"
         )
-    lock.run(" && ".join(steps), "starting the push (journal, old files, manifest)")
+    # The journal is checked before anything is removed: the old files go only once a
+    # journal that vouches for the right bundle has arrived whole.
+    _put_checked(lock, dev, journal.text().encode(), journal_file, steps,
+                 "starting the push (journal, old files, manifest)", before=before)  # fmt: skip
 
 
 def _commit(
@@ -496,16 +571,50 @@ def _commit(
     changed: bool,
 ) -> None:
     """The manifest, last: from now on the phone holds this bundle, whole."""
-    tmp = layout.manifest_path + PARTIAL_SUFFIX
-    dev.push_bytes(wanted.to_json().encode(), tmp)
-    steps = [f"mv -f {quote(tmp)} {quote(layout.manifest_path)}"]
-    steps.append(f"rm -f {quote(journal_path(layout))}")
+    steps = [f"rm -f {quote(journal_path(layout))}"]
     if not changed:
         work = layout.work_dir.rstrip("/") + "/"
         leftovers = [quote(work + r + PARTIAL_SUFFIX) for r in state.partial_sizes]
         if leftovers:
             steps.append(f"rm -f {' '.join(leftovers)}")
-    lock.run(" && ".join(steps), "writing the manifest")
+    _put_checked(lock, dev, wanted.to_json().encode(), layout.manifest_path, steps,
+                 "writing the manifest")  # fmt: skip
+
+
+_DAMAGED = "qwenchat-sha256-differs"
+
+
+def _put_checked(
+    lock: PhoneLock,
+    dev: Any,
+    data: bytes,
+    path: str,
+    then: list[str],
+    what: str,
+    *,
+    before: list[str] | None = None,
+) -> None:
+    """Write a small file qwenchat makes (the journal, the manifest) as every bundle file:
+    to ``.partial``, hashed on the phone, renamed into place only when whole, ``before`` and
+    ``then`` run around the rename in the same command (under the lock). A damaged arrival
+    is sent once more."""
+    want = hashlib.sha256(data).hexdigest()
+    tmp = path + PARTIAL_SUFFIX
+    rename = " && ".join([*(before or []), f"mv -f {quote(tmp)} {quote(path)}", *then])
+    script = (
+        f"h=$(sha256sum {quote(tmp)}); "
+        f'if [ "${{h%% *}}" = {want} ]; then {rename}; '
+        f"else rm -f {quote(tmp)}; echo {_DAMAGED}; fi"
+    )
+    for _ in range(RETRIES + 1):
+        dev.push_bytes(data, tmp)
+        if _DAMAGED not in lock.run(script, what).text:
+            return
+    raise DeviceCommandError(
+        f"{posixpath.basename(path)} arrived damaged on the phone twice (SHA-256 differs) "
+        f"while {what}; the link or the phone's storage corrupts what is sent",
+        "Check the cable or connection and run again with --verify.",
+    )
 
 
 def _send(
@@ -536,6 +645,12 @@ def _send(
     try:
         ctrl_c.install()
         for f in order:
+            if len(pending) >= 2:
+                # Never more than one file behind: file N-2 is renamed into place before file
+                # N's .partial arrives (the space check counts two .partial files, not more).
+                earlier = pending[-2][1]
+                if isinstance(earlier, Future):
+                    earlier.result()
             current = f
             _push_one(dev, work, f, ctrl_c)
             if pool is not None:
@@ -567,6 +682,10 @@ def _send(
             )
             stopped.exit_code = 130  # the shell's code for Ctrl-C
             raise stopped from None
+        if isinstance(exc, DeviceStorageError) or (
+            isinstance(exc, DeviceCommandError) and says_phone_full(exc.message)
+        ):
+            raise _full(f"while sending {where}", layout, dev) from exc
         if isinstance(exc, DeviceError) and not isinstance(
             exc,
             DeviceCommandError | PushInterruptedError | PushLockedError | PushLockLostError,

@@ -40,7 +40,7 @@ from qwenchat.bench.thermal import (
 )
 from qwenchat.bench.trial import TrialRunner
 from qwenchat.device.info import read_device_info
-from qwenchat.errors import DeviceError, DeviceLostError, QwenchatError, UsageError
+from qwenchat.errors import DeviceError, DeviceLostError, PhoneFullError, QwenchatError, UsageError
 from qwenchat.layout import DEFAULT_WORK_DIR, PhoneLayout
 from qwenchat.models.registry import get_model
 from qwenchat.models.tokens import TokenCounter
@@ -378,6 +378,11 @@ class BenchRun:
                     raise _BundleChanged(before, after)
                 if stored.stop_reason is StopReason.DEVICE_LOST:
                     raise DeviceLostError(stored.error or "the phone was lost mid-trial")
+                if (stored.result.error_hint or "").startswith(PhoneFullError.default_hint):
+                    # Every further trial would fail the same way: stop, say what to free.
+                    raise PhoneFullError(
+                        stored.error or "the phone's storage is full", stored.result.error_hint
+                    )
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the runner stopped Genie
             why = f"interrupted ({exc})" if str(exc) else "interrupted"
             self._end(RunStatus.INTERRUPTED, why)
@@ -391,6 +396,11 @@ class BenchRun:
             raise BenchStopped(run_id, why, exit_code=1, resumable=False) from None
         except BenchStopped:
             raise
+        except PhoneFullError as exc:  # not a lost phone: the link is fine, the disk is not
+            self._end(RunStatus.INTERRUPTED, exc.message)
+            stopped = BenchStopped(run_id, exc.message, exit_code=PhoneFullError.exit_code)
+            stopped.hint = f"{exc.hint} Then: {stopped.hint}"
+            raise stopped from exc
         except DeviceError as exc:  # the phone went away: keep what was measured
             why = f"the phone was lost: {exc.message}"
             self._end(RunStatus.INTERRUPTED, why)

@@ -126,8 +126,19 @@ def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def _load(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+# A row whose JSON was damaged (a disk error, a hand edit) reads as a failed trial that says
+# so, never as a traceback that hides the rest of the run.
+DAMAGED = "this trial's stored result is damaged (not JSON); the other trials are intact"
+_DAMAGED_RESULT = {"ok": False, "stop_reason": "failed", "error": DAMAGED}
+
+
+def _load(text: str | None, damaged: Any = None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return damaged
 
 
 def _as_json(value: Any) -> Any:
@@ -253,12 +264,15 @@ class BenchStorage:
 
 
 def _trial(row: sqlite3.Row) -> TrialRecord:
-    result = TrialResult.from_json(_load(row["result_json"]) or {})
-    # The row's columns are what was reported when it was stored: they win over the JSON
-    # (before records were typed, a failed trial's column said "error" whatever its JSON said).
-    result.ok = bool(row["ok"])
-    result.stop_reason = StopReason.parse(row["stop_reason"])
-    result.error = row["error"]
+    loaded = _load(row["result_json"], _DAMAGED_RESULT)
+    result = TrialResult.from_json(loaded or {})
+    if loaded is not _DAMAGED_RESULT:
+        # The row's columns are what was reported when it was stored: they win over the JSON
+        # (before records were typed, a failed trial's column said "error" whatever its JSON
+        # said). A damaged JSON lost the figures: the trial cannot count as measured.
+        result.ok = bool(row["ok"])
+        result.stop_reason = StopReason.parse(row["stop_reason"])
+        result.error = row["error"]
     return TrialRecord(
         length=row["length"],
         requested=row["requested"],

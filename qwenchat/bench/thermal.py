@@ -128,6 +128,8 @@ class CooldownPolicy:
             return cls("auto", max_temp_c=max_temp_c, max_wait_s=max_wait_s)
         try:
             seconds = float(value.rstrip("s"))
+            if seconds != seconds or seconds in (float("inf"), float("-inf")):
+                raise ValueError("nan or inf waits forever or never")
         except ValueError:
             raise UsageError(
                 f"--cooldown {text!r} is neither 'auto' nor a number of seconds",

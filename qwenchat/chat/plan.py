@@ -95,7 +95,9 @@ class TurnPlan:
 class ContextBudgetError(ContextOverflowError):
     """The next turn plus max tokens would not fit the context."""
 
-    def __init__(self, needed: int, ctx_size: int, drop_turns: int | None) -> None:
+    def __init__(
+        self, needed: int, ctx_size: int, drop_turns: int | None, *, at_least: bool = False
+    ) -> None:
         self.needed = needed
         self.ctx_size = ctx_size
         self.drop_turns = drop_turns  # oldest turns to drop to fit; None: cannot fit at all
@@ -103,11 +105,31 @@ class ContextBudgetError(ContextOverflowError):
             hint = f"Drop the {drop_turns} oldest turn(s) (the chat offers it), or /clear."
         else:
             hint = "Shorten the message or lower max_tokens (/set max_tokens=N)."
+        more = "more than " if at_least else ""
         super().__init__(
-            f"this turn needs {needed} tokens of context (prompt + max tokens), "
+            f"this turn needs {more}{needed} tokens of context (prompt + max tokens), "
             f"the model has {ctx_size}",
             hint=hint,
         )
+
+
+# A token is never longer than this many characters in the vocabularies we run (the longest
+# Qwen2 tokens are runs of ~80 spaces or symbols): text longer than the context times this
+# cannot fit, whatever it says. Used to avoid tokenizing megabytes to learn that.
+MAX_CHARS_PER_TOKEN = 256
+
+
+def too_long_to_fit(prompt: str, counter: TokenCounting, budget: int) -> int | None:
+    """A lower bound on ``prompt``'s tokens when it is certainly over ``budget``, else None.
+
+    Counting a 10 MB prompt takes most of a minute; its last ``budget * 64`` characters
+    alone already tell when it cannot fit (a stretch of text has at least as many tokens as
+    the whole has inside that stretch, less one for the cut)."""
+    window = budget * 64
+    if len(prompt) <= window:
+        return None
+    tail = counter.count(prompt[-window:]) - 1
+    return tail if tail > budget else None
 
 
 def plan_turn(
@@ -139,6 +161,12 @@ def plan_turn(
     else:
         messages = history + [ChatMessage("user", user_text)]
         prompt = full_prompt(system, messages, model)
+        over = too_long_to_fit(prompt, counter, ctx_size)
+        if over is not None:  # e.g. a /load-ed transcript of thousands of messages
+            drop = turns_to_drop(
+                system, history, user_text, counter, max_tokens, ctx_size, model, bos_tokens
+            )
+            raise ContextBudgetError(over + max_tokens, ctx_size, drop, at_least=True)
         tokens = counter.count(prompt) + bos_tokens
         plan = TurnPlan(PromptMode.REBUILD, prompt, tokens, tokens, max_tokens, ctx_size)
     needed = plan.ctx_after_prompt + max_tokens
@@ -174,12 +202,45 @@ def turns_to_drop(
     """The fewest oldest turns to drop so a rebuilt prompt + max tokens fits; None if the
     new message alone does not fit."""
     turns = split_turns(history)
-    for drop in range(1, len(turns) + 1):
+    budget = ctx_size - max_tokens - bos_tokens
+    user = ChatMessage("user", user_text)
+
+    def fits(drop: int) -> bool:
         kept = [m for turn in turns[drop:] for m in turn]
-        prompt = full_prompt(system, kept + [ChatMessage("user", user_text)], model)
-        if counter.count(prompt) + bos_tokens + max_tokens <= ctx_size:
-            return drop
-    return None
+        prompt = full_prompt(system, kept + [user], model)
+        if too_long_to_fit(prompt, counter, budget) is not None:
+            return False
+        return counter.count(prompt) <= budget
+
+    if not turns or not fits(len(turns)):
+        return None
+    # Linear in the number of turns, and only the newest ones are tokenized: walk back from
+    # the newest turn adding each one's own text until the budget is spent, which gives the
+    # estimate; then the exact answer is searched next to it with whole renders, which are
+    # small there (about a context's worth). Dropping more turns never makes the prompt
+    # longer, so the search is a binary one between bounds that are known to (not) fit.
+    spent = counter.count(user_text)
+    estimate = len(turns)
+    while estimate > 0:
+        turn = turns[estimate - 1]
+        spent += sum(counter.count(m.content) for m in turn)
+        if spent > budget:
+            break
+        estimate -= 1
+    low, high = max(1, estimate), len(turns)  # high fits
+    if fits(low):
+        high = low
+        low = max(1, low - 1)
+        if low < high and not fits(low):
+            return high
+        low = 1  # the estimate was short: rare; search the rest (small kept parts first)
+    while low < high:
+        mid = (low + high + 1) // 2 if high - low > 1 else low
+        if fits(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return high
 
 
 __all__ = [

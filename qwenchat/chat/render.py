@@ -29,8 +29,12 @@ class ReplyStream:
         self._tty = _isatty(self.out)
 
     def write(self, text: str) -> None:
-        self.parts.append(text)
-        self.out.write(text)
+        from qwenchat.visible import visible
+
+        # Control characters in a reply are shown, never obeyed by the terminal.
+        shown = visible(text)
+        self.parts.append(shown)
+        self.out.write(shown)
         self.out.flush()
 
     def finish(self) -> None:

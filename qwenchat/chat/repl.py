@@ -67,7 +67,14 @@ def parse_command(line: str) -> Command | None:
         name = "exit"
     if name not in COMMANDS:
         raise UsageError(f"unknown command /{name}", hint="Type /help for the commands.")
+    if name in NO_ARGUMENT and arg.strip():
+        raise UsageError(f"/{name} takes no argument (got {arg.strip()!r}); nothing was done",
+                         hint=f"Type /{name} alone.")
     return Command(name, arg.strip())
+
+
+# Commands that act on their own: words after them are a mistake, never ignored.
+NO_ARGUMENT = frozenset({"help", "clear", "stats", "regen", "continue", "exit"})
 
 
 def engine_line(name: str) -> str:
@@ -116,6 +123,16 @@ class Repl:
             self.say("(taken as no; your line is kept as the next message)")
         return False
 
+    def _ask_replace(self, question: str) -> bool:
+        """Replacing a file takes an explicit yes (Enter keeps the file)."""
+        try:
+            answer = self.reader.ask(f"{question} [y/N] ")
+        except (EOFError, KeyboardInterrupt) as exc:
+            if isinstance(exc, Terminated):
+                raise
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
     # ----- output that survives a terminal that went away (SIGHUP)
     def _write(self, text: str) -> None:
         try:
@@ -137,6 +154,32 @@ class Repl:
         self.say(f"error: {exc.message}", "bold red")
         if exc.hint:
             self.say(f"hint: {exc.hint}")
+
+    def _model_note(self, name: str | None) -> None:
+        """A transcript written with another (or an unknown) model is loaded as text, and
+        the user is told which model continues it."""
+        from qwenchat.models.registry import get_model
+
+        ours = self.session.model_name
+        if name is None or name == ours:
+            return
+        try:
+            theirs = get_model(name).name
+        except QwenchatError:
+            self.say(f"note: the transcript names an unknown model {name!r}; its messages are "
+                     f"loaded as text and {ours} continues it", "yellow")
+            return
+        if theirs != ours:
+            self.say(f"note: the transcript was written with {theirs}; {ours} continues it "
+                     "(its messages are loaded as text)", "yellow")
+
+    def plain_text_note(self, text: str, what: str) -> None:
+        """Says so when the text held the model's control markers (sent as plain text)."""
+        from qwenchat.models.user_text import notice
+
+        line = notice(text, self.session.model, what=what)
+        if line:
+            self.say(line, "yellow")
 
     # ----- the loop
     def run(self) -> int:
@@ -179,6 +222,7 @@ class Repl:
                 command = parse_command(line)
                 if command is None:
                     if line.strip():
+                        self.plain_text_note(line, "your message")
                         self.reply(
                             lambda on_text, text=line, at=entered: s.send(
                                 text, on_text, entered_at=at
@@ -202,6 +246,7 @@ class Repl:
             self.say("new conversation")
         elif name == "system":
             s.set_system(arg or None)
+            self.plain_text_note(arg, "the system prompt")
             self.say("system prompt set; the dialog state will be rebuilt on the next turn")
         elif name == "set":
             if not arg:
@@ -224,7 +269,12 @@ class Repl:
         elif name == "save":
             if not arg:
                 raise UsageError("/save needs a file name", hint="e.g. /save chat.json")
-            s.save_transcript(Path(arg).expanduser())
+            from qwenchat.output_file import check_output_path
+
+            path = Path(arg).expanduser()
+            if path.is_file():  # never qwenchat's own store; another file only after a yes
+                path = check_output_path(arg, option="/save", ask=self._ask_replace)
+            s.save_transcript(path)
             self.say(f"saved {len(s.messages)} messages to {arg}")
         elif name == "load":
             if not arg:
@@ -232,14 +282,27 @@ class Repl:
             from qwenchat.chat.transcript import read_transcript
 
             # Read and checked whole before the session is touched: a bad file changes nothing.
-            transcript = read_transcript(Path(arg).expanduser(), ctx_size=s.ctx_size)
+            # Ctrl-C while it is read cancels the load only, not the chat.
+            try:
+                transcript = read_transcript(Path(arg).expanduser(), ctx_size=s.ctx_size)
+            except KeyboardInterrupt as exc:
+                if isinstance(exc, Terminated):
+                    raise
+                self.say("load cancelled; the chat is as it was")
+                return
+            self._model_note(transcript.model)
             s.load_transcript(transcript)
             self.say(f"loaded {len(s.messages)} messages; the phone state is rebuilt next turn")
+            texts = [transcript.system or ""] + [m.content for m in s.messages]
+            self.plain_text_note("\n".join(texts), "the loaded transcript")
         elif name == "regen":
             at = time.monotonic()
             self.reply(lambda on_text: s.regenerate(on_text, entered_at=at), None)
         elif name == "continue":
             at = time.monotonic()
+            last = s.messages[-1] if s.messages else None
+            if last is None or last.role != "assistant":
+                raise UsageError("no reply to continue")  # before announcing anything
             self.say("continuing: rebuilding the state with the reply left open")
             self.reply(lambda on_text: s.continue_reply(on_text, entered_at=at), None)
 
@@ -265,6 +328,7 @@ class Repl:
             with cancel_on_interrupt(self.session):
                 result = action(stream.write)
                 self._finish_stream(stream)
+                self._say_notices()
                 self.show(result)
         except ContextBudgetError as exc:
             self.error(exc)
@@ -293,6 +357,12 @@ class Repl:
             at = time.monotonic()
             self.reply(lambda on_text: self.session.continue_reply(on_text, entered_at=at), None)
 
+    def _say_notices(self) -> None:
+        """What the chat noticed on its own during the turn (a push replaced the bundle)."""
+        notices = getattr(self.session, "notices", [])
+        while notices:
+            self.say(f"note: {notices.pop(0)}", "yellow")
+
     def _finish_stream(self, stream: ReplyStream) -> None:
         try:
             stream.finish()
@@ -303,7 +373,14 @@ class Repl:
         """What the user needs after a reply: its figures and, when it did not end on its
         own, what happened and what comes next."""
         if result.stop is StopReason.CUT:
-            if self.session.engine.keeps_model_loaded:
+            engine = self.session.engine
+            if engine.holds_model:
+                # `dialog abort` ended the query and genie-app kept running (a newer build).
+                self.say(
+                    "[cut: the reply was aborted; genie-app still holds the model, so the next "
+                    "turn needs no model load (it sends the conversation again)]"
+                )
+            elif engine.keeps_model_loaded:
                 self.say(
                     "[cut: genie-app was stopped on the phone; the next turn starts it again "
                     "(a model load) and rebuilds the conversation]"

@@ -62,6 +62,7 @@ from qwenchat.models.tokens import TokenCounter
 from qwenchat.runner import open_engine
 from qwenchat.runner.record import Outcome
 from qwenchat.runner.request import QueryRequest, SamplerSettings, WaitBounds
+from qwenchat.shellwords import quote
 
 if TYPE_CHECKING:
     from qwenchat.chat.transcript import Transcript
@@ -114,6 +115,14 @@ class ChatSession:
     _cancel: threading.Event = field(default_factory=threading.Event)
     # Dialog states left on a phone that vanished: removed when it is back.
     _orphans: list[str] = field(default_factory=list)
+    # The query under way, for a watcher that says what the chat waits for (chat/waiting.py):
+    # when it started (monotonic) and the first-token bound in seconds; None when idle.
+    waiting_since: float | None = None
+    waiting_bound: float | None = None
+    # The phone's manifest.json (inode, mtime, size) when this chat's engine opened: a push
+    # replaces it; the next turn then notices and says so (``notices``).
+    _bundle_mark: str | None = None
+    notices: list[str] = field(default_factory=list)  # said once by the chat, then cleared
 
     # ----- derived
     @property
@@ -304,6 +313,7 @@ class ChatSession:
         check_message(user_text)
         self._require_phone()
         try:
+            self._follow_bundle()
             state_on_phone = (
                 self.keep_state and self.state.valid and self.engine.has_dialog(self.session_id)
             )
@@ -380,6 +390,27 @@ class ChatSession:
         return self._run(plan, on_text, new_message=False, entered=entered)
 
     # ----- internals
+    def _read_bundle_mark(self) -> str:
+        path = quote(self.engine.layout.manifest_path)
+        result = self.engine.device.shell(f"stat -c '%i %Y %s' {path} 2>/dev/null; true",
+                                          timeout=30)  # fmt: skip
+        return result.text.strip()
+
+    def _follow_bundle(self) -> None:
+        """A push during the chat replaced the bundle: genie-app (or the next genie-t2t-run)
+        must not answer from the old model while the chat says nothing. The engine is opened
+        again on the new bundle (as after a reconnect) and the chat says so."""
+        mark = self._read_bundle_mark()
+        if self._bundle_mark is None or mark == self._bundle_mark:
+            self._bundle_mark = mark
+            return
+        self.reconnect(self.engine.device)
+        self._bundle_mark = self._read_bundle_mark()
+        self.notices.append(
+            "the bundle on the phone changed during this chat (a push): this turn runs on the "
+            "new one (a model load) and sends the whole conversation again"
+        )
+
     def _require_phone(self) -> None:
         if self.lost:
             raise DeviceLostError(
@@ -462,13 +493,16 @@ class ChatSession:
             bounds=WaitBounds.for_prompt(
                 plan.prompt_tokens, load_s=self.load_timeout, stall_s=self.stall_timeout
             ),
+            **self._token_ids(plan.prompt),
         )
         record: QueryRecord | None = None
         started = time.monotonic()
+        self.waiting_since, self.waiting_bound = started, request.bounds.first_token
         try:
             if not self._cancel.is_set():  # stopped before it started: nothing to run
                 record = self.engine.query(request, _on_text)
         except BaseException:
+            self.waiting_since = None
             # Not a result but an exception (KeyboardInterrupt where no handler is
             # installed, a bug): what was printed is stored as a cut reply, then it goes on.
             reply.content = prefix + "".join(streamed)
@@ -477,10 +511,25 @@ class ChatSession:
             except Exception:  # noqa: BLE001 - the original exception is the one to report
                 pass
             raise
+        self.waiting_since = None
         reply.content = prefix + "".join(streamed)
         if record is None:
             return self._finish(reply, plan, None, StopReason.CUT, entered, started, new_message)
         return self._finish(reply, plan, record, None, entered, started, new_message)
+
+    def _token_ids(self, prompt: str) -> dict[str, Any]:
+        """When the user's text held control markers (sent neutralised, user_text.py): the
+        prompt as token ids too, so an engine whose Genie takes ids sends the text exactly
+        (models/prompt_ids.py). Without markers the ids would equal the text's: not sent."""
+        from qwenchat.models.user_text import OPEN_MARK
+
+        counter = self.counter
+        if OPEN_MARK not in prompt or not isinstance(counter, TokenCounter):
+            return {}
+        from qwenchat.models.prompt_ids import sent_text_ids
+
+        return {"prompt_ids": tuple(sent_text_ids(prompt, counter, self.model)),
+                "decode": counter.decode}
 
     def _finish(
         self,

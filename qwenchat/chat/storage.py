@@ -377,7 +377,7 @@ class ChatStorage:
             "model": row["model"],
             "origin": row["origin"],
             "system": row["system_prompt"],
-            "settings": json.loads(row["settings_json"] or "{}"),
+            "settings": _settings(row["settings_json"]),
             "device": {
                 "serial": row["device_serial"],
                 "model": row["device_model"],
@@ -388,12 +388,22 @@ class ChatStorage:
         }
 
 
+def _settings(text: str | None) -> dict[str, Any]:
+    """A stored settings object; a damaged one (not JSON) says so instead of failing the
+    whole conversation."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {"damaged": "the stored settings are not JSON"}
+    return value if isinstance(value, dict) else {"damaged": "the stored settings are not an object"}
+
+
 def _reply_json(r: sqlite3.Row) -> dict[str, Any]:
     return {
         "prompt_mode": r["prompt_mode"],
         "stop_reason": r["stop_reason"],
         "error": r["error"],
-        "settings": json.loads(r["settings_json"] or "{}"),
+        "settings": _settings(r["settings_json"]),
         "engine": r["engine"],
         "genie": {
             "source": GENIE_SOURCES.get(r["engine"], "genie --profile"),

@@ -8,8 +8,6 @@ file beside the target and renames it, so a failed save never leaves half a tran
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +59,7 @@ def parse_transcript(data: Any, source: str, *, ctx_size: int) -> Transcript:
     if not isinstance(items, list):
         raise wrong("\"messages\" is not a list")
     known_stops = {s.value for s in StopReason} | {old for old, _ in OLDER_WORDS}
-    messages = []
+    messages: list[ChatMessage] = []
     for number, item in enumerate(items, 1):
         if not isinstance(item, dict):
             raise wrong(f"message {number} is not an object")
@@ -74,6 +72,10 @@ def parse_transcript(data: Any, source: str, *, ctx_size: int) -> Transcript:
             raise wrong(f"message {number} contains a NUL byte")
         if stop is not None and stop not in known_stops:
             raise wrong(f"message {number} has an unknown stop_reason {stop!r}")
+        if role == "assistant" and (not messages or messages[-1].role != "user"):
+            # The templates render user/assistant turns; a reply without its question (or
+            # two in a row) is not a conversation any model was trained on.
+            raise wrong(f"message {number} is a reply that follows no user message")
         if stop is not None:  # a transcript saved before one vocabulary: today's words
             stop = StopReason.parse(stop).value
         messages.append(ChatMessage(role, content, stop if role == "assistant" else None))
@@ -87,7 +89,16 @@ def parse_transcript(data: Any, source: str, *, ctx_size: int) -> Transcript:
 
 
 def read_transcript(path: Path, *, ctx_size: int) -> Transcript:
+    import stat
+
     try:
+        # A FIFO or a device would block the chat (or never end): only a regular file is read.
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else \
+                "special file"
+            raise UsageError(f"cannot read {path}: it is a {kind}, not a transcript file",
+                             hint="Load a file written by /save.")
         raw = path.read_bytes()
     except OSError as exc:
         raise UsageError(
@@ -107,22 +118,12 @@ def write_transcript(path: Path, data: dict[str, Any]) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if path.is_dir():
         raise UsageError(f"cannot save to {path}: it is a folder", hint="Give a file name.")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise UsageError(
-            f"cannot save to {path}: {exc.strerror or exc}",
-            hint="Check that the folder exists and is writable, or choose another path.",
-        ) from None
+    from qwenchat.output_file import write_atomic
+
+    write_atomic(
+        path, text, failure=UsageError, verb="save to",
+        hint="Check that the folder exists and is writable, or choose another path.",
+    )
 
 
 __all__ = ["FORMAT", "Transcript", "parse_transcript", "read_transcript", "write_transcript"]

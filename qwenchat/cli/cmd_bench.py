@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from qwenchat.cli import checked
 from qwenchat.cli.options import (
     DEFAULT_WORK_DIR,
     AdbServers,
@@ -38,7 +39,11 @@ def bench(
         int, typer.Option("-r", "--repetitions", help="Measured trials per length.")
     ] = 5,
     warmup: Annotated[int, typer.Option("--warmup", help="Unmeasured trials per length.")] = 1,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for prompts and sampler.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed for prompts and sampler.",
+                     callback=checked.whole(0, 2**32 - 1)),
+    ] = None,
     protocol: Annotated[
         str,
         typer.Option(
@@ -51,13 +56,18 @@ def bench(
         typer.Option("--cooldown", help="auto: wait for the phone to cool; or seconds (0: never)."),
     ] = "auto",
     max_temp: Annotated[
-        float | None, typer.Option("--max-temp", help="Never start a trial above this °C.")
+        float | None,
+        # A phone never cools below the room: a bound under 25 °C would wait forever.
+        typer.Option("--max-temp", help="Never start a trial above this °C (25-125).",
+                     callback=checked.number(25, 125, unit="°C")),
     ] = None,
     max_temp_action: Annotated[
         str, typer.Option("--max-temp-action", help="Above --max-temp: pause (cool) or stop.")
     ] = "pause",
     cooldown_max_wait: Annotated[
-        float, typer.Option("--cooldown-max-wait", help="Longest wait between trials (s).")
+        float,
+        typer.Option("--cooldown-max-wait", help="Longest wait between trials (s).",
+                     callback=checked.number(0, 86400, unit="seconds")),
     ] = 300.0,
     output: Annotated[
         str, typer.Option("-o", "--output", help="table, json, jsonl, md or csv.")
@@ -131,6 +141,11 @@ def bench(
     from qwenchat.errors import UsageError
 
     check_method(method)  # before the phone or the store is touched
+    if json_output and output.strip().lower() not in ("table", "json"):
+        raise UsageError(f"--json and -o {output} ask for two formats", hint="Give one of them.")
+    if show is not None and (resume or run_id is not None):
+        raise UsageError("--show prints a stored run; it cannot be combined with --resume",
+                         hint="Run `qwenchat bench --show RUN` or `qwenchat bench --resume RUN`.")
     fmt = "json" if json_output else parse_format(output)
     if plot is not None:
         from qwenchat.bench.plot import FORMATS
@@ -221,7 +236,23 @@ def bench(
             raise
         finally:
             progress.close()
-        return _print_report(storage, run_id, fmt, plot)
+        _print_report(storage, run_id, fmt, plot)
+        return _exit_status(storage, run_id)
+
+
+def _exit_status(storage, run_id: str) -> int:  # noqa: ANN001
+    """0 clean, 1 a length without a successful trial, 3 some trials failed (exit_status)."""
+    from qwenchat.bench.exit_status import run_verdict
+
+    verdict = run_verdict(storage.get_run(run_id))
+    if verdict.message:
+        from qwenchat.cli.errors import report_error
+
+        if verdict.code == 1:
+            report_error(verdict.message, verdict.hint)
+        else:
+            print(f"warning: {verdict.message}", file=sys.stderr)
+    return verdict.code
 
 
 def _print_report(storage, run_ref: str, fmt: str, plot: str | None = None) -> int:  # noqa: ANN001

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from qwenchat.cli import checked
 from qwenchat.cli.options import (
     DEFAULT_WORK_DIR,
     AdbServers,
@@ -26,6 +27,7 @@ AuthTimeout = Annotated[
     typer.Option(
         "--auth-timeout",
         help='Seconds to wait for you to accept "Allow USB debugging?" on the phone.',
+        callback=checked.number(above=0, high=3600, unit="seconds"),
     ),
 ]
 
@@ -301,7 +303,7 @@ def doctor(
     auth_timeout: AuthTimeout = 30.0,
     model: Model = None,
     report_file: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--report",
             help="Also write FILE: a report to attach to an issue (device build, versions, "
@@ -310,6 +312,9 @@ def doctor(
     ] = None,
     all_phones: AllPhones = False,
     adb_servers: AdbServers = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the --report file if it exists.")
+    ] = False,
     json_output: Json = False,
 ) -> int:
     """Check a phone step by step: reachable, authorized, SoC, memory, space, bundle, QAIRT,
@@ -328,20 +333,20 @@ def doctor(
                              deep, spec, auth_timeout, json_output)  # fmt: skip
     serial = one_serial(serials)
     written: list[Path] = []
-    if report_file is not None and not report_file.expanduser().parent.is_dir():
-        from qwenchat.errors import UsageError
+    report_path = None
+    if report_file is not None:
+        from qwenchat.output_file import check_output_path
 
-        raise UsageError(
-            f"--report {report_file}: the folder {report_file.expanduser().parent} does not exist",
-            hint="Give a path in an existing folder, e.g. --report doctor-report.json",
-        )
+        # Before the phone is asked anything: an empty name, a folder, qwenchat's own store,
+        # or an existing file without --force is one line, not a doctor run.
+        report_path = check_output_path(report_file, option="--report", force=force)
 
     def opener():  # noqa: ANN202
         return _open(serial, connect, transport, auth_timeout)
 
     def write_report(device, report) -> None:  # noqa: ANN001
-        if report_file is not None:
-            written.append(_write_report(report_file, device, report, device_dir))
+        if report_path is not None:
+            written.append(_write_report(report_path, device, report, device_dir))
 
     def run() -> object:
         return run_doctor(opener, device_dir, deep=deep, model=spec, then=write_report)
@@ -420,17 +425,11 @@ def _write_report(path: Path, device, report, work_dir: str) -> Path:  # noqa: A
     import json
 
     from qwenchat.checks.report import build_report
-    from qwenchat.errors import UsageError
+    from qwenchat.output_file import write_atomic
 
     doc = build_report(device, report, work_dir)
-    path = path.expanduser()  # its folder was checked before the phone was asked anything
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from exc
+    # The path was checked before the phone was asked anything (output_file).
+    write_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return path
 
 

@@ -10,11 +10,13 @@ command here only parses options, calls the emulator package and renders.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from qwenchat.cli import checked
 from qwenchat.cli.options import Json
 
 DEFAULT_PORT = 5557
@@ -60,11 +62,27 @@ def _product_error(exc: Exception) -> Exception:
     return kind(getattr(exc, "message", str(exc)), getattr(exc, "hint", None))
 
 
+def _check_folder(target: Path, what: str) -> None:
+    """A folder that is (or can be made) there: a file in the way, or a parent that cannot
+    be written, is one line, not a traceback."""
+    from qwenchat.errors import UsageError
+
+    for parent in (target, *target.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{what} {target}: {parent} is a file, not a folder",
+                                 "Give a folder (it is created).")
+            if parent != target and not os.access(parent, os.W_OK):
+                raise UsageError(f"{what} {target}: {parent} is not writable")
+            return
+
+
 @emulator_app.command("start")
 def start(
     port: Annotated[
         int,
-        typer.Option("--port", help="Loopback port (0: any free port); with --count N, the first."),
+        typer.Option("--port", help="Loopback port (0: any free port); with --count N, the first.",
+                     callback=checked.whole(0, 65535)),
     ] = DEFAULT_PORT,
     root: Root = None,
     no_auth: Annotated[
@@ -79,7 +97,8 @@ def start(
         typer.Option("--soc", help="SoC the phone reports; repeat it with --count (taken in turn)."),
     ] = None,
     free_mb: Annotated[
-        int, typer.Option("--free-mb", help="Size of the phone's /data (free when empty), MiB.")
+        int, typer.Option("--free-mb", help="Size of the phone's /data (free when empty), MiB.",
+                          callback=checked.whole(1, None))
     ] = 65536,
     link: Annotated[
         list[str] | None,
@@ -90,7 +109,8 @@ def start(
         ),
     ] = None,
     time_scale: Annotated[
-        float, typer.Option("--time-scale", help="Simulated genie time factor (0.1 = 10x faster).")
+        float, typer.Option("--time-scale", help="Simulated genie time factor (0.1 = 10x faster).",
+                            callback=checked.number(above=0, high=1000))
     ] = 1.0,
     profile: Annotated[
         Path | None, typer.Option("--profile", help="Device profile JSON for the simulated genie.")
@@ -100,7 +120,8 @@ def start(
     ] = False,
     drop_after_bytes: Annotated[
         int | None,
-        typer.Option("--drop-after-bytes", help="Drop each connection after N bytes (tests)."),
+        typer.Option("--drop-after-bytes", help="Drop each connection after N bytes (tests).",
+                     callback=checked.whole(1, None)),
     ] = None,
     serial: Annotated[
         str | None,
@@ -135,15 +156,15 @@ def start(
     from qwenchat.errors import UsageError
 
     base = _root(root)
+    _check_folder(base, "--root")
     socs = soc or ["SM8750"]
     links = link or ["unlimited"]
     for name in links:
         if name not in LINK_SPEEDS_BPS:
             raise UsageError(f"unknown link {name!r}", f"Choose one of {', '.join(LINK_SPEEDS_BPS)}.")
-    if time_scale <= 0:
-        raise UsageError("--time-scale must be above 0", "For example --time-scale 0.1.")
-    if free_mb < 1 or port < 0 or port > 65535 or (port and port + count - 1 > 65535):
-        raise UsageError("--free-mb must be at least 1 and --port within 0-65535", None)
+    if port and port + count - 1 > 65535:
+        raise UsageError(f"--port {port} with --count {count} goes past port 65535",
+                         "Give a lower --port, or --port 0 for free ports.")  # fmt: skip
     if count == 1 and (len(socs) > 1 or len(links) > 1):
         raise UsageError("several --soc or --link values need --count", "e.g. --count 2 "
                          "--soc SM8750 --soc SM8650")  # fmt: skip
@@ -329,9 +350,13 @@ def _status_of(base: Path) -> dict:
 def authorize(root: Root = None) -> int:
     """Accept the keys waiting on the SIMULATED phone ("Allow USB debugging?" → always allow)."""
     from qwenchat.emulator.server import authorize_pending
+    from qwenchat.errors import UsageError
 
     console = _console()
-    accepted = authorize_pending(_root(root))
+    base = _root(root)
+    if not (base / "state").is_dir():  # every phone started there has its state folder
+        raise UsageError(f"no emulated phone at {base}", "Start one: qwenchat emulator start.")
+    accepted = authorize_pending(base)
     if not accepted:
         console.print("no key is waiting on the SIMULATED phone")
         return 0
@@ -354,11 +379,17 @@ def log_cmd(
 ) -> int:
     """What the SIMULATED phone was asked: every shell/exec command and sync request."""
     import json
+    import signal
 
     from qwenchat.emulator.commandlog import follow as follow_log
     from qwenchat.emulator.commandlog import format_record, log_path, read_records
     from qwenchat.errors import UsageError
+    from qwenchat.signals import Terminated
 
+    if follow:
+        # Ctrl-C must end it even when it was started with SIGINT ignored (a background job
+        # of a script, a test harness): Python then leaves SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     base = _root(root)
     if not (base / "state").is_dir():
         raise UsageError(f"no emulated phone in {base}", "Start one: `qwenchat emulator start`.")
@@ -375,9 +406,12 @@ def log_cmd(
         if follow:
             for record in follow_log(base):
                 show(record)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if not follow:
             raise
+        if isinstance(exc, Terminated):  # SIGTERM/SIGHUP: the shell's 128 + N, said once
+            typer.echo(f"stopped ({exc})", err=True)
+            return exc.exit_code
     return 0  # Ctrl-C is how --follow ends
 
 
@@ -446,7 +480,11 @@ def make_bundle_cmd(
 
     if model not in EXPORT_PARTS:
         raise UsageError(f"--model {model}: the emulated phone can shape {', '.join(EXPORT_PARTS)}")
-    paths = make_bundle(out_dir, bin_size_mb=bin_size, arch=arch, model=model)
+    _check_folder(out_dir.expanduser(), "make-bundle")
+    try:
+        paths = make_bundle(out_dir, bin_size_mb=bin_size, arch=arch, model=model)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
     console = _console()
     console.print(f"SIMULATED QAIRT SDK: {paths.qairt}")
     console.print(

@@ -69,8 +69,11 @@ def _print_list(rows) -> None:  # noqa: ANN001
     if not rows:
         console.print("no conversations yet: `qwenchat run` starts one")
         return
+    from qwenchat.visible import visible
+
     table = Table(box=None, pad_edge=False)
-    table.add_column("id", no_wrap=True)
+    # The id is what `qwenchat history ID` takes: never cut, however narrow the terminal.
+    table.add_column("id", no_wrap=True, min_width=max(len(r.id) for r in rows))
     table.add_column("updated", no_wrap=True)
     table.add_column("msgs", justify="right")
     table.add_column("model · phone", ratio=1)
@@ -82,7 +85,7 @@ def _print_list(rows) -> None:  # noqa: ANN001
         served = " · served" if r.origin == "served" else ""  # a `qwenchat serve` client's
         table.add_row(
             r.id, _short_time(r.updated_at), str(r.messages), f"{r.model} · {device}{served}",
-            r.title or "",
+            visible(r.title or ""),
         )
     console.print(table)
 
@@ -96,7 +99,13 @@ def _short_time(stamp: str) -> str:
 
 def _print_conversation(data: dict) -> None:
     from rich.console import Console
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
+
+    from qwenchat.visible import visible
+
+    def escape(text: str) -> str:
+        # Rich markup escaped, and control characters shown instead of sent to the terminal.
+        return markup_escape(visible(text))
 
     # Soft wrap: the terminal wraps; copied text keeps its own lines.
     console = Console(highlight=False, soft_wrap=True)

@@ -140,6 +140,11 @@ def push_assets_cmd(
     from qwenchat.layout import PhoneLayout
     from qwenchat.manifest import HashCache
 
+    if top_k is not None and top_k < 1:  # `run --top-k 0` and /set refuse it too
+        raise UsageError(f"--top-k {top_k}: must be at least 1", "Qualcomm's configs use 40.")
+    if chipset is not None and not (hub or hub_job):
+        raise UsageError("--chipset only chooses what --hub / --hub-job fetch",
+                         hint="Add --hub, or leave --chipset out (the bundle is pushed as it is).")
     layout = PhoneLayout(device_dir)
     choices = parse_bundle_choices(bundles or [])
     if wants_fleet(serials, all_phones, adb_servers) or any(c.arch for c in choices):
@@ -223,6 +228,9 @@ def _plan_and_push(plan_for, soc, layout, verify, break_lock, json_output, cache
         plan = plan_for(soc)
     device = open_device(on_wait=_say, **where)
     try:
+        from qwenchat.runner import sweep_dead_runs
+
+        sweep_dead_runs(device, layout)  # what killed runs of this computer left (issue 31)
         if soc is None:
             plan = plan_for(detect_soc(device))
         if not json_output:

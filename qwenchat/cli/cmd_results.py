@@ -31,7 +31,7 @@ def _open():  # noqa: ANN202 - (store context manager, BenchStorage class)
 
 @results_app.command("list")
 def list_runs(
-    limit: Annotated[int, typer.Option("-n", "--limit", help="How many to list.")] = 20,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="How many to list.", min=1)] = 20,
     json_output: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
 ) -> int:
     """The stored runs, newest first: id, date, model, device, SoC, simulated, lengths, status.
@@ -181,6 +181,11 @@ def compare(
         storage = BenchStorage(store)
         run_a = storage.get_run(a)
         run_b = storage.get_run(b)
+    if run_a.id == run_b.id:
+        from qwenchat.errors import UsageError
+
+        raise UsageError(f"{a} and {b} are the same run ({run_a.id}): nothing to compare",
+                         hint="Name two runs: `qwenchat results list` shows them.")
     result = cmp.compare_reports(
         build_report(run_a), build_report(run_b),
         allow_different_models=allow_different_models,
@@ -230,25 +235,31 @@ def export(
     file: Annotated[
         str | None, typer.Option("--file", "-f", help="Write here instead of stdout.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace --file if it exists.")
+    ] = False,
 ) -> int:
     """Export a run: JSON with every sample and the whole context, or CSV of the trials."""
+    import io
+
     from qwenchat.bench.formats import parse_format, write_trials_csv
     from qwenchat.bench.report import build_report, write_json
-    from qwenchat.errors import UsageError
+    from qwenchat.output_file import check_output_path, write_atomic
 
     fmt = parse_format(output, ("json", "csv"))
+    # Checked before anything is read: never qwenchat's own store, an existing file only
+    # with --force (or a yes on a terminal).
+    target = None if file is None else check_output_path(file, option="--file", force=force)
     store, BenchStorage = _open()
     with store:
         stored = BenchStorage(store).get_run(run)
     report = build_report(stored)
     writer = write_json if fmt == "json" else write_trials_csv
-    if file is None:
+    if target is None:
         writer(report, sys.stdout)
         return 0
-    try:
-        with open(file, "w", encoding="utf-8", newline="") as out:
-            writer(report, out)
-    except OSError as exc:
-        raise UsageError(f"cannot write {file}: {exc.strerror or exc}") from exc
+    buffer = io.StringIO(newline="")
+    writer(report, buffer)
+    write_atomic(target, buffer.getvalue(), newline="")
     typer.secho(f"run {stored.id} exported to {file}", err=True, dim=True)
     return 0

@@ -98,6 +98,12 @@ def run(
         from qwenchat.chat.user_input import check_message
 
         check_message(text, "the question")
+    from qwenchat.models.user_text import notice
+
+    for what, value in (("the question", text), ("--system", system)):
+        line = notice(value, spec, what=what) if value else None
+        if line:
+            sys.stderr.write(line + "\n")  # user text is sent as text, and the user is told
     # The template renderer is the slowest import of a turn: start it while the phone link
     # is set up (the tokenizer follows once the phone says which one).
     from qwenchat.chat.warmup import warm_up
@@ -161,15 +167,20 @@ def _answer(session, text: str, json_output: bool, started: float) -> int:  # no
     from qwenchat.chat.interrupt import cancel_on_interrupt
     from qwenchat.chat.outcome import StopReason
     from qwenchat.chat.render import ReplyStream, print_figures
+    from qwenchat.chat.waiting import WaitNotice
     from qwenchat.cli.errors import report_error
 
     stream = None if json_output else ReplyStream(sys.stdout)
     # A SIGTERM/SIGHUP stops the phone's process, lets the partial reply be stored and
     # printed, then leaves this block as Terminated (exit 143/129).
-    with cancel_on_interrupt(session):
-        result = session.send(
-            text, None if stream is None else stream.write, entered_at=started
-        )
+    with cancel_on_interrupt(session), WaitNotice(session, sys.stderr) as notice:
+
+        def on_text(piece: str) -> None:
+            notice.text_arrived()  # the wait line goes before the reply starts
+            if stream is not None:
+                stream.write(piece)
+
+        result = session.send(text, on_text, entered_at=started)
         if json_output:
             payload = {
                 "conversation_id": session.session_id,

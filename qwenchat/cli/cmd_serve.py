@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from qwenchat.cli.options import DEFAULT_WORK_DIR, Connect, DeviceDir, Model, Transport
+from qwenchat.cli.options import (
+    DEFAULT_WORK_DIR,
+    AdbServers,
+    AllPhones,
+    Connect,
+    DeviceDir,
+    Model,
+    Serials,
+    Transport,
+)
+
+if TYPE_CHECKING:
+    from qwenchat.device.base import Device
 
 
 def register(app: typer.Typer) -> None:
@@ -48,17 +61,9 @@ def serve(
             "cache between requests when the phone's passes its probe; session; process.",
         ),
     ] = "auto",
-    serials: Annotated[
-        list[str] | None,
-        typer.Option(
-            "-s",
-            "--serial",
-            envvar="ANDROID_SERIAL",
-            show_envvar=True,
-            help="Phone to serve from: a serial or HOST:PORT; repeat it for several phones "
-            "(default: the only one attached).",
-        ),
-    ] = None,
+    serials: Serials = None,
+    all_phones: AllPhones = False,
+    adb_servers: AdbServers = None,
     model: Model = None,
     connect: Connect = None,
     transport: Transport = "auto",
@@ -66,7 +71,8 @@ def serve(
 ) -> int:
     """Serve the phone's model as OpenAI's chat completions API (/v1/chat/completions,
     /v1/models, /health). A follow-up request that extends the conversation a phone holds
-    prefills only its new turn."""
+    prefills only its new turn. Several phones: -s repeated, --all (the phones that hold a
+    whole bundle), --adb-server HOST:PORT for another computer's phones."""
     from qwenchat.errors import UsageError
     from qwenchat.runner import ENGINE_KINDS
 
@@ -83,25 +89,31 @@ def serve(
     from qwenchat.serve.server import bind, check_exposure
 
     check_exposure(host, api_key)
-    wanted = list(dict.fromkeys(serials or [])) or [None]
-    if connect and len(wanted) > 1:
-        raise UsageError("--connect reaches one phone; with several -s, give their HOST:PORTs")
+    openers = _phone_openers(serials, all_phones, adb_servers, connect, transport)
     from qwenchat.models.registry import get_model
 
     spec = get_model(model) if model is not None else None
     sock = bind(host, port)  # before the phones: a taken port fails at once
     import contextlib
 
+    from qwenchat.errors import BundleError, NoDeviceError
     from qwenchat.store import open_store
 
     with contextlib.ExitStack() as stack:
         slots = []
         try:
-            for serial in wanted:
+            for serial, reopen in openers:
                 # One store connection per phone: each phone's worker thread writes its own
                 # conversation's rows (one sqlite connection's transactions cannot interleave).
                 store = stack.enter_context(open_store())
-                slot = _open_slot(serial, connect, transport, device_dir, spec, store, engine)
+                try:
+                    slot = _open_slot(reopen, device_dir, spec, store, engine)
+                except BundleError as exc:
+                    if not all_phones:
+                        raise
+                    # --all means the phones that hold the model: the others are one line.
+                    sys.stderr.write(f"skipped {serial}: {exc.message}\n")
+                    continue
                 slots.append(slot)
                 twin = next((o for o in slots[:-1] if o.serial == slot.serial), None)
                 if twin is not None:
@@ -110,6 +122,11 @@ def serve(
                         f"-s {serial} is the phone {slot.serial} again",
                         hint="Give each phone once.",
                     )
+            if not slots:
+                raise NoDeviceError(
+                    "no phone reached holds a whole bundle to serve from",
+                    "Push one first: qwenchat push-assets --all --bundle DIR",
+                )
             from qwenchat.serve.app import ServeConfig
             from qwenchat.serve.pool import Pool
             from qwenchat.serve.server import serve as run_server
@@ -124,15 +141,51 @@ def serve(
     return 0
 
 
-def _open_slot(serial, connect, transport, device_dir, spec, store, engine):  # noqa: ANN001, ANN202
+def _phone_openers(
+    serials: list[str] | None,
+    all_phones: bool,
+    adb_servers: list[str] | None,
+    connect: str | None,
+    transport: str,
+) -> list[tuple[str, Callable[[], Device]]]:
+    """Each phone to serve from, by name, with how to open it (again, after it was lost).
+
+    One phone (no -s, or one plain -s) is opened as `run` opens it; several, --all or
+    another computer's adb server go through the phone set every fleet command resolves."""
+    from qwenchat.cli.options import one_serial, wants_fleet
+    from qwenchat.errors import UsageError
+
+    if not wants_fleet(serials, all_phones, adb_servers):
+        from qwenchat.device.select import open_device
+
+        serial = one_serial(serials)
+        return [(serial or "the phone",
+                 lambda: open_device(serial=serial, connect=connect, transport=transport))]
+    if connect:
+        raise UsageError("--connect reaches one phone; with several -s, give their HOST:PORTs")
+    from qwenchat.device.phoneset import PhoneRef, open_phone, resolve_phone_set
+
+    def say(problem: object) -> None:
+        sys.stderr.write(f"adb server {problem.server} did not answer: {problem.message}\n")  # type: ignore[attr-defined]
+
+    named = [s for s in serials or [] if s.strip()]
+    if len(set(named)) < len(named):
+        raise UsageError("a phone is named twice with -s", hint="Give each phone once.")
+    phones = resolve_phone_set(
+        serials, all_phones, adb_servers, transport=transport, on_problem=say
+    )
+
+    def opener(ref: PhoneRef) -> Callable[[], Device]:
+        return lambda: open_phone(ref)
+
+    return [(ref.name, opener(ref)) for ref in phones]
+
+
+def _open_slot(reopen, device_dir, spec, store, engine):  # noqa: ANN001, ANN202
     from qwenchat.assets.integrity import bundle_integrity
     from qwenchat.chat.session import open_chat_session
-    from qwenchat.device.select import open_device
     from qwenchat.layout import PhoneLayout
     from qwenchat.serve.phones import PhoneSlot
-
-    def reopen():  # noqa: ANN202 - the same phone again, after it was lost
-        return open_device(serial=serial, connect=connect, transport=transport)
 
     device = reopen()
     try:

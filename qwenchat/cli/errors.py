@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -98,11 +99,40 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
             _print_usage(app, sys.argv[1:] if argv is None else argv)
         exc.show()
         return exc.exit_code
+    except OSError as exc:
+        if _debug():
+            raise
+        if exc.errno not in _OUTPUT_FULL:
+            return _unexpected(exc)
+        # stdout (or a file) on a full disk, e.g. `qwenchat run hi > /dev/full`: one line.
+        _silence_stdout()
+        report_error(f"cannot write the output: {exc.strerror or exc}",
+                     "Free some space, or send the output elsewhere.")
+        return 1
     except Exception as exc:  # an unexpected bug: still one line unless --debug
         if _debug():
             raise
-        report_error(
-            f"unexpected {type(exc).__name__}: {exc}",
-            "Run again with --debug for the traceback, and report it.",
-        )
-        return 70
+        return _unexpected(exc)
+
+
+_OUTPUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered must not fail again at exit (Python
+    would print its own 'Exception ignored' lines after ours)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _unexpected(exc: BaseException) -> int:
+    """An unexpected bug: still one line unless --debug."""
+    report_error(
+        f"unexpected {type(exc).__name__}: {exc}",
+        "Run again with --debug for the traceback, and report it.",
+    )
+    return 70

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from qwenchat.cli import checked
 from qwenchat.layout import DEFAULT_WORK_DIR
 
 Serial = Annotated[
@@ -49,7 +50,8 @@ AdbServers = Annotated[
 ]
 Connect = Annotated[
     str | None,
-    typer.Option("--connect", help="Reach a TCP phone at HOST:PORT (`adb tcpip` or the emulator)."),
+    typer.Option("--connect", help="Reach a TCP phone at HOST:PORT (`adb tcpip` or the emulator).",
+                 callback=checked.endpoint),
 ]
 Transport = Annotated[
     str,
@@ -70,7 +72,8 @@ Model = Annotated[
 ]
 DeviceDir = Annotated[
     str,
-    typer.Option("--device-dir", help="qwenchat's work dir on the phone.", show_default=True),
+    typer.Option("--device-dir", help="qwenchat's work dir on the phone.", show_default=True,
+                 callback=checked.phone_path),
 ]
 __all__ = [
     "DEFAULT_WORK_DIR",

@@ -77,10 +77,10 @@ from qwenchat.errors import (
     DeviceCommandError,
     DeviceError,
     DeviceLostError,
-    DeviceStorageError,
     DeviceTimeoutError,
     DeviceUnauthorizedError,
     NoDeviceError,
+    PhoneFullError,
 )
 
 DEFAULT_AUTH_TIMEOUT = 30.0
@@ -465,7 +465,7 @@ class DirectDevice(Device):
         except exceptions.PushFailedError as exc:
             message = _failure_text(exc)
             if "space" in message.lower() or "ENOSPC" in message:
-                raise DeviceStorageError(f"{what}: the phone is full ({message})") from exc
+                raise PhoneFullError(f"{what}: the phone is full ({message})") from exc
             raise DeviceCommandError(f"{what} failed: {message}") from exc
         except exceptions.AdbCommandFailureException as exc:
             raise DeviceCommandError(f"{what} failed: {_failure_text(exc)}") from exc

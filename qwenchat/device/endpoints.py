@@ -41,6 +41,16 @@ def parse_endpoint(text: str) -> Endpoint:
         port_text = rest.removeprefix(":")
     elif value.count(":") == 1:
         host, port_text = value.split(":")
+    elif ":" in value:
+        import ipaddress
+
+        try:  # a bare IPv6 address takes the default port; anything else is a typo
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            raise UsageError(
+                f"bad address {text!r}: more than one ':'",
+                "Give HOST:PORT, e.g. 192.168.1.20:5555 (IPv6: [::1]:5555).",
+            ) from None
     if not host:
         raise UsageError(f"no host in {text!r}", "Give HOST:PORT, e.g. 192.168.1.20:5555.")
     if not port_text:

@@ -38,6 +38,8 @@ from qwenchat.device.base import (
     push_source,
 )
 from qwenchat.device.shellproto import (
+    EXIT,
+    Event,
     EventShellStream,
     v1_events,
     v1_service,
@@ -50,9 +52,9 @@ from qwenchat.errors import (
     DeviceCommandError,
     DeviceError,
     DeviceLostError,
-    DeviceStorageError,
     DeviceTimeoutError,
     NoDeviceError,
+    PhoneFullError,
 )
 
 DEFAULT_SERVER_PORT = 5037
@@ -310,7 +312,25 @@ class ServerDevice(Device):
                     # Before the next read, after the consumer had its chance to change it.
                     conn.sock.settimeout(timeouts.idle)
 
-        return EventShellStream(decode(payloads()), lambda _finished: conn.close(), timeouts)
+        events = decode(payloads())
+        if self.has_shell_v2:
+            events = self._until_exit(events)
+        return EventShellStream(events, lambda _finished: conn.close(), timeouts)
+
+    def _until_exit(self, events: Iterator[Event]) -> Iterator[Event]:
+        """A shell_v2 stream always ends with the command's exit status; one that ends
+        without it was cut by the adb server because the phone's link dropped (the server
+        closes every stream of a transport it loses). That is a lost phone, as on the direct
+        transport, not a command that died."""
+        exited = False
+        for event in events:
+            exited = exited or event[0] == EXIT
+            yield event
+        if not exited:
+            raise DeviceLostError(
+                f"lost the connection to {self.serial} while running a command (the adb "
+                "server ended the stream without its exit status)"
+            )
 
     def open_stdin(self, command: str) -> StdinCommand:
         if not self.has_shell_v2:
@@ -359,7 +379,7 @@ class ServerDevice(Device):
             if status != b"OKAY":
                 message = conn.read_exact(length).decode("utf-8", errors="replace")
                 if "space" in message.lower():
-                    raise DeviceStorageError(f"pushing to {remote}: the phone is full ({message})")
+                    raise PhoneFullError(f"pushing to {remote}: the phone is full ({message})")
                 raise DeviceCommandError(f"pushing to {remote} failed: {message}")
 
     def file_sender(self) -> FileSender:

@@ -32,6 +32,7 @@ from qwenchat.emulator.hostlend import (
     python_command,
     tool_path,
 )
+from qwenchat.emulator.limits import PhoneLimits
 from qwenchat.emulator.seccomp import UnsupportedArch, network_filter
 
 log = logging.getLogger("qwenchat.emulator")
@@ -111,6 +112,7 @@ class Sandbox:
         self._early_stderr: list[str] = []
         # A test may stop the phone from a thread while the fixture stops it too.
         self._stop_lock = threading.Lock()
+        self.limits = PhoneLimits()  # its memory and process limits (limits.py)
 
     def start(self) -> None:
         try:
@@ -129,6 +131,7 @@ class Sandbox:
             os.write(seccomp_w, bpf)
             os.close(seccomp_w)
             seccomp_w = -1
+            self.limits.create()
             self.proc = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
@@ -136,9 +139,11 @@ class Sandbox:
                 stderr=subprocess.PIPE,
                 pass_fds=(phone_end.fileno(), seccomp_r),
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                preexec_fn=self.limits.enter if self.limits.enforced else None,  # noqa: PLW1509
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             host_end.close()
+            self.limits.remove()
             raise SandboxUnavailable(f"cannot start bwrap: {exc}") from None
         finally:
             phone_end.close()
@@ -203,6 +208,7 @@ class Sandbox:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+        self.limits.remove()
 
 
 def _explain(stderr: list[str]) -> SandboxUnavailable:

@@ -26,11 +26,13 @@ host. Inside the phone links work as usual.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -70,11 +72,34 @@ class DataLayout:
     )
 
 
-def _run(*args: str) -> None:
+def _run(*args: str, ok: tuple[int, ...] = (0,)) -> None:
     result = subprocess.run(args, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
+    if result.returncode not in ok:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise StorageError(f"{args[0]} failed: {detail[-1] if detail else result.returncode}")
+
+
+# The emulated adbd's own temp file for a push in progress (phoneinit.create_temp): renamed
+# into place when complete, removed when the push fails. Only a killed emulator leaves one.
+ADBD_TEMP = re.compile(r"^\..+\.adbd-[0-9a-f]{8}$")
+
+
+def sweep_adbd_temps(data: Path) -> list[str]:
+    """Remove what a killed emulated adbd left (a real adbd writes the file itself, so a real
+    phone has no such hidden leftovers: they would only eat the phone's space). Runs before
+    the sandbox starts: nothing on the phone can move a folder meanwhile, and no link is
+    followed (``os.walk`` does not, ``unlink`` removes a link itself)."""
+    removed = []
+    for folder, _dirs, files in os.walk(data):
+        for name in files:
+            if ADBD_TEMP.match(name):
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                    removed.append(path)
+    if removed:
+        log.info("removed %d temp file(s) of pushes a killed adbd left", len(removed))
+    return removed
 
 
 def _mounted(path: Path) -> bool:
@@ -145,6 +170,7 @@ class Storage:
         if not self.enforced:
             self.host_view.mkdir(parents=True, exist_ok=True)
             self._skeleton(self.host_view, chown=False)
+            sweep_adbd_temps(self.host_view)
             return
         self.phone_mount.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.phone_mount, 0o700)
@@ -152,12 +178,16 @@ class Storage:
         if not self.image.exists():
             self._create()
         else:
-            _run("e2fsck", "-p", str(self.image))  # a killed emulator left it unclean
+            # A killed emulator left it unclean. e2fsck's exit code is a bit mask: 1 "errors
+            # corrected", 2 "corrected, reboot" (meaningless for an unmounted image) are both
+            # a repaired filesystem; 4 and up are errors left uncorrected.
+            _run("e2fsck", "-p", str(self.image), ok=(0, 1, 2))
             self._mount()
             if not self._close_enough():
                 self._resize()
         self._skeleton(self.phone_mount, chown=True)
         self._adopt_old_layout()
+        sweep_adbd_temps(self.phone_mount)
         _mount(self.phone_mount, self.host_view, MS_BIND)
         _mount(None, self.host_view, MS_REMOUNT | MS_BIND | HOST_VIEW_FLAGS)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from qwenchat.errors import ContextOverflowError, GenieError
+from qwenchat.errors import ContextOverflowError, GenieError, PhoneFullError
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,13 @@ def _rule(kind: str, pattern: str, hint: str) -> _Rule:
 
 
 _RULES = (
+    _rule(
+        # strerror(ENOSPC): a file Genie or qwenchat wrote on the phone (a dialog state, a
+        # profile, a prompt) did not fit. Not a lost phone, not a model problem.
+        "phone-full",
+        r"No space left on device",
+        PhoneFullError.default_hint,
+    ),
     _rule(
         "context-overflow",
         r"Context limit exceeded|Context Size was (?:exceeded|exhausted)",
@@ -176,3 +183,15 @@ def raise_for_failure(text: str, exit_code: int | None) -> None:
     if failure.kind == "context-overflow":
         raise ContextOverflowError(f"context full: {failure.message}", hint=failure.hint)
     raise GenieError(f"genie-t2t-run failed ({failure.kind}): {failure.message}", hint=failure.hint)
+
+
+def phone_full(message: str, hint: str | None = None) -> GenieFailure:
+    """A write to the phone that failed with ENOSPC (``PhoneFullError``'s message), as a
+    query's failure: its own kind and hint (``hint``: with what fills the phone), never a
+    lost phone."""
+    where = message.split(": the phone is full", 1)[0].strip()
+    return GenieFailure(
+        "phone-full",
+        f"the phone's storage is full (No space left on device, {where})",
+        hint or PhoneFullError.default_hint,
+    )

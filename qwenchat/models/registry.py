@@ -11,6 +11,9 @@ _CHATML_TOKENS = (
     ("additional_special_tokens", ("<|im_start|>", "<|im_end|>")),
 )
 
+# Every "<|name|>" (ChatML's markers and Qwen2.5's vision/fim/object markers).
+_QWEN_CONTROL = r"<\|[A-Za-z0-9_]+\|>"
+
 QWEN2_7B_INSTRUCT = ModelSpec(
     name="qwen2-7b-instruct",
     display_name="Qwen2-7B-Instruct",
@@ -22,6 +25,7 @@ QWEN2_7B_INSTRUCT = ModelSpec(
         special_tokens=_CHATML_TOKENS,
         end_of_turn="<|im_end|>",
         restore_prefix_tokens=1,
+        control_text=_QWEN_CONTROL,
     ),
     tokenizer=TokenizerSource(kind="qwen-tiktoken", vocab_size=151646),
     published_key="qwen2-7b-instruct",
@@ -48,6 +52,7 @@ QWEN2_5_7B_INSTRUCT = ModelSpec(
         special_tokens=_CHATML_TOKENS,
         end_of_turn="<|im_end|>",
         restore_prefix_tokens=1,
+        control_text=_QWEN_CONTROL + r"|</?tool_call>",
     ),
     tokenizer=TokenizerSource(kind="qwen2.5-tiktoken", vocab_size=151665),
     published_key="qwen2.5-7b-instruct",
@@ -73,6 +78,7 @@ LLAMA_V2_7B_CHAT = ModelSpec(
         special_tokens=(("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>")),
         end_of_turn="</s>",
         restore_prefix_tokens=1,  # Genie pushes </s> (id 2) before a restored query
+        control_text=r"</?s>|<unk>",  # [INST] and <<SYS>> are plain text in its vocabulary
     ),
     tokenizer=TokenizerSource(kind="llama2-sentencepiece", vocab_size=32000),
     published_key="llama-v2-7b-chat",
@@ -100,6 +106,7 @@ BAICHUAN2_7B = ModelSpec(
         special_tokens=(("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>")),
         end_of_turn="</s>",
         restore_prefix_tokens=1,
+        control_text=r"</?s>|<unk>|<reserved_\d+>",
     ),
     # Baichuan2's vocabulary is not reachable from the registries we have: a stand-in with
     # its size and special tokens, SIMULATED wherever it is used.

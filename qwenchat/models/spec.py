@@ -51,6 +51,9 @@ class ChatFormat:
     # Whether a follow-up turn can be sent on its own after a restored dialog. When False,
     # every turn rebuilds the whole conversation.
     followup: bool = True
+    # A regex matching every control marker of the model's tokenizer (its added tokens): such
+    # text in a user's message is sent as plain text (models/user_text.py).
+    control_text: str = ""
 
 
 @dataclass(frozen=True)

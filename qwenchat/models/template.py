@@ -172,6 +172,15 @@ def chat_template(
     return _load_template(fmt, str(folder), stamp)
 
 
+def _plain(messages: Sequence[Message], fmt: ChatFormat) -> list[Message]:
+    """Every message's text with the model's control markers made plain text
+    (models/user_text.py): user text never becomes a control token; the template adds its
+    own markers after this."""
+    from qwenchat.models.user_text import as_text
+
+    return [Message(m.role, as_text(m.content, fmt)) for m in messages]
+
+
 def render_chat(
     messages: Sequence[Message],
     *,
@@ -181,7 +190,9 @@ def render_chat(
 ) -> str:
     """The whole conversation as the model's template writes it."""
     template = chat_template(tokenizer_dir, model=model)
-    return template.render(messages, add_generation_prompt=add_generation_prompt)
+    return template.render(
+        _plain(messages, _chat_format(model)), add_generation_prompt=add_generation_prompt
+    )
 
 
 def render_followup(
@@ -205,7 +216,9 @@ def render_followup(
         )
     earlier = [Message("system", "S"), Message("user", "U"), Message("assistant", "A")]
     before = template.render(earlier, add_generation_prompt=False)
-    full = template.render([*earlier, Message("user", user_text)], add_generation_prompt=True)
+    full = template.render(
+        [*earlier, *_plain([Message("user", user_text)], fmt)], add_generation_prompt=True
+    )
     cut = before.rfind(end)
     if cut < 0 or not full.startswith(before[:cut + len(end)]):
         raise ConfigError(
@@ -229,5 +242,7 @@ def render_continuation(
             "The last message must be the assistant's (partial) reply.",
         )
     return chat_template(tokenizer_dir, model=model).render(
-        messages, add_generation_prompt=False, continue_final_message=True
+        _plain(messages, _chat_format(model)),
+        add_generation_prompt=False,
+        continue_final_message=True,
     )

@@ -43,6 +43,7 @@ def open_engine(device: Device, layout: PhoneLayout | None = None, kind: str = "
                 raise
             engine = ProcessEngine(bundle)
             engine.sweep_stale()
+            _refuse_second_load(engine)
             engine.notes.append(
                 f"genie-app cannot keep the model loaded ({exc.message}): "
                 "every turn starts genie-t2t-run and loads the model again"
@@ -50,7 +51,15 @@ def open_engine(device: Device, layout: PhoneLayout | None = None, kind: str = "
             return engine
     engine = ProcessEngine(bundle)
     engine.sweep_stale()
+    _refuse_second_load(engine)
     return engine
+
+
+def _refuse_second_load(engine: ProcessEngine) -> None:
+    """genie-t2t-run loads the model again: not beside another chat's loaded one."""
+    from qwenchat.runner.occupancy import refuse_second_load
+
+    refuse_second_load(engine.device, engine.layout.tmp_dir, engine.owner_tag)
 
 
 def sweep_stale(device: Device, layout: PhoneLayout | None = None) -> int:
@@ -60,6 +69,24 @@ def sweep_stale(device: Device, layout: PhoneLayout | None = None) -> int:
     from qwenchat.runner.session_phone import sweep_orphans
 
     return len(sweep_orphans(device, (layout or _Layout()).tmp_dir))
+
+
+def sweep_dead_runs(device: Device, layout: PhoneLayout | None = None) -> None:
+    """What runs of this computer that are gone (killed) left on the phone: their genie-app
+    sessions ended, their Genie stopped, their files and dialog states removed. Every engine
+    does this when it opens; commands that open none (push-assets) call it. Best effort: a
+    failure here must not stop the command."""
+    from qwenchat.errors import QwenchatError
+    from qwenchat.layout import PhoneLayout as _Layout
+    from qwenchat.runner.leftovers import sweep
+    from qwenchat.runner.session_phone import sweep_orphans
+
+    layout = layout or _Layout()
+    try:
+        sweep_orphans(device, layout.tmp_dir)
+        sweep(device, layout.tmp_dir, layout.states_dir)
+    except QwenchatError:
+        pass
 
 
 def stop_sessions(device: Device, layout: PhoneLayout | None = None) -> int:

@@ -51,6 +51,11 @@ class Engine(ABC):
         return False
 
     @property
+    def holds_model(self) -> bool:
+        """The model is loaded on the phone now (the last query, even a cut one, left it)."""
+        return False
+
+    @property
     def sampler_per_query(self) -> bool:
         """A query's sampler settings apply to that query without a new dialog (a process per
         query reads its own config; a live dialog only if its runtime can re-apply one)."""

@@ -16,14 +16,25 @@ import time
 import uuid
 from typing import Any
 
-from qwenchat.errors import DeviceCommandError, DeviceError, DeviceTimeoutError, QwenchatError
+from qwenchat.device.space import full_hint
+from qwenchat.errors import (
+    DeviceCommandError,
+    DeviceError,
+    DeviceTimeoutError,
+    PhoneFullError,
+    QwenchatError,
+)
 from qwenchat.genie import stream as ev
 from qwenchat.genie.command import GenieInvocation
+from qwenchat.genie.failures import phone_full
+from qwenchat.genie.id_text import IdTextDecoder
 from qwenchat.genie.profile import parse_profile
 from qwenchat.runner.engine import Engine, TextCallback
+from qwenchat.runner.leftovers import STALE_MIN, file_key, marker, sweep
 from qwenchat.runner.phone_bundle import PhoneBundle
 from qwenchat.runner.record import Outcome, QueryRecord, TimedEvent, classify
 from qwenchat.runner.request import QueryRequest, SamplerSettings
+from qwenchat.runner.session_files import owner_tag
 from qwenchat.runner.stop import pids_running_with, stop_process
 from qwenchat.shellwords import quote
 
@@ -49,23 +60,34 @@ class ProcessEngine(Engine):
         self._cancelled = threading.Event()
         self._running = threading.Event()
         self._config_pushed: dict[str, str] = {}  # dialog -> rendered config on the phone
+        # Every file a query makes carries its owner: the next run removes a killed one's.
+        self.owner_tag = owner_tag()
+        self._key = file_key(self.owner_tag)
         # Per-chunk (arrival, after on_text) host times, for the overhead benchmark.
         self.timing: list[tuple[float, float]] | None = None
+        # Whether this genie-t2t-run takes --tokens_file (probed once, when first needed).
+        self.token_queries: bool | None = None
+
+    def takes_token_ids(self) -> bool:
+        """genie-t2t-run's usage names --tokens_file (QAIRT 2.40 has it; when it was added
+        is unknown, so an SDK is asked, as with --pid: `-h` prints the usage, exit 0)."""
+        if self.token_queries is None:
+            command = invocation(self.layout).shell_command() + " -h"
+            try:
+                result = self.device.shell(command, timeout=60)
+                self.token_queries = "--tokens_file" in result.text
+            except QwenchatError:
+                self.token_queries = False
+        return self.token_queries
 
     # ----- leftovers
-    STALE_MIN = 30  # older than any query's life: a prompt is read at start, a profile pulled at exit
+    STALE_MIN = STALE_MIN
 
     def sweep_stale(self) -> None:
-        """Remove prompt, profile and config files of queries whose link dropped before their
-        own clean-up (a vanished phone), at the next connection. Only files older than
-        STALE_MIN minutes: another chat on the same phone may be using fresh ones."""
-        tmp = quote(self.layout.tmp_dir)
-        names = " -o ".join(f"-name {quote(p)}" for p in ("prompt-*.txt", "profile-*.json", "config-*.json"))
-        self.device.shell(
-            f"[ -d {tmp} ] && find {tmp} -maxdepth 1 \\( {names} \\) -mmin +{self.STALE_MIN} "
-            "-delete 2>/dev/null; true",
-            timeout=30,
-        )
+        """Remove the prompt, profile and config files and the dialog states that runs now
+        gone from this host left (killed, or their link dropped before their own clean-up),
+        and any such file older than STALE_MIN minutes (``leftovers.py``)."""
+        sweep(self.device, self.layout.tmp_dir, self.layout.states_dir)
 
     # ----- dialog state
     def state_path(self, dialog: str) -> str:
@@ -75,7 +97,11 @@ class ProcessEngine(Engine):
         return self.device.stat(self.state_path(dialog)) is not None
 
     def forget(self, dialog: str) -> None:
-        paths = [self.state_path(dialog), self._dialog_config_path(dialog)]
+        paths = [
+            self.state_path(dialog),
+            marker(self.layout.tmp_dir, dialog),
+            self._dialog_config_path(dialog),
+        ]
         done = self.device.shell("rm -rf " + " ".join(quote(p) for p in paths), timeout=30)
         if not done.ok:
             # A saved dialog holds the KV cache (hundreds of MB on a phone): the chat keeps
@@ -120,8 +146,8 @@ class ProcessEngine(Engine):
         record = QueryRecord(engine=self.name, started_at=time.monotonic())
         tmp = self.layout.tmp_dir
         uid = uuid.uuid4().hex
-        prompt_file = posixpath.join(tmp, f"prompt-{uid}.txt")
-        profile_file = posixpath.join(tmp, f"profile-{uid}.json")
+        prompt_file = posixpath.join(tmp, f"prompt-{self._key}-{uid}.txt")
+        profile_file = posixpath.join(tmp, f"profile-{self._key}-{uid}.json")
         cleanup = [prompt_file, profile_file]
         config = self.layout.config_path
         try:
@@ -133,27 +159,45 @@ class ProcessEngine(Engine):
                         self.device.push_bytes(rendered.encode("utf-8"), config)
                         self._config_pushed[request.dialog] = rendered
                 else:
-                    config = posixpath.join(tmp, f"config-{uid}.json")
+                    config = posixpath.join(tmp, f"config-{self._key}-{uid}.json")
                     cleanup.append(config)
                     self.device.push_bytes(rendered.encode("utf-8"), config)
-            self.device.push_bytes(request.prompt.encode("utf-8"), prompt_file)
+            use_ids = (request.prompt_ids is not None and request.decode is not None
+                       and self.takes_token_ids())
+            if use_ids:  # token ids: the user's text reaches the model byte-exact, as text
+                prompt_file = posixpath.join(tmp, f"tokens-{self._key}-{uid}.txt")
+                cleanup.append(prompt_file)
+                ids_text = " ".join(str(i) for i in request.prompt_ids or ()) + "\n"
+                self.device.push_bytes(ids_text.encode("ascii"), prompt_file)
+            else:
+                self.device.push_bytes(request.prompt.encode("utf-8"), prompt_file)
             state = self.state_path(request.dialog) if request.dialog else None
-            if state is not None and not request.follow_up:
-                # genie-t2t-run --save wants an existing directory.
-                self.device.shell(f"mkdir -p {quote(state)}", timeout=30)
+            if state is not None and request.dialog and not request.follow_up:
+                # genie-t2t-run --save wants an existing directory; its owner goes beside it.
+                self.device.shell(
+                    f"mkdir -p {quote(state)} {quote(tmp)} && echo {quote(self.owner_tag)} > "
+                    f"{quote(marker(tmp, request.dialog))}",
+                    timeout=30,
+                )
             command = invocation(
                 self.layout,
                 config=config,
-                prompt_file=prompt_file,
+                prompt_file=None if use_ids else prompt_file,
+                tokens_file=prompt_file if use_ids else None,
                 profile=profile_file,
                 save=state,
                 restore=state if request.follow_up else None,
             ).shell_command()
-            self._stream(command, request, record, on_text)
+            self._stream(command, request, record, on_text, ids_reply=use_ids)
             if record.outcome is Outcome.FINISHED:
                 self._read_profile(profile_file, record)
         except DeviceTimeoutError:
             self._timed_out(request, record)
+        except PhoneFullError as exc:
+            record.outcome = Outcome.FAILED  # the link is fine: not "device lost"
+            record.failure = phone_full(
+                exc.message, full_hint(self.device, self.layout.work_dir, exc.default_hint)
+            )
         except DeviceError as exc:
             record.outcome = Outcome.DEVICE_LOST
             record.error = exc.message
@@ -193,23 +237,38 @@ class ProcessEngine(Engine):
         request: QueryRequest,
         record: QueryRecord,
         on_text: TextCallback | None,
+        ids_reply: bool = False,
     ) -> None:
-        parser = ev.GenieStreamParser(request.prompt)
+        parser = ev.GenieStreamParser(None if ids_reply else request.prompt)
+        decoder = IdTextDecoder(request.decode) if ids_reply and request.decode else None
         timing = self.timing
         self._running.set()
 
         def handle(at: float, events: list[ev.StreamEvent]) -> None:
             for event in events:
-                record.events.append(TimedEvent(at, event))
-                # Genie's own pid line (--pid) wins over the shell's: same process where
-                # the shell execs, the only right one where something forks in between.
-                if isinstance(event, ev.PidLine) and (record.pid is None or event.source == "genie"):
-                    with self._lock:
-                        self._pid = record.pid = event.pid
-                    if self._cancelled.is_set():  # the cancel came before the pid line
-                        self._stop(event.pid)
-                elif isinstance(event, ev.ReplyText) and event.text and on_text is not None:
-                    on_text(event.text)
+                if decoder is None:
+                    take(at, event)
+                elif isinstance(event, ev.ReplyText):
+                    # A token-id query's reply is ids: the record and the screen get text.
+                    take(at, ev.ReplyText(decoder.feed(event.text)))
+                else:
+                    if isinstance(event, (ev.End, ev.Abort)):
+                        rest = decoder.finish()
+                        if rest:
+                            take(at, ev.ReplyText(rest))
+                    take(at, event)
+
+        def take(at: float, event: ev.StreamEvent) -> None:
+            record.events.append(TimedEvent(at, event))
+            # Genie's own pid line (--pid) wins over the shell's: same process where
+            # the shell execs, the only right one where something forks in between.
+            if isinstance(event, ev.PidLine) and (record.pid is None or event.source == "genie"):
+                with self._lock:
+                    self._pid = record.pid = event.pid
+                if self._cancelled.is_set():  # the cancel came before the pid line
+                    self._stop(event.pid)
+            elif isinstance(event, ev.ReplyText) and event.text and on_text is not None:
+                on_text(event.text)
 
         bounds = request.bounds
         record.sent_at = time.monotonic()

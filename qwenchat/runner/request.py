@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -77,6 +78,11 @@ class QueryRequest:
     # Continue the dialog's context (a follow-up turn) instead of starting it fresh.
     follow_up: bool = False
     bounds: WaitBounds = field(default_factory=WaitBounds)
+    # The same prompt as token ids (models/prompt_ids.py: the template's markers as control
+    # ids, the user's text as text) and the tokenizer's decode for the reply's ids: an engine
+    # whose Genie takes token ids sends these; any other sends ``prompt`` (neutralised text).
+    prompt_ids: tuple[int, ...] | None = None
+    decode: Callable[[list[int]], str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.follow_up and self.dialog is None:

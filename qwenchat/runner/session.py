@@ -40,16 +40,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from qwenchat.device.space import full_hint
 from qwenchat.errors import (
     BundleError,
     DeviceError,
     DeviceTimeoutError,
+    PhoneFullError,
     QwenchatError,
     UsageError,
 )
 from qwenchat.genie import stream as ev
 from qwenchat.genie.command import ANDROID_ADSP_DIRS
-from qwenchat.genie.failures import diagnose
+from qwenchat.genie.failures import diagnose, phone_full
 from qwenchat.genie.profile import parse_profile
 from qwenchat.runner.engine import Engine, TextCallback
 from qwenchat.runner.phone_bundle import PhoneBundle
@@ -166,6 +168,10 @@ class SessionEngine(Engine):
         """A query's sampler settings apply to the live dialog (newer genie-app): changing
         them keeps the model loaded and the conversation's KV cache."""
         return self.build == "new"
+
+    @property
+    def holds_model(self) -> bool:
+        return self._live is not None
 
     @property
     def can_abort(self) -> bool:
@@ -446,6 +452,12 @@ class SessionEngine(Engine):
             self._turn(live, request, record, on_text)
         except DeviceTimeoutError:
             self._timed_out(request, record)
+        except PhoneFullError as exc:
+            record.outcome = Outcome.FAILED  # the link is fine: not "device lost"
+            record.failure = phone_full(
+                exc.message, full_hint(self.device, self.layout.work_dir, exc.default_hint)
+            )
+            self._abandon()
         except DeviceError as exc:
             record.outcome = Outcome.DEVICE_LOST
             record.error = exc.message
@@ -743,8 +755,11 @@ def _last_line(text: str) -> str:
 
 def open_session(bundle: PhoneBundle) -> SessionEngine:
     """A session engine whose genie-app answered (SessionUnavailable otherwise)."""
+    from qwenchat.runner.occupancy import refuse_second_load
+
     engine = SessionEngine(bundle)
     engine.sweep_stale()
+    refuse_second_load(engine.device, engine.layout.tmp_dir, engine.owner_tag)
     try:
         engine.start()
     except BundleError as exc:

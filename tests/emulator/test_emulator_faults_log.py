@@ -152,24 +152,89 @@ def test_every_shell_exec_and_sync_request_is_logged(emu, device, tmp_path):
     assert [json.loads(line) for line in as_json.stdout.splitlines()] == records
 
 
+class Follower:
+    """`qwenchat emulator log --follow` in its own process, read with a bound: a reader
+    thread hands lines over a queue, and ``stop`` ends the process whatever happened (the
+    signal asked for, then SIGKILL past a bound): no test leaves it behind, pass or fail."""
+
+    def __init__(self, root, *, ignore_sigint: bool = False) -> None:  # noqa: ANN001
+        import queue
+        import threading
+
+        def ignored() -> None:  # as a background job of a script starts it
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qwenchat", "emulator", "log", "--follow", "--root",
+             str(root)],  # fmt: skip
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=ignored if ignore_sigint else None,
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def line_with(self, text: str, poke, timeout: float = 30) -> str:  # noqa: ANN001
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            poke()
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} within {timeout} s")
+
+    def stop(self, signum: int, bound: float = 10) -> int | None:
+        """Send ``signum``; the exit code if it ended within ``bound``, else None (and it is
+        killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            return self.proc.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.reader.join(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
 def test_log_follow_prints_new_requests(emu, device):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qwenchat", "emulator", "log", "--follow", "--root",
-         str(emu.root)],  # fmt: skip
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    follower = Follower(emu.root)
     try:
-        deadline = time.monotonic() + 30
-        line = ""
-        while "followed-command" not in line:
-            device.shell("echo followed-command")
-            line = proc.stdout.readline()
-            assert time.monotonic() < deadline
+        line = follower.line_with("followed-command", lambda: device.shell("echo followed-command"))
         assert "shell" in line
+        assert follower.stop(signal.SIGINT) == 0  # Ctrl-C is how --follow ends
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-    assert proc.returncode == 0
+        follower.kill()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 0)])
+def test_log_follow_ends_on_sigterm_and_on_sigint_even_when_started_ignoring_it(
+    emu, device, signum, code
+):
+    """Started the way a script's background job is (SIGINT ignored, which Python keeps):
+    Ctrl-C still ends it; SIGTERM ends it with the shell's 128 + 15."""
+    follower = Follower(emu.root, ignore_sigint=True)
+    try:
+        follower.line_with("started-ignoring", lambda: device.shell("echo started-ignoring"))
+        assert follower.stop(signum) == code
+    finally:
+        follower.kill()
 
 
 def test_log_of_a_folder_without_a_phone_is_one_line(tmp_path):

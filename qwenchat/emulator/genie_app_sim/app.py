@@ -54,6 +54,7 @@ _LINE = {
     "async": 2547,
     "loglevel": 2203,
     "simulated": 2999,
+    "tokens": 1742,  # dialog tokenQuery's RT_ERRs
 }
 
 
@@ -401,6 +402,8 @@ class App:
             dialog = self._get_dialog(w[2])
             if sub == "query":
                 self._query(dialog, w)
+            elif sub == "tokenQuery":
+                self._token_query(dialog, w)
             elif sub == "reset":
                 dialog.reset()
             elif sub in ("save", "restore"):
@@ -522,6 +525,35 @@ class App:
         self.out.write(f"[PROMPT]: {prompt}\n")
         try:
             dialog.query(prompt, file_sink or ConsoleSink(self.out.write))
+        finally:
+            if file_sink is not None:
+                file_sink.close()
+
+    def _token_query(self, dialog: SimDialog, w: list[str]) -> None:
+        """``dialog tokenQuery D TOKENS_PATH [OUTPUT_FILE]`` as [SRC] reads it: ids from each
+        line (``iss >> uint32`` stops a line at its first non-number), no [PROMPT] echo, the
+        reply written as ids. Control ids are control tokens, ordinary ids text."""
+        try:
+            text = self.env.host(w[3]).read_bytes().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            raise AppError("tokens", "Token file doesn't exists or is in bad shape.") from None
+        tokens: list[int] = []
+        for line in text.splitlines():
+            for word in line.split():
+                if not word.isdigit():
+                    break
+                tokens.append(int(word))
+        file_sink = None
+        if len(w) == 5:
+            try:
+                file_sink = FileSink(self.env.host(w[4]))
+            except (OSError, ValueError):
+                raise AppError("output", f"Could not open output file: {w[4]}") from None
+        try:
+            if not tokens:
+                raise AppError("tokens", "Invalid token input.")
+            view = dialog.tokenizer.prompt_view(tokens)
+            dialog.query(view, file_sink or ConsoleSink(self.out.write), ids=tokens)
         finally:
             if file_sink is not None:
                 file_sink.close()

@@ -201,12 +201,14 @@ class SimDialog:
             if self._abort.wait(left):
                 return True
 
-    def query(self, prompt: str, sink: Sink) -> None:
+    def query(self, prompt: str, sink: Sink, ids: list[int] | None = None) -> None:
+        """GenieDialog_query of ``prompt``; with ``ids``, GenieDialog_tokenQuery of them
+        (``prompt`` is then what they say, for planning the reply: tokenizer.prompt_view)."""
         with self._busy:
             self._abort.clear()
-            self._query(prompt, sink)
+            self._query(prompt, sink, ids)
 
-    def _query(self, prompt: str, sink: Sink) -> None:
+    def _query(self, prompt: str, sink: Sink, ids: list[int] | None = None) -> None:
         # TTFT runs from the query call, which tokenizes (as GenieDialog_query does): the sim's
         # own bookkeeping (its settings, tokenizing, planning the reply) is paid inside it.
         query_start = time.monotonic()
@@ -214,7 +216,8 @@ class SimDialog:
         dcfg = self.dcfg
         if self.max_tokens is not None:
             dcfg = dataclasses.replace(dcfg, max_num_tokens=self.max_tokens)
-        query_ids = dcfg.query_prefix(self.n_past) + self.tokenizer.encode(prompt)
+        text_ids = self.tokenizer.encode(prompt) if ids is None else list(ids)
+        query_ids = dcfg.query_prefix(self.n_past) + text_ids
         n_prompt = len(query_ids)
         if self.n_past + n_prompt > dcfg.context_size:
             line = (
@@ -261,12 +264,16 @@ class SimDialog:
                 if self._wait(prefill_end + i * tok_dt):
                     aborted = True
                     break
-                piece = reply.token_bytes(self.tokenizer, tid)
-                allowed = piece[: max(0, print_limit - raw_done)] if print_limit >= 0 else piece
-                raw_done += len(piece)
-                chunk = streamer.push(allowed)
-                if chunk:
-                    sink.piece(chunk)
+                if ids is not None:  # tokenQuery's callback writes each id and a space
+                    sink.piece(f"{tid} ".encode())
+                else:
+                    piece = reply.token_bytes(self.tokenizer, tid)
+                    allowed = (piece[: max(0, print_limit - raw_done)] if print_limit >= 0
+                               else piece)
+                    raw_done += len(piece)
+                    chunk = streamer.push(allowed)
+                    if chunk:
+                        sink.piece(chunk)
                 emitted.append(tid)
                 mark = self.heat.busy_since(mark)
                 self.heat.flush()

@@ -202,6 +202,9 @@ def _run(args: cli.Args, settings: SimSettings, link: EmulatorLink, env: Env, t_
     if tokens_mode:
         text_ids = list(args.tokens)
         _out("[PROMPT TOKENS]: " + "".join(f"{t} " for t in text_ids) + "\n")
+        # The reply is planned from what the ids say, control ids as control tokens: the
+        # same reply, quote and "N tokens" as a text-mode query of that prompt.
+        args.prompt = tokenizer.prompt_view(text_ids)
     else:
         text_ids = tokenizer.encode(args.prompt)
         _out(f"[PROMPT]: {args.prompt}\n\n")

@@ -395,6 +395,41 @@ class SimTokenizer:
             text = text[1:]
         return text
 
+    def prompt_view(self, ids: list[int]) -> str:
+        """What a prompt of ``ids`` says, as the simulated model reads it.
+
+        A real Genie queried with token ids (``--tokens_file``, genie-app's ``dialog
+        tokenQuery``) never looks at text: an added token's id is a control token, and the
+        same characters spelt with ordinary ids are just text. The simulation reads turns from
+        text, so ordinary text that spells a control token is shown with ``‹`` for its ``<``
+        (as qwenchat's text path sends it, models/user_text.py): only control ids can open
+        or close a turn, and a tokens-mode prompt reads like the same text-mode one.
+        """
+        by_id = {a.id: a.content for a in self._added.values()}
+        out: list[str] = []
+        pending: list[int] = []
+
+        def flush() -> None:
+            if pending:
+                text = self.decode(pending) if not out else b"".join(
+                    self.token_bytes(i) for i in pending).decode("utf-8", "replace")
+                if self._added_re is not None:
+                    text = self._added_re.sub(
+                        lambda m: "\u2039" + m.group()[1:] if m.group().startswith("<")
+                        else m.group(), text)
+                out.append(text)
+                pending.clear()
+
+        for token_id in ids:
+            control = by_id.get(token_id)
+            if control is None:
+                pending.append(token_id)
+            else:
+                flush()
+                out.append(control)
+        flush()
+        return "".join(out)
+
     # ---- encoding
 
     def encode(self, text: str) -> list[int]:
