@@ -54,6 +54,7 @@ mutation: install adb phone-tools
 lint: install
 	$(BIN)/ruff check qwenchat tests benchmarks scripts
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 readme: install phone-tools
 	$(BIN)/python scripts/readme_examples.py --write

@@ -100,7 +100,8 @@ class PublishedFigures:
 @cache
 def _data() -> dict[str, Any]:
     text = (resources.files("qwenchat") / "data" / "published_figures.json").read_text("utf-8")
-    return json.loads(text)
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
 def _key(name: str) -> str:

@@ -20,7 +20,7 @@ from qwenchat.cli.errors import run_app
 
 def _trial(length: int, rep: int, ok: bool) -> TrialRecord:
     return TrialRecord(length=length, requested=length, rep=rep, result=TrialResult(
-        length=length, seed=rep, ok=ok, stop_reason=StopReason.EOS if ok else StopReason.ERROR,
+        length=length, seed=rep, ok=ok, stop_reason=StopReason.EOS if ok else StopReason.FAILED,
         error=None if ok else "Genie failed to load the model"))
 
 

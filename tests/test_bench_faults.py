@@ -168,13 +168,13 @@ def test_a_hung_genie_times_out_with_its_own_stop_reason(phone, capsys):
     # Two trials, each bounded by 1 s of load + 64 tokens at the 50 tok/s floor: 2.28 s.
     assert time.monotonic() - started < 60
     report = json.loads(out)
-    assert [t["stop_reason"] for t in report["trials"]] == ["timed-out", "timed-out"]
+    assert [t["stop_reason"] for t in report["trials"]] == ["timed_out", "timed_out"]
     assert all("no reply within 2 s" in t["error"] for t in report["trials"])
     assert report["plan"]["load_timeout_s"] == 1.0
-    assert report["lengths"][0]["stop_reasons"] == {"timed-out": 2}
+    assert report["lengths"][0]["stop_reasons"] == {"timed_out": 2}
     assert genie_pids(dev) == []  # each hung Genie was stopped
     code, table, _ = cli(capsys, "results", "show", report["run_id"], "--no-chart")
-    assert "64 tokens, rep 1 (timed-out): Genie gave no reply within 2 s" in table
+    assert "64 tokens, rep 1 (timed_out): Genie gave no reply within 2 s" in table
 
 
 @pytest.mark.parametrize(
@@ -234,7 +234,7 @@ def test_a_bundle_pushed_during_a_trial_ends_the_run(phone, capsys, monkeypatch,
     assert run.status is RunStatus.STOPPED
     assert [t.manifest_hash for t in run.trials] == [first_hash, first_hash]
     assert run.trials[0].ok and not run.trials[1].ok
-    assert run.trials[1].stop_reason is StopReason.ERROR
+    assert run.trials[1].stop_reason is StopReason.FAILED
     assert "bundle changed while this trial ran" in run.trials[1].error
     assert json.loads(out)["lengths"][0]["trials_ok"] == 1  # the mixed trial is no sample
 

@@ -97,7 +97,7 @@ def _run(published_key="qwen2-7b-instruct"):
     for i in range(5):
         trials.append(_trial(64, i, TTFT_64[i], DECODE_64[i], stop=STOPS_64[i], host=HostFigures(
             HOST_FIRST_64[i], HOST_TOTAL_64[i], OVERHEAD_64[i])))
-    trials.append(_trial(64, 5, 0.0, 0.0, ok=False, stop=StopReason.ERROR))
+    trials.append(_trial(64, 5, 0.0, 0.0, ok=False, stop=StopReason.FAILED))
     trials += [_trial(4100, i, TTFT_4100[i], 11.0, requested=4200) for i in range(2)]
     plan = RunPlan(lengths=[PlannedLength(64, 64), PlannedLength(4200, 4100)], gen_len=40,
                    repetitions=5, warmup=1, seed=1)
@@ -144,10 +144,10 @@ def test_genie_figures_and_verdicts_use_the_median_of_the_measured_trials(report
 
 
 def test_stop_reasons_count_every_measured_trial_of_the_length(report):
-    assert report.lengths[0].stop_reasons == {"eos": 3, "max-tokens": 2, "error": 1}
+    assert report.lengths[0].stop_reasons == {"eos": 3, "max_tokens": 2, "failed": 1}
     assert report.lengths[1].stop_reasons == {"eos": 2}
     assert [(f.length, f.rep, f.warmup, f.stop_reason) for f in report.failures] == [
-        (64, 5, False, "error")]
+        (64, 5, False, "failed")]
 
 
 def test_a_length_beyond_the_published_context_has_no_published_ttft(report):

@@ -76,7 +76,7 @@ def test_the_table_prints_the_oracles_figures_for_each_length():
     assert r4100[1][0] == "(asked 4200)"
     # 11 vs 13.65 tok/s: 80.6% of published, slower by 19.4%.
     assert (r4100[0][6], r4100[1][6]) == ("slower by 19.4%", "80.6% of published")
-    assert "1 failed trial(s):\n  64 tokens, rep 6 (error): Genie failed to load the model\n" in text
+    assert "1 failed trial(s):\n  64 tokens, rep 6 (failed): Genie failed to load the model\n" in text
 
 
 def test_the_engine_line_names_only_an_engine_other_than_the_default():

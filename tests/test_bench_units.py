@@ -234,9 +234,9 @@ def _finished_record(stdout: bytes, prompt: str):
 @pytest.mark.parametrize(
     ("context_size", "gen_len", "reason"),
     [
-        (1023, 256, "context-full"),  # 823 + 200 = the whole context: Genie ran out of room
+        (1023, 256, "context_full"),  # 823 + 200 = the whole context: Genie ran out of room
         (1100, 256, "eos"),  # room left: the model ended its reply
-        (1023, 200, "max-tokens"),  # --gen-len reached (and the context full): the limit
+        (1023, 200, "max_tokens"),  # --gen-len reached (and the context full): the limit
         (None, 256, "eos"),  # context unknown: no guess
     ],
 )
@@ -257,8 +257,8 @@ def test_a_reply_that_fills_the_context_is_context_full_not_eos(context_size, ge
 
 @pytest.mark.parametrize(
     ("outcome", "reason"),
-    [("timed_out", "timed-out"), ("device_lost", "device-lost"), ("cut", "cancelled"),
-     ("context_exceeded", "context-overflow"), ("failed", "error")],
+    [("timed_out", "timed_out"), ("device_lost", "device_lost"), ("cut", "cut"),
+     ("context_exceeded", "context_exceeded"), ("failed", "failed")],
 )
 def test_unfinished_queries_keep_their_own_stop_reason(outcome, reason):
     from qwenchat.bench.trial import trial_result

@@ -201,7 +201,8 @@ def test_a_hung_genie_times_out_with_its_own_exit_code(phone):
     assert len(errors) == 1 and "no reply within 1 s" in errors[0], err
     assert "--load-timeout" in err  # the hint names the knob
     reply = _last_conversation()["messages"][-1]
-    assert reply["stop_reason"] == "timeout" and reply["generations"][0]["stop_reason"] == "timeout"
+    assert reply["stop_reason"] == "timed_out"
+    assert reply["generations"][0]["stop_reason"] == "timed_out"
     assert _phone_leftovers(dev) == ([], [], [])
 
 
@@ -269,7 +270,7 @@ def test_max_tokens_beyond_the_phones_context_is_refused_with_it(phone, capsys):
 
 def test_stall_bound_ends_a_reply_that_stops_flowing(phone):
     # One token every 2 s (decode 0.5 tok/s at scale 1): a stall bound of 0.5 s trips after
-    # the first token; what was printed is kept with stop reason "timeout".
+    # the first token; what was printed is kept with stop reason "timed_out".
     emu, dev = phone(
         time_scale=1.0, profile={"init_ms": 50, "prefill_chunk_ms": 5, "decode_tok_s": 0.5}
     )
@@ -278,7 +279,7 @@ def test_stall_bound_ends_a_reply_that_stops_flowing(phone):
     assert code == 124, err
     assert "stopped producing tokens for 0 s" in err or "stopped producing tokens" in err
     reply = _last_conversation()["messages"][-1]
-    assert reply["stop_reason"] == "timeout"
+    assert reply["stop_reason"] == "timed_out"
     assert reply["content"] == _printed_reply(out)
     assert _phone_leftovers(dev)[0] == []
 

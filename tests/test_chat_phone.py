@@ -149,7 +149,7 @@ def test_crash_mid_reply_is_recorded_as_an_error(phone):
     _, dev = phone(faults=Faults(crash_after_tokens=3))
     session = _session(dev, max_tokens=32)
     result = session.send("hello")
-    assert result.stop is StopReason.ERROR
+    assert result.stop is StopReason.FAILED
     assert result.error and "\n" not in result.error
 
 
@@ -233,7 +233,7 @@ def test_a_timed_out_followup_makes_the_next_turn_rebuild(phone):
     emu.config.faults = Faults(hang_before_first_token=True)
     emu.config.save()  # the simulated genie-t2t-run reads its settings at every start
     hung = session.send("two")
-    assert hung.stop is StopReason.TIMEOUT and hung.mode is PromptMode.FOLLOWUP
+    assert hung.stop is StopReason.TIMED_OUT and hung.mode is PromptMode.FOLLOWUP
     assert hung.error and "no reply within 3 s" in hung.error
     assert _genie_pids(dev) == []
     emu.config.faults = Faults()

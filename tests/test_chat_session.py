@@ -122,10 +122,10 @@ def _record(outcome, text="", **fields):
     [
         ("cut", "partial", "cut", None),
         ("device_lost", "partial", "device_lost", "lost the link"),
-        ("timed_out", "", "timeout", "lost the link"),
+        ("timed_out", "", "timed_out", "lost the link"),
         ("context_exceeded", "partial", "context_full", None),
-        ("context_exceeded", "", "error", "the conversation no longer fits the model's context"),
-        ("failed", "", "error", "lost the link"),
+        ("context_exceeded", "", "failed", "the conversation no longer fits the model's context"),
+        ("failed", "", "failed", "lost the link"),
     ],
 )
 def test_every_way_a_reply_ends_has_its_stop_reason(outcome, text, stop, error):

@@ -41,10 +41,10 @@ def test_a_chat_turn_on_a_full_phone_says_the_phone_is_full(bundled_phone, engin
     session = open_chat_session(dev, engine=engine, settings=SamplerSettings(max_tokens=8))
     try:
         first = session.send("hello")
-        assert first.stop is not StopReason.ERROR
+        assert first.stop is not StopReason.FAILED
         fill(dev)
         full = session.send("and now?")
-        assert full.stop is StopReason.ERROR  # not "device lost"
+        assert full.stop is StopReason.FAILED  # not "device lost"
         assert full.error.startswith("the phone's storage is full (No space left on device"), (
             full.error
         )
@@ -54,7 +54,7 @@ def test_a_chat_turn_on_a_full_phone_says_the_phone_is_full(bundled_phone, engin
         assert not session.lost  # the phone is right there: no reconnect
         unfill(dev)
         after = session.send("room again")
-        assert after.stop is not StopReason.ERROR, after.error
+        assert after.stop is not StopReason.FAILED, after.error
     finally:
         session.end()
 

@@ -58,7 +58,7 @@ def test_a_chat_keeps_its_context_in_the_live_dialog(bundled_phone, tmp_path):
         assert session.engine.name == "session"
         results = [session.send(text) for text in ("first question", "tell me more", "and more!")]
         assert [r.mode for r in results] == [PromptMode.REBUILD, PromptMode.FOLLOWUP, PromptMode.FOLLOWUP]
-        assert all(r.stop is not StopReason.ERROR for r in results)
+        assert all(r.stop is not StopReason.FAILED for r in results)
         assert len(genie_apps(dev)) == 1 and count(emu, "dialog create") == 1
         # Follow-ups prefill only the new turn: equal-length messages, equal counts (flat).
         tokens = [r.figures.genie_prompt_tokens for r in results]
@@ -105,7 +105,7 @@ def test_ctrl_c_on_an_old_build_kills_and_the_next_turn_rebuilds(bundled_phone):
         again = session.send("shorter please")
         assert again.mode is PromptMode.REBUILD  # from the transcript
         assert again.figures.host_load_s is not None  # a new genie-app loaded the model
-        assert again.stop is not StopReason.ERROR
+        assert again.stop is not StopReason.FAILED
     finally:
         session.end()
     assert genie_apps(dev) == []
@@ -166,7 +166,7 @@ def test_new_sampling_settings_make_a_new_dialog_and_the_turn_rebuilds(bundled_p
         session.update_settings(temp=0.5)
         after = session.send("and now?")
         assert after.mode is PromptMode.REBUILD  # the new dialog holds nothing: all is sent
-        assert after.stop is not StopReason.ERROR and after.figures.host_load_s is not None
+        assert after.stop is not StopReason.FAILED and after.figures.host_load_s is not None
         assert count(emu, "dialog create") == 2
         assert len(genie_apps(dev)) == 1
     finally:

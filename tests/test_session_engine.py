@@ -52,6 +52,10 @@ def test_auto_falls_back_to_per_turn_when_genie_app_is_missing(bundled_phone):
     assert dev.shell(f"rm {GENIE_APP}").ok
     engine = open_engine(dev, LAYOUT, kind="auto")
     assert engine.name == "process"
+    # Capabilities callers ask instead of the name: a process per turn keeps nothing loaded,
+    # a cut kills it, each turn reads its own sampler, no runtime reported before a query.
+    assert not engine.keeps_model_loaded and not engine.can_abort
+    assert engine.sampler_per_query and engine.libgenie_version is None
     assert len(engine.notes) == 1 and "no genie-app on the phone" in engine.notes[0]
     with pytest.raises(SessionUnavailable, match="no genie-app"):
         open_engine(dev, LAYOUT, kind="session")
@@ -173,6 +177,8 @@ def test_cancel_on_a_new_build_aborts_and_keeps_the_model_loaded(bundled_phone):
     try:
         ask(engine, dialog="c")  # loads
         pid = engine.pid
+        # What the capabilities promise is what happens below: abort, model kept loaded.
+        assert engine.keeps_model_loaded and engine.can_abort and engine.sampler_per_query
         got, on_text = _cancel_after_text(engine)
         cut = ask(engine, dialog="c", max_tokens=400, on_text=on_text)
         assert cut.outcome == "cut"
@@ -194,6 +200,9 @@ def test_cancel_on_an_old_build_kills_and_the_next_turn_starts_again(bundled_pho
         ask(engine, dialog="c")
         pid = engine.pid
         assert engine.build == "old"
+        # No abort on this build (a cut kills), and a sampler change needs a new dialog.
+        assert engine.keeps_model_loaded and not engine.can_abort
+        assert not engine.sampler_per_query
         got, on_text = _cancel_after_text(engine)
         cut = ask(engine, dialog="c", max_tokens=400, on_text=on_text)
         assert cut.outcome == "cut"

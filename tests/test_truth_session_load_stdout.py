@@ -60,6 +60,6 @@ def test_a_5005_on_stdout_is_diagnosed(bundled_phone, exit_after_load):
         result = session.send("Hello")
     finally:
         session.end()
-    assert result.stop is StopReason.ERROR
+    assert result.stop is StopReason.FAILED
     assert result.error == '[ERROR] "Could not create context from binary for context index = 0 : err 5005"'
     assert result.error_hint.startswith("QNN error 5005: the context binaries were built for another chip")

@@ -245,12 +245,17 @@ def _check_files(files: list[BundleFile]) -> None:
             check_not_empty(f.local, f.size, what)
             check_readable(f.local, what)
     # Rendered here, so a bug in rendering can never put a broken config on the phone.
+    def rendered(name: str) -> str:
+        data = next(f for f in files if f.remote.endswith(name)).data
+        assert data is not None  # the configs are rendered in memory, never read from disk
+        return data.decode()
+
     genie_config.parse_genie_config(
-        next(f for f in files if f.remote.endswith("/genie_config.json")).data.decode(),
+        rendered("/genie_config.json"),
         source="genie_config.json (rendered)",
     )
     genie_config.parse_htp_ext_config(
-        next(f for f in files if f.remote.endswith("/htp_backend_ext_config.json")).data.decode(),
+        rendered("/htp_backend_ext_config.json"),
         source="htp_backend_ext_config.json (rendered)",
     )
 

@@ -291,9 +291,9 @@ class _SharedHashing:
         result: dict[Path, str] = {}
         for path in paths:
             with self._lock:
-                future = self._futures.get(path)
+                found = self._futures.get(path)
             try:
-                result[path] = future.result() if future is not None else ""
+                result[path] = found.result() if found is not None else ""
             except BaseException:  # its hasher stopped: hash it here
                 result[path] = ""
             if not result[path]:

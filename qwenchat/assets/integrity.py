@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
+from typing import Any
 
 from qwenchat.assets.lock import parse_lock_section
 from qwenchat.assets.phone_state import (
@@ -59,7 +60,7 @@ class Verdict:
         return self.manifest
 
 
-def _bad(state: str, message: str, hint: str = _PUSH_AGAIN, **kw) -> Verdict:  # noqa: ANN003
+def _bad(state: str, message: str, hint: str = _PUSH_AGAIN, **kw: Any) -> Verdict:
     return Verdict(False, state, message, hint, **kw)
 
 

@@ -135,7 +135,7 @@ HEADERS = ("phone", "chip", "status", "prompt tok", "TTFT ms median (genie)",
 
 
 def headline(report: FleetReport) -> str:
-    ended = {}
+    ended: dict[str, int] = {}
     for p in report.phones:
         ended[p["status"]] = ended.get(p["status"], 0) + 1
     counts = ", ".join(f"{n} {status}" for status, n in ended.items())

@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from qwenchat.runner.outcome import Outcome
+
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from qwenchat.bench.records import TrialRecord
     from qwenchat.bench.runner import ProgressEvent
 
@@ -31,7 +35,7 @@ def trial_summary(trial: TrialRecord) -> str:
     g = trial.genie
     if trial.ok and g is not None:
         text = f"TTFT {g.ttft_ms:,.1f} ms · {g.decode_tok_s:.2f} tok/s [dim](genie)[/]"
-        if trial.stop_reason.value not in ("max-tokens", "eos"):
+        if trial.stop_reason not in (Outcome.MAX_TOKENS, Outcome.EOS):
             text += f" [yellow]{trial.stop_reason.label}[/]"
     else:
         text = f"[red]failed ({trial.stop_reason.label}): {escape(trial.error or '')}[/]"
@@ -48,8 +52,8 @@ class SweepProgress:
     def __init__(self, console: Console | None = None, *, live: bool | None = None) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.live = self.console.is_terminal if live is None else live
-        self._progress = None  # rich.progress.Progress while the bar is shown
-        self._task = None
+        self._progress: Progress | None = None  # while the bar is shown
+        self._task: TaskID | None = None
         self._last = "-"
 
     def start(self, run_id: str) -> None:
@@ -92,6 +96,7 @@ class SweepProgress:
                     f"{event.slot.length.tokens} tok {_kind(event)}: {trial_summary(trial)}"
                 )
         description = f"{event.slot.length.tokens} tok {_kind(event)}"
+        assert self._task is not None  # added with the bar, above
         self._progress.update(
             self._task,
             completed=event.done,

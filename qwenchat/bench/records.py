@@ -25,30 +25,11 @@ from typing import Any
 from qwenchat.bench.sweep import PlannedLength
 from qwenchat.bench.thermal import CooldownPolicy, CooldownResult, PowerState, ThermalReading
 from qwenchat.device.info import DeviceInfo
+from qwenchat.runner.outcome import Outcome
 
-
-class StopReason(StrEnum):
-    """Why a trial's genie-t2t-run ended (stored as the value)."""
-
-    MAX_TOKENS = "max-tokens"  # generated --gen-len tokens (max-num-tokens)
-    EOS = "eos"  # the model ended its reply itself
-    CONTEXT_FULL = "context-full"  # [END], exit 0, prompt + generated filled the context (older libGenie)
-    CONTEXT_OVERFLOW = "context-overflow"  # Genie refused: the prompt is beyond the context
-    TIMED_OUT = "timed-out"  # a wait bound ran out (--load-timeout, --stall-timeout)
-    DEVICE_LOST = "device-lost"  # the link to the phone dropped mid-trial
-    CANCELLED = "cancelled"  # we stopped it (Ctrl-C, SIGTERM, SIGHUP)
-    ERROR = "error"  # Genie failed, or its figures cannot be trusted (see the trial's error)
-
-    @classmethod
-    def parse(cls, text: str | None) -> StopReason:
-        try:
-            return cls(text or "error")
-        except ValueError:
-            return cls.ERROR
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("-", " ")
+# Why a trial's genie-t2t-run ended (stored as the value): the runner's vocabulary
+# (runner/outcome.py), whole; Outcome.parse reads the words bench stored before m045.
+StopReason = Outcome
 
 
 # How a run drove Genie, in the words every output uses (table, JSON, CSV, Markdown, store).

@@ -84,6 +84,8 @@ class Roofline:
         if self.omitted:
             return f"Roofline: omitted: {self.omitted}."
         tag = "SIMULATED " if self.simulated else ""
+        # Not omitted: build() set every figure.
+        assert self.bytes_per_token is not None
         return (
             f"Roofline ({tag}decode, memory-bound): {self.measured_tok_s:.2f} tok/s (genie, "
             f"median over all lengths) is {self.share_pct:.1f}% of the "

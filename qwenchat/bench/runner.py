@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from qwenchat import __version__, signals
 from qwenchat.bench.prompts import ChatFrame, PromptMaker
@@ -50,7 +50,14 @@ if TYPE_CHECKING:
     from qwenchat.device.base import Device
     from qwenchat.models.spec import ModelSpec
 
-QUALCOMM_PROTOCOL = {"warmup": 1, "repetitions": 25, "cooldown": "0", "gen_len": 128}
+class _Protocol(TypedDict):
+    warmup: int
+    repetitions: int
+    cooldown: str
+    gen_len: int
+
+
+QUALCOMM_PROTOCOL: _Protocol = {"warmup": 1, "repetitions": 25, "cooldown": "0", "gen_len": 128}
 
 
 @dataclass
@@ -353,7 +360,7 @@ class BenchRun:
                     lost, after = exc, before
                 if after != before:
                     stored.result.ok = False
-                    stored.result.stop_reason = StopReason.ERROR
+                    stored.result.stop_reason = StopReason.FAILED
                     stored.result.error = (
                         "the phone's bundle changed while this trial ran "
                         f"(manifest {_short(before)} → {_short(after)})"
@@ -535,7 +542,7 @@ def _resume(device, storage, stored, setup, plan, on_progress, on_start) -> str:
     check_same_phone(stored, setup.context)
     setup.context.libgenie_version = stored.context.libgenie_version
     # Trials the link took away measured nothing: run those slots again.
-    redo = (StopReason.DEVICE_LOST, StopReason.CANCELLED)
+    redo = (StopReason.DEVICE_LOST, StopReason.CUT)
     done = {(t.length, t.rep) for t in stored.trials if t.stop_reason not in redo}
     run = BenchRun(device, storage, setup, plan, on_progress, run_id=stored.id,
                    baseline=stored.baseline)

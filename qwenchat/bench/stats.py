@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -28,7 +29,7 @@ class Summary:
     p10: float
     p90: float
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
 

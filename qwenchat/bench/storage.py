@@ -101,6 +101,27 @@ def m035_bench_run_engine(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE bench_runs ADD COLUMN engine TEXT NOT NULL DEFAULT 'process'")
 
 
+@migration
+def m045_bench_one_outcome_vocabulary(db: sqlite3.Connection) -> None:
+    # Stop reasons in the runner's words (runner/outcome.py), in the column and in the
+    # stored TrialResult alike. The words are written here, as shipped: never edit them.
+    for old, new in (
+        ("timed-out", "timed_out"),
+        ("cancelled", "cut"),
+        ("context-overflow", "context_exceeded"),
+        ("context-full", "context_full"),
+        ("max-tokens", "max_tokens"),
+        ("device-lost", "device_lost"),
+        ("error", "failed"),
+    ):
+        db.execute(
+            "UPDATE bench_trials SET stop_reason = ?1,"
+            " result_json = json_set(result_json, '$.stop_reason', ?1)"
+            " WHERE stop_reason = ?2",
+            (new, old),
+        )
+
+
 def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
@@ -108,7 +129,7 @@ def _dump(value: Any) -> str | None:
 # A row whose JSON was damaged (a disk error, a hand edit) reads as a failed trial that says
 # so, never as a traceback that hides the rest of the run.
 DAMAGED = "this trial's stored result is damaged (not JSON); the other trials are intact"
-_DAMAGED_RESULT = {"ok": False, "stop_reason": "error", "error": DAMAGED}
+_DAMAGED_RESULT = {"ok": False, "stop_reason": "failed", "error": DAMAGED}
 
 
 def _load(text: str | None, damaged: Any = None) -> Any:

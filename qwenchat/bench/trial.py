@@ -19,16 +19,6 @@ from qwenchat.runner.request import QueryRequest, SamplerSettings, WaitBounds
 if TYPE_CHECKING:
     from qwenchat.runner.engine import Engine
 
-# What a query that did not finish means for the trial.
-_UNFINISHED = {
-    Outcome.CONTEXT_EXCEEDED: StopReason.CONTEXT_OVERFLOW,
-    Outcome.CUT: StopReason.CANCELLED,
-    Outcome.TIMED_OUT: StopReason.TIMED_OUT,
-    Outcome.DEVICE_LOST: StopReason.DEVICE_LOST,
-    Outcome.FAILED: StopReason.ERROR,
-}
-
-
 def _event_duration_ms(doc: dict[str, Any], kind: str) -> float | None:
     for component in doc.get("components") or []:
         for event in component.get("events") or []:
@@ -66,7 +56,7 @@ class TrialRunner:
         # A warm dialog keeps the run's seed: the sampler lives in the dialog's config, and a
         # new one would create the dialog again (a model load) every trial.
         sampler_seed = seed
-        if self.engine.name == "session" and run_seed is not None:
+        if self.engine.keeps_model_loaded and run_seed is not None:
             sampler_seed = run_seed
         request = QueryRequest(
             prompt,
@@ -105,7 +95,7 @@ def trial_result(
     context_size: int | None = None,
 ) -> TrialResult:
     """What a trial measured, from the runner's record."""
-    result = TrialResult(length=length, seed=seed, ok=False, stop_reason=StopReason.ERROR)
+    result = TrialResult(length=length, seed=seed, ok=False, stop_reason=StopReason.FAILED)
     result.exit_code = record.exit_code
     result.libgenie_version = record.libgenie_version
     first = record.first_token_at
@@ -118,7 +108,7 @@ def trial_result(
         ended_monotonic=record.ended_at,
     )
     if record.outcome is not Outcome.FINISHED:
-        result.stop_reason = _UNFINISHED[record.outcome]
+        result.stop_reason = record.outcome  # the runner's word is the trial's
         if record.outcome is Outcome.CONTEXT_EXCEEDED:
             result.error = "Genie reports the context size was exceeded"
         else:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import select
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 from qwenchat.errors import UsageError
 from qwenchat.paths import data_dir
@@ -35,7 +37,8 @@ class LineReader:
     ) -> None:
         self.input_fn = input_fn or input
         self._pushed: list[str] = []
-        self._readline = None
+        self._readline: ModuleType | None = None
+        self._history: Path | None = None
         if pending is not None:
             self.pending = pending
         elif input_fn is None and _isatty(sys.stdin):

@@ -1,7 +1,7 @@
 """What became of one reply: why it stopped, the one line to show when it failed, its figures.
 
-The runner's ``QueryRecord`` says what the phone did (``Outcome``); this module turns it into
-the chat's words. Every way a reply can end has its own stop reason, so the transcript and
+The runner's ``QueryRecord`` says what the phone did (``Outcome``); this module tells a
+reply that ended on its own apart (EOS, the token limit, a stop sequence, a full context). Every way a reply can end has its own stop reason, so the transcript and
 ``qwenchat history`` never show a reply the phone lost, or one Genie was stopped in, as if it
 had ended normally.
 """
@@ -23,21 +23,14 @@ DEFAULT_CTX_SIZE = 4096
 GENIE_SOURCES = {"process": "genie --profile", "session": "genie-app profile save"}
 
 
-class StopReason(StrEnum):
-    EOS = "eos"
-    MAX_TOKENS = "max_tokens"
-    STOP_SEQUENCE = "stop_sequence"
-    CONTEXT_FULL = "context_full"  # the reply filled the context (Genie: [END], then a failed
-    # query with "Context Size was exceeded."; libGenie builds before that exception: exit 0)
-    CUT = "cut"  # we stopped it: Ctrl-C, SIGTERM, SIGHUP
-    TIMEOUT = "timeout"  # a wait bound ran out; Genie was stopped
-    DEVICE_LOST = "device_lost"  # the link to the phone dropped mid-reply
-    ERROR = "error"  # Genie failed
+# Why a reply stopped: the runner's vocabulary (runner/outcome.py), whole. A reply is never
+# FINISHED: decide_stop_reason() says which of EOS, MAX_TOKENS, STOP_SEQUENCE, CONTEXT_FULL.
+StopReason = Outcome
 
 
 # Replies that did not end on their own: no dialog state can be trusted after them.
 UNFINISHED = frozenset(
-    {StopReason.CUT, StopReason.TIMEOUT, StopReason.DEVICE_LOST, StopReason.ERROR}
+    {StopReason.CUT, StopReason.TIMED_OUT, StopReason.DEVICE_LOST, StopReason.FAILED}
 )
 
 
@@ -148,7 +141,7 @@ class ReplyResult:
     @property
     def ok(self) -> bool:
         """The phone did what was asked (a reply the user cut counts: nothing failed)."""
-        return self.stop not in (StopReason.ERROR, StopReason.TIMEOUT, StopReason.DEVICE_LOST)
+        return self.stop not in (StopReason.FAILED, StopReason.TIMED_OUT, StopReason.DEVICE_LOST)
 
 
 def stop_from_record(
@@ -162,16 +155,16 @@ def stop_from_record(
     """(stop reason, one-line error, hint) for what the runner recorded."""
     outcome = record.outcome
     if outcome is Outcome.CUT:
-        return StopReason.CUT, None, None
+        return outcome, None, None
     if outcome is Outcome.DEVICE_LOST:
         return (
-            StopReason.DEVICE_LOST,
+            outcome,
             record.message or "lost the connection to the phone",
             DeviceLostError.default_hint,
         )
     if outcome is Outcome.TIMED_OUT:
         return (
-            StopReason.TIMEOUT,
+            outcome,
             record.message or "Genie gave no output within its bound and was stopped",
             "If the phone is only slow, raise --load-timeout or --stall-timeout.",
         )
@@ -183,12 +176,12 @@ def stop_from_record(
             # profile): the words are the reply, the failure is only the context's.
             return StopReason.CONTEXT_FULL, None, None
         return (
-            StopReason.ERROR,
+            StopReason.FAILED,
             "the conversation no longer fits the model's context",
             "Drop the oldest turns or /clear.",
         )
     if outcome is not Outcome.FINISHED:
-        return StopReason.ERROR, record.message or "genie-t2t-run failed", record.hint
+        return StopReason.FAILED, record.message or "genie-t2t-run failed", record.hint
     stop = decide_stop_reason(
         text,
         figures.genie_generated_tokens,

@@ -15,18 +15,8 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from qwenchat.chat.outcome import ReplyFigures, ReplyResult
 
-STOP_LABELS = {
-    "eos": "eos",
-    "max_tokens": "max tokens",
-    "stop_sequence": "stop sequence",
-    "context_full": "context full",
-    "cut": "cut",
-    "timeout": "timeout",
-    "device_lost": "device lost",
-    "error": "error",
-}
 # Why a reply has no profile from Genie.
-_NO_PROFILE = {"cut": "process stopped", "timeout": "process stopped", "device_lost": "phone lost"}
+_NO_PROFILE = {"cut": "process stopped", "timed_out": "process stopped", "device_lost": "phone lost"}
 
 
 class ReplyStream:
@@ -129,7 +119,7 @@ def figures_line(result: ReplyResult) -> str:
     generated = f.genie_generated_tokens
     tokens = f"{generated} tok" if generated is not None else "? tok"
     ctx = f"ctx {f.ctx_used if f.ctx_used is not None else '?'}/{f.ctx_size}"
-    stop = f"stop: {STOP_LABELS.get(result.stop.value, result.stop.value)}"
+    stop = f"stop: {result.stop.label}"
     parts = [genie, host, f"{tokens} · {ctx} · {stop} · {result.mode.value}"]
     if f.simulated:
         parts.append("SIMULATED")

@@ -255,8 +255,7 @@ class Repl:
                 return
             values = s.parse_set(arg)
             s.update_settings(**values)
-            per_query = getattr(s.engine, "sampler_per_query", False)
-            if s.engine.name == "session" and set(values) - {"max_tokens"} and not per_query:
+            if not s.engine.sampler_per_query and set(values) - {"max_tokens"}:
                 # An older genie-app's sampler lives in the live dialog's config: a new one
                 # means a new dialog (a newer one applies it: `sampler applyConfig`).
                 self.say(
@@ -375,13 +374,13 @@ class Repl:
         own, what happened and what comes next."""
         if result.stop is StopReason.CUT:
             engine = self.session.engine
-            if engine.name == "session" and getattr(engine, "pid", None) is not None:
+            if engine.holds_model:
                 # `dialog abort` ended the query and genie-app kept running (a newer build).
                 self.say(
                     "[cut: the reply was aborted; genie-app still holds the model, so the next "
                     "turn needs no model load (it sends the conversation again)]"
                 )
-            elif engine.name == "session":
+            elif engine.keeps_model_loaded:
                 self.say(
                     "[cut: genie-app was stopped on the phone; the next turn starts it again "
                     "(a model load) and rebuilds the conversation]"

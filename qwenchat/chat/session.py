@@ -161,8 +161,7 @@ class ChatSession:
             if value is not None:  # None: back to the bundle's genie_config.json value
                 validate_setting(key, value, ctx_size=self.ctx_size)
         self.settings = self.settings.updated(**values)
-        per_query = getattr(self.engine, "sampler_per_query", False)
-        if self.engine.name == "session" and set(values) - {"max_tokens"} and not per_query:
+        if not self.engine.sampler_per_query and set(values) - {"max_tokens"}:
             # An older genie-app's sampler is in its dialog's config: a new dialog (empty) is
             # made for the next turn, so that turn sends the whole conversation. (A newer one
             # applies it to the live dialog: `sampler applyConfig`, the context kept.)
@@ -339,7 +338,7 @@ class ChatSession:
         self._store_message(user)
         result = self._run(plan, on_text, new_message=True, entered=entered)
         if (
-            result.stop is StopReason.ERROR
+            result.stop is StopReason.FAILED
             and plan.mode is PromptMode.FOLLOWUP
             and not result.text
             and not result.overflow

@@ -125,6 +125,15 @@ def m019_chat_conversation_origin(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE chat_conversations ADD COLUMN origin TEXT NOT NULL DEFAULT 'chat'")
 
 
+@migration
+def m027_chat_one_outcome_vocabulary(db: sqlite3.Connection) -> None:
+    # Stop reasons in the runner's words (runner/outcome.py): "timeout" is "timed_out",
+    # "error" is "failed". The words are written here, as shipped: never edit them.
+    for old, new in (("timeout", "timed_out"), ("error", "failed")):
+        for table in ("chat_messages", "chat_replies"):
+            db.execute(f"UPDATE {table} SET stop_reason = ? WHERE stop_reason = ?", (new, old))
+
+
 @dataclass(frozen=True)
 class ConversationSummary:
     id: str
@@ -218,7 +227,8 @@ class ChatStorage:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT always sets it
+        return cur.lastrowid
 
     @store_errors
     def update_message(self, message: ChatMessage) -> None:

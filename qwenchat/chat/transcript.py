@@ -16,6 +16,7 @@ from qwenchat.chat.outcome import StopReason
 from qwenchat.chat.plan import ChatMessage
 from qwenchat.chat.user_input import validate_setting
 from qwenchat.errors import UsageError
+from qwenchat.runner.outcome import OLDER_WORDS
 from qwenchat.runner.request import SamplerSettings
 
 FORMAT = "qwenchat-transcript/1"
@@ -57,8 +58,8 @@ def parse_transcript(data: Any, source: str, *, ctx_size: int) -> Transcript:
     items = data.get("messages")
     if not isinstance(items, list):
         raise wrong("\"messages\" is not a list")
-    known_stops = {s.value for s in StopReason}
-    messages = []
+    known_stops = {s.value for s in StopReason} | {old for old, _ in OLDER_WORDS}
+    messages: list[ChatMessage] = []
     for number, item in enumerate(items, 1):
         if not isinstance(item, dict):
             raise wrong(f"message {number} is not an object")
@@ -75,6 +76,8 @@ def parse_transcript(data: Any, source: str, *, ctx_size: int) -> Transcript:
             # The templates render user/assistant turns; a reply without its question (or
             # two in a row) is not a conversation any model was trained on.
             raise wrong(f"message {number} is a reply that follows no user message")
+        if stop is not None:  # a transcript saved before one vocabulary: today's words
+            stop = StopReason.parse(stop).value
         messages.append(ChatMessage(role, content, stop if role == "assistant" else None))
     model = data.get("model")
     return Transcript(

@@ -256,7 +256,7 @@ def _model_check(manifest: BundleManifest, wanted: ModelSpec | None) -> Check:
     return Check("model", True, held.display_name)
 
 
-def _read_manifest(device: Device, path: str):  # noqa: ANN202 - BundleManifest | None
+def _read_manifest(device: Device, path: str) -> BundleManifest | None:
 
     if device.stat(path) is None:
         return None
@@ -266,13 +266,14 @@ def _read_manifest(device: Device, path: str):  # noqa: ANN202 - BundleManifest 
         return None
 
 
-def _bundle_check(device: Device, layout, deep: bool) -> Check:  # noqa: ANN001
+def _bundle_check(device: Device, layout: PhoneLayout, deep: bool) -> Check:
     """The bundle is one whole push (assets.integrity): no push at work, no mix of two
     bundles, every file there with its size (``--deep``: its SHA-256)."""
     verdict = bundle_integrity(device, layout, deep=deep)
     if not verdict.ok:
         return Check("bundle intact", False, verdict.message, verdict.hint)
     manifest = verdict.manifest
+    assert manifest is not None  # an intact bundle has its manifest
     what = f"{len(manifest.files)} files, {manifest.total_size / 1e9:.2f} GB"
     return Check("bundle intact", True, what + (", SHA-256 verified" if deep else ", sizes match"))
 
@@ -301,7 +302,7 @@ def _qairt_version_check(manifest: BundleManifest) -> Check:
     return Check("QAIRT version", True, detail, "" if known else "Push with a QAIRT SDK that has sdk.yaml.", warn=True)
 
 
-def _qairt_check(device: Device, layout, arch: str | None) -> Check:  # noqa: ANN001
+def _qairt_check(device: Device, layout: PhoneLayout, arch: str | None) -> Check:
     wanted = [f"{layout.lib_dir}/{lib}" for lib in QAIRT_LIBS]
     if arch:
         wanted.append(f"{layout.skel_dir}/libQnnHtp{arch.upper()}Skel.so")
@@ -320,7 +321,7 @@ PROBE_PROMPT = "Hello"
 PROBE_TOKENS = 4  # enough to see tokens stream; the model load dominates anyway
 
 
-def genie_probe(device: Device, layout):  # noqa: ANN001, ANN201 - PhoneLayout -> QueryRecord
+def genie_probe(device: Device, layout: PhoneLayout) -> QueryRecord:
     """One short query through the runner, as chat would run it (its record holds the whole
     stdout, stderr, profile and exit code)."""
 
@@ -333,7 +334,7 @@ def genie_probe(device: Device, layout):  # noqa: ANN001, ANN201 - PhoneLayout -
     return engine.query(request)
 
 
-def _genie_check(device: Device, layout, report: DoctorReport) -> Check:  # noqa: ANN001
+def _genie_check(device: Device, layout: PhoneLayout, report: DoctorReport) -> Check:
     """Run genie-t2t-run on a one-word prompt for a few tokens."""
 
     name = "genie-t2t-run runs"
@@ -360,10 +361,10 @@ def _genie_check(device: Device, layout, report: DoctorReport) -> Check:  # noqa
     )
 
 
-def _engine_check(device: Device, layout, report: DoctorReport) -> Check:  # noqa: ANN001
+def _engine_check(device: Device, layout: PhoneLayout, report: DoctorReport) -> Check:
     """Which engine chat will use: genie-app probed through its FIFO (a `version` round
     trip, no model load), as `qwenchat run --engine auto` does before the first turn."""
-    from qwenchat.runner.session import SessionUnavailable
+    from qwenchat.runner.session import SessionEngine, SessionUnavailable
 
     name = "chat engine"
     try:
@@ -380,6 +381,7 @@ def _engine_check(device: Device, layout, report: DoctorReport) -> Check:  # noq
     except BundleError as exc:
         report.chat_engine = None
         return Check(name, False, exc.message, exc.hint or "")
+    assert isinstance(engine, SessionEngine)  # kind="session"
     try:
         what = f"genie-app {engine.build} build" + (
             f", libGenie {engine.libgenie_version}" if engine.libgenie_version else ""

@@ -8,21 +8,15 @@ from typing import Annotated
 import typer
 
 from qwenchat.cli.options import Json
+from qwenchat.runner.outcome import Outcome
 
-# How a reply that did not end on its own is marked where it is shown.
-_UNFINISHED = {
-    "cut": "cut",
-    "timeout": "timed out",
-    "device_lost": "device lost",
-    "error": "failed",
-}
-_STOP_WORDS = {
-    "eos": "eos",
-    "max_tokens": "max tokens",
-    "stop_sequence": "stop sequence",
-    "context_full": "context full",
-    **_UNFINISHED,
-}
+# Replies that did not end on their own are marked where they are shown.
+_UNFINISHED = (Outcome.CUT, Outcome.TIMED_OUT, Outcome.DEVICE_LOST, Outcome.FAILED)
+
+
+def _unfinished_mark(stop: str | None) -> str | None:
+    outcome = Outcome.parse(stop) if stop else None
+    return outcome.label if outcome in _UNFINISHED else None
 
 
 def register(app: typer.Typer) -> None:
@@ -134,7 +128,7 @@ def _print_conversation(data: dict) -> None:
             continue
         # A reply that did not end on its own says so before its text, not only in the
         # figures: it is not what the model would have answered.
-        mark = _UNFINISHED.get(m.get("stop_reason") or "")
+        mark = _unfinished_mark(m.get("stop_reason"))
         flag = f" [bold yellow]({mark}: partial)[/]" if mark and m["content"] else ""
         flag = f" [bold yellow]({mark}: no reply)[/]" if mark and not m["content"] else flag
         console.print(f"\n[bold green]{speaker}:[/]{dropped}{flag} {escape(m['content'])}")
@@ -155,7 +149,7 @@ def _generation_line(g: dict) -> str:
     first = host["first_token_s"]
     line += f" │ host: first token {first:.2f} s" if first is not None else ""
     stop = g["stop_reason"]
-    line += f" │ stop: {_STOP_WORDS.get(stop, stop)} · {g['prompt_mode']}"
+    line += f" │ stop: {Outcome.parse(stop).label} · {g['prompt_mode']}"
     if g["error"]:
         line += f" · error: {g['error']}"
     if g.get("simulated"):

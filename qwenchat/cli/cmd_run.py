@@ -206,7 +206,7 @@ def _answer(session, text: str, json_output: bool, started: float) -> int:  # no
             assert stream is not None
             if result.text:
                 stream.finish()
-            if result.stop is not StopReason.ERROR:
+            if result.stop is not StopReason.FAILED:
                 # Figures go to stderr so `qwenchat run "q" > answer.txt` keeps the reply only.
                 print_figures(result, sys.stderr, errors=False)
         if result.error:
@@ -216,4 +216,4 @@ def _answer(session, text: str, json_output: bool, started: float) -> int:  # no
 
 
 # A question's exit code says how its reply ended (the error hierarchy's codes).
-_EXIT_CODES = {"error": 1, "device_lost": 75, "timeout": 124, "cut": 130}
+_EXIT_CODES = {"failed": 1, "device_lost": 75, "timed_out": 124, "cut": 130}

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from queue import Queue
+from typing import Any
 
 from adb_shell import constants, exceptions
 from adb_shell.adb_device import AdbDevice, _AdbIOManager, _FileSyncTransactionInfo
@@ -630,7 +631,7 @@ def _handshake(
             announce.cancel()
 
 
-def require_usb() -> type:
+def require_usb() -> Any:  # adb-shell's class: the library ships no types
     """adb-shell's USB transport, or a clear error when libusb1 is missing."""
     try:
         return usb_transport_class()

@@ -1,6 +1,6 @@
 """Our own byte movers for adb-shell, plugged in at its ``BaseTransport`` seam.
 
-adb-shell's ``TcpTransport`` has two faults we cannot live with (see docs/adb.md):
+adb-shell's ``TcpTransport`` has two faults we cannot live with:
 
 * ``bulk_write`` does one ``send()`` on a non-blocking socket and ignores short writes, so a
   large WRTE (a push packs up to 1 MiB into one) desynchronises the stream;
@@ -21,6 +21,7 @@ import select
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from adb_shell.exceptions import TcpTimeoutException
 from adb_shell.transport.base_transport import BaseTransport
@@ -187,7 +188,7 @@ class TcpTransport(BannerSniffer, BaseTransport):
         return len(data)
 
 
-def usb_transport_class() -> type:
+def usb_transport_class() -> Any:  # adb-shell's class: the library ships no types
     """adb-shell's USB transport with banner sniffing (imports libusb1 lazily)."""
     from adb_shell.transport.usb_transport import UsbTransport
 

@@ -225,7 +225,7 @@ def parse_genie_config(text: str, source: str = "genie_config.json") -> GenieCon
     except ValidationError as exc:
         raise ConfigError(
             _describe_validation_error(source, exc),
-            hint="Compare it with genie_configs/qwen2_7b_instruct.json (see genie_configs/README.md).",
+            hint="Compare it with the model's file in genie_configs/ (see genie_configs/README.md).",
         ) from None
 
 

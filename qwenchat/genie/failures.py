@@ -103,7 +103,7 @@ _RULES = (
         "tokenizer",
         r"tokenizer[^\n]*(?:fail|error|cannot|could not|not found|invalid)"
         r"|(?:fail|error|cannot|could not)[^\n]*tokenizer",
-        "tokenizer.json is missing or not the Qwen2-7B-Instruct tokenizer: run push-assets again.",
+        "tokenizer.json is missing or not the model's own tokenizer: run push-assets again.",
     ),
     _rule(
         "missing-file",
@@ -122,7 +122,7 @@ _RULES = (
         "bad-config",
         r"Failed to create the dialog config",
         "genie_config.json is malformed or has keys this Genie version rejects: "
-        "re-push the configs (push-assets) or compare with genie_configs/qwen2_7b_instruct.json.",
+        "re-push the configs (push-assets) or compare with the model's file in genie_configs/.",
     ),
     _rule(
         "dialog-state",

@@ -79,6 +79,12 @@ KPIS_MARK = b"[KPIS]:"
 _LINE_START_MARKS = (PROMPT_MARK, PROMPT_TOKENS_MARK, BEGIN_MARK, RESUME_MARK, COMPLETE_MARK)
 
 # What genie-t2t-run may write after the final [END]/[ABORT] (after optional blank space).
+# The section that opens the reply, by its mark.
+_SECTIONS: dict[bytes, type[Begin | Resume | Complete]] = {
+    BEGIN_MARK: Begin,
+    RESUME_MARK: Resume,
+    COMPLETE_MARK: Complete,
+}
 _TRAILERS = (
     KPIS_MARK,
     b"Context Size was exceeded",
@@ -227,7 +233,7 @@ class GenieStreamParser:
         elif mark in (PROMPT_MARK, PROMPT_TOKENS_MARK):
             self._state, self._echo = _ECHO_LINE, b""
         else:
-            out.append({BEGIN_MARK: Begin, RESUME_MARK: Resume, COMPLETE_MARK: Complete}[mark]())
+            out.append(_SECTIONS[mark]())
             self._state = _REPLY
 
     def _line(self, out: list[StreamEvent], raw: bytes) -> None:

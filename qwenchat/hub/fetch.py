@@ -252,9 +252,9 @@ def asset_store_url(model: ModelSpec) -> str:
     ``models/{model_id}/v{version}`` (qai_hub_models/asset_bases.yaml)."""
     from qwenchat.hub.index import store_url
 
-    return posixpath.join(
-        store_url(), "qai-hub-models", "models", model.hub.model_id, model.hub.asset_store_file
-    )
+    store_file = model.hub.asset_store_file
+    assert store_file is not None  # only models published in the asset store come here
+    return posixpath.join(store_url(), "qai-hub-models", "models", model.hub.model_id, store_file)
 
 
 def fetch_asset_store_file(
@@ -282,7 +282,7 @@ def fetch_asset_store_file(
 
         fetcher = RequestsFetcher()
     url = asset_store_url(model)
-    version_dir = model.hub.asset_store_file.split("/", 1)[0]
+    version_dir = (model.hub.asset_store_file or "").split("/", 1)[0]
     folder = hub_cache_root(cache_dir) / model.hub.model_id / "asset-store" / version_dir
     record = {
         "model": _model_record(model),

@@ -19,6 +19,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qwenchat.errors import HubError
 from qwenchat.hub.errors import check_status
@@ -101,7 +102,7 @@ class ReleaseIndex:
     version: str
     model_id: str
     display_name: str
-    platform: object  # qai_hub_models_cli PlatformInfo
+    platform: Any  # qai_hub_models_cli PlatformInfo (a protobuf message: no types to hold)
     assets: object  # qai_hub_models_cli ModelReleaseAssets of model_id
 
     @classmethod

@@ -11,7 +11,12 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from qwenchat.hub.download import DownloadProgress
 
 
 def human_bytes(n: float) -> str:
@@ -150,7 +155,7 @@ class RichProgress:
             transient=True,
         )
         self._tally = _Tally(clock)
-        self._task = None
+        self._task: TaskID | None = None
 
     def begin(self, name: str, total: int | None, done: int) -> None:
         self._tally.start(name, total, done)
@@ -171,7 +176,7 @@ class RichProgress:
         _write_line(self._stream, self._tally.summary(ok))
 
 
-def download_progress(stream: TextIO | None = None):  # noqa: ANN201 -> DownloadProgress
+def download_progress(stream: TextIO | None = None) -> DownloadProgress:
     """The bar on a terminal, plain lines otherwise."""
     stream = stream or sys.stderr
     isatty = getattr(stream, "isatty", None)

@@ -17,6 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
@@ -69,7 +70,7 @@ class Scrubber:
         previous = logging.getLogRecordFactory()
         scrub = self
 
-        def factory(*args, **kwargs) -> logging.LogRecord:  # noqa: ANN002, ANN003
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
             try:
                 message = record.getMessage()

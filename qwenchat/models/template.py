@@ -107,8 +107,9 @@ def _pick_named_template(value: object, origin: str) -> str:
         return value
     if isinstance(value, list):
         named = {item.get("name"): item.get("template") for item in value if isinstance(item, dict)}
-        if isinstance(named.get("default"), str):
-            return named["default"]
+        default = named.get("default")
+        if isinstance(default, str):
+            return default
     raise ConfigError(f"{origin} has a chat_template that is neither text nor a 'default' entry.")
 
 

@@ -10,17 +10,26 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from qwenchat.errors import DeviceError
 from qwenchat.runner.phone_bundle import PhoneBundle
 from qwenchat.runner.record import Outcome, QueryRecord
 from qwenchat.runner.request import QueryRequest
 
+if TYPE_CHECKING:
+    from qwenchat.device.base import Device
+    from qwenchat.layout import PhoneLayout
+
 TextCallback = Callable[[str], None]
 
 
 class Engine(ABC):
     name: str
+    # Capabilities: what callers ask of an engine instead of testing its name.
+    # The model stays loaded between queries (one warm dialog): a sampler change or a cut
+    # that stops the phone's process costs a model load.
+    keeps_model_loaded: bool = False
 
     def __init__(self, bundle: PhoneBundle) -> None:
         self.bundle = bundle
@@ -28,12 +37,35 @@ class Engine(ABC):
         self.notes: list[str] = []
 
     @property
-    def device(self):  # noqa: ANN201 - Device
+    def device(self) -> Device:
         return self.bundle.device
 
     @property
-    def layout(self):  # noqa: ANN201 - PhoneLayout
+    def layout(self) -> PhoneLayout:
         return self.bundle.layout
+
+    @property
+    def can_abort(self) -> bool:
+        """``cancel()`` stops only the reply (Genie's abort), not the process holding the
+        model."""
+        return False
+
+    @property
+    def holds_model(self) -> bool:
+        """The model is loaded on the phone now (the last query, even a cut one, left it)."""
+        return False
+
+    @property
+    def sampler_per_query(self) -> bool:
+        """A query's sampler settings apply to that query without a new dialog (a process per
+        query reads its own config; a live dialog only if its runtime can re-apply one)."""
+        return True
+
+    @property
+    def libgenie_version(self) -> str | None:
+        """The libGenie version the engine's runtime reported before any query, if it does
+        (a query's own banner is in its record)."""
+        return None
 
     @abstractmethod
     def query(self, request: QueryRequest, on_text: TextCallback | None = None) -> QueryRecord:

@@ -172,7 +172,7 @@ class ProcessEngine(Engine):
             else:
                 self.device.push_bytes(request.prompt.encode("utf-8"), prompt_file)
             state = self.state_path(request.dialog) if request.dialog else None
-            if state is not None and not request.follow_up:
+            if state is not None and request.dialog and not request.follow_up:
                 # genie-t2t-run --save wants an existing directory; its owner goes beside it.
                 self.device.shell(
                     f"mkdir -p {quote(state)} {quote(tmp)} && echo {quote(self.owner_tag)} > "

@@ -8,7 +8,6 @@ figures can be recomputed from the record alone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from qwenchat.genie.events import (
@@ -24,14 +23,8 @@ from qwenchat.genie.events import (
 from qwenchat.genie.failures import GenieFailure, diagnose
 from qwenchat.genie.profile import GenieProfile
 
-
-class Outcome(StrEnum):
-    FINISHED = "finished"  # [END] and exit 0: Genie stopped on its own (EOS, limit, context)
-    CONTEXT_EXCEEDED = "context_exceeded"  # Genie refused: prompt + state beyond the context
-    CUT = "cut"  # we stopped it (Ctrl-C, a signal, cancel())
-    FAILED = "failed"  # a non-zero exit, no [END], an [ABORT]
-    TIMED_OUT = "timed_out"  # a wait bound ran out; the process was stopped
-    DEVICE_LOST = "device_lost"  # the link to the phone dropped mid-query
+# The one vocabulary of outcomes (runner/outcome.py), re-exported for the engines.
+from qwenchat.runner.outcome import Outcome as Outcome
 
 
 @dataclass(frozen=True)
@@ -150,10 +143,7 @@ def classify(record: QueryRecord) -> Outcome:
         # keeps apart from stdout: the same outcome as the refusal seen on stdout.
         return Outcome.CONTEXT_EXCEEDED
     if record.failure is None:
-        lines = [
-            line.strip() for line in text.splitlines()
-            if line.strip() and "[SIMULATED]" not in line
-        ]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         code = record.exit_code
         record.error = (
             "genie-t2t-run stopped "

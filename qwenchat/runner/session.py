@@ -1,7 +1,7 @@
 """The session engine: one genie-app on the phone keeps one Genie dialog alive for a chat, so
 the model is loaded once, not once per turn (issue 19).
 
-Protocol (docs: /work/notes/genie-app-facts.md; phone side: ``session_phone.py``)::
+Protocol (genie-app's commands: ``qwenchat/genie/genie_app.md``; phone side: ``session_phone.py``)::
 
     launch   exec genie-app -s FIFO 3<>FIFO          (pid printed first, pid file written)
     probe    version | # qwenchat-probe N            (answered: genie-app reads the FIFO)
@@ -86,6 +86,10 @@ _LIVE_IDS: set[str] = set()
 class SessionUnavailable(QwenchatError):
     """genie-app cannot carry a session on this phone (missing, or it did not answer)."""
 
+    # What genie-app said before it ended, when it did (the diagnosis needs both streams).
+    stdout: str = ""
+    stderr: str = ""
+
 
 @dataclass
 class LoadFigures:
@@ -131,6 +135,7 @@ class _Live:
 
 class SessionEngine(Engine):
     name = "session"
+    keeps_model_loaded = True
 
     def __init__(self, bundle: PhoneBundle) -> None:
         super().__init__(bundle)
@@ -162,6 +167,15 @@ class SessionEngine(Engine):
     def sampler_per_query(self) -> bool:
         """A query's sampler settings apply to the live dialog (newer genie-app): changing
         them keeps the model loaded and the conversation's KV cache."""
+        return self.build == "new"
+
+    @property
+    def holds_model(self) -> bool:
+        return self._live is not None
+
+    @property
+    def can_abort(self) -> bool:
+        """A newer genie-app runs the query in an async block: `dialog abort` reaches it."""
         return self.build == "new"
 
     @property
@@ -735,10 +749,7 @@ def _sampler_only(settings: SamplerSettings) -> SamplerSettings:
 
 
 def _last_line(text: str) -> str:
-    lines = [
-        line.strip() for line in text.splitlines()
-        if line.strip() and "[SIMULATED]" not in line
-    ]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
 
 

@@ -167,7 +167,8 @@ class PhoneSlot:
         prefilled (an older genie-app also needs the same sampler: another one there means
         a new dialog)."""
         s = self.session
-        same_sampler = getattr(s.engine, "sampler_per_query", False) or (
+        # (The per-turn engine restores state saved under the old sampler: kept as it was.)
+        same_sampler = (s.engine.keeps_model_loaded and s.engine.sampler_per_query) or (
             _sampler(s.settings) == _sampler(request.settings)
         )
         return not s.lost and s.state.valid and self.same_conversation(request) and same_sampler
@@ -262,13 +263,13 @@ class PhoneSlot:
                                          else "the client went away"),
                 code="reply_cut",
             )
-        elif stop is StopReason.TIMEOUT:
+        elif stop is StopReason.TIMED_OUT:
             raise APIError(504, f"Genie on {self.serial} timed out: {result.error}",
                            code="genie_timeout")
         elif stop is StopReason.DEVICE_LOST:
             raise APIError(502, f"the phone {self.serial} was lost: {result.error}",
                            code="phone_lost")
-        elif stop is StopReason.ERROR:
+        elif stop is StopReason.FAILED:
             raise APIError(502, f"Genie on {self.serial} failed: {result.error}",
                            code="genie_failed")
         elif stop in (StopReason.MAX_TOKENS, StopReason.CONTEXT_FULL):

@@ -281,7 +281,7 @@ def _optional(data: dict[str, Any], key: str, kind: type) -> Any:
 def _same(value: Any, accepted: Any) -> bool:
     if isinstance(value, bool) != isinstance(accepted, bool):
         return False
-    return value == accepted
+    return bool(value == accepted)
 
 
 def _kind(value: Any) -> str:

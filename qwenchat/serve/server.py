@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import math
 import socket
 import threading
 from collections.abc import Callable
@@ -105,7 +106,7 @@ def make_server(pool: Pool, config: ServeConfig, drain_s: float = DEFAULT_DRAIN_
             lifespan="on",
             # uvicorn's own bound comes after ours (cut_all): the cut replies' last events
             # and the stores' writes get their time before any task is cancelled.
-            timeout_graceful_shutdown=drain_s + CUT_GRACE_S,
+            timeout_graceful_shutdown=math.ceil(drain_s + CUT_GRACE_S),  # uvicorn: whole seconds
             # The body limit is the app's; no server header naming the stack.
             server_header=False,
         ),

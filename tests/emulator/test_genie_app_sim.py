@@ -145,9 +145,9 @@ def test_one_load_for_many_queries_context_accumulates_and_reset_empties_it(app,
     ]
     assert f"[PROMPT]: {p1}\n[BEGIN]: " in out
     assert len(replies(out)) == 3 and all(replies(out))
-    assert result.error_text.splitlines()[0] == (
-        "[SIMULATED] genie-app: qwenchat emulator (no model runs here)"
-    )
+    # Read through a pipe, stderr holds only what the real genie-app writes there: no notice
+    # the product would have to filter (the emulated phone says SIMULATED elsewhere).
+    assert "SIMULATED" not in result.error_text and "qwenchat emulator" not in result.error_text
 
     prof = phone.profile()
     (create,) = events(prof, "GenieDialog_create")  # the model was loaded once

@@ -262,7 +262,10 @@ def test_stdout_is_genies_format_and_profile_matches_scaled_device_profile(phone
     )
     assert text.startswith(head)
     assert text.endswith("[END]\n")
-    assert "SIMULATED" in err.decode()
+    # Through a pipe, stderr carries only what a real genie-t2t-run writes there (nothing on
+    # success): no notice for the product to filter (the bundle's tokenizer and the phone's
+    # ro.qwenchat.simulated say SIMULATED).
+    assert err == b""
 
     n_prompt = count(tokenizer, prompt)
     assert n_prompt > 256  # several prefill chunks

@@ -652,7 +652,12 @@ def main(argv: list[str], *, prog: str = "genie-app") -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     out = Out()
-    out.err(BANNER)
+    # The notice is for a person at the emulated phone's shell (a terminal). A program reading
+    # genie-app's stderr through a pipe (qwenchat) gets what the real binary writes there:
+    # only its errors. (The phone says it is emulated elsewhere: ro.qwenchat.simulated, the
+    # `version` reply, the bundle's SIMULATED marker token.)
+    if os.isatty(2):
+        out.err(BANNER)
     try:
         link = EmulatorLink()
         settings = link.settings()

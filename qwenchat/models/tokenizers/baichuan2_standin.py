@@ -21,9 +21,13 @@ Token counts with it are NOT Baichuan2's: everything measured with it is SIMULAT
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from qwenchat.errors import ConfigError
 from qwenchat.models.tokenizers import qwen
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 VOCAB_SIZE = 125696
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
@@ -61,7 +65,7 @@ def vocab_and_merges(vocab_file: Path) -> tuple[dict[str, int], list[tuple[str, 
     return vocab, kept_merges
 
 
-def build(sources: tuple[Path, ...]):
+def build(sources: tuple[Path, ...]) -> tuple[Tokenizer, dict[str, Any]]:
     from tokenizers import AddedToken, Tokenizer
     from tokenizers.models import BPE
 
@@ -80,7 +84,7 @@ def build(sources: tuple[Path, ...]):
     return tokenizer, _config()
 
 
-def _config() -> dict:
+def _config() -> dict[str, Any]:
     return {
         "add_bos_token": False,
         "add_eos_token": False,

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qwenchat.errors import ConfigError
 from qwenchat.models.registry import get_model
@@ -24,6 +25,9 @@ from qwenchat.models.tokenizers.baichuan2_standin import SIMULATED_MARKER
 from qwenchat.models.tokenizers.recipes import RECIPES, Recipe
 from qwenchat.models.tokenizers.store import atomic_write, build_once
 from qwenchat.paths import cache_dir
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 PACKAGE_DIR = Path(__file__).parent
 TEMPLATES_DIR = PACKAGE_DIR.parent / "templates"
@@ -102,7 +106,7 @@ def _flat_tokens(special_tokens) -> list[str]:
     return tokens
 
 
-def _check(spec: ModelSpec, tokenizer) -> None:
+def _check(spec: ModelSpec, tokenizer: Tokenizer) -> None:
     """What the rest of qwenchat relies on: the spec's size, its special tokens as single ids."""
     size = tokenizer.get_vocab_size(with_added_tokens=True)
     if size != spec.tokenizer.vocab_size:

@@ -30,8 +30,12 @@ import re
 import struct
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from qwenchat.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 PACKAGE = "llama-tokenizer-js"
 VERSION = "1.2.2"
@@ -108,7 +112,7 @@ def vocab_and_merges(js_file: Path) -> tuple[list[str], list[tuple[str, str]]]:
     return pieces, merges
 
 
-def build(sources: tuple[Path, ...]):
+def build(sources: tuple[Path, ...]) -> tuple[Tokenizer, dict[str, Any]]:
     from tokenizers import AddedToken, Tokenizer, decoders, normalizers, processors
     from tokenizers.models import BPE
 
@@ -146,7 +150,7 @@ def build(sources: tuple[Path, ...]):
     return tokenizer, _config()
 
 
-def _config() -> dict:
+def _config() -> dict[str, Any]:
     """tokenizer_config.json after meta-llama/Llama-2-7b-chat-hf's (the fields that matter
     for chat; the file itself is not reachable here)."""
     return {

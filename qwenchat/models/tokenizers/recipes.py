@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from qwenchat.models.tokenizers import baichuan2_standin, llama2, qwen
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -16,7 +20,7 @@ class Recipe:
     # when one is missing.
     sources: Callable[[], tuple[Path, ...]]
     # sources -> (tokenizers.Tokenizer, tokenizer_config.json without its chat template)
-    build: Callable[[tuple[Path, ...]], tuple[object, dict]]
+    build: Callable[[tuple[Path, ...]], tuple[Tokenizer, dict[str, Any]]]
     # Libraries whose version can change the output.
     packages: tuple[str, ...]
 

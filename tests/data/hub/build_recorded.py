@@ -9,7 +9,7 @@ headers are those of a public-bucket object: an ETag (the MD5 for a single-part 
 ``md5-N`` for a multipart one) and, when asked with x-amz-checksum-mode, a base64 SHA-256.
 The context binaries are a few KB of seeded bytes, not a model.
 
-What the real index holds is only partly known (see /work/notes/hub-research.md): Qualcomm
+What the real index holds is only partly known (from qai-hub-models' published files): Qualcomm
 exports Qwen2-7B-Instruct as ``qnn_context_binary`` and lists it for the chipsets
 ``qualcomm-snapdragon-8-elite-for-galaxy`` and ``qualcomm-qcs8750`` (0.65 perf.yaml), the
 proto carries ``tool_versions`` with a ``qairt`` field, and other LLMs ship as ``genie``
