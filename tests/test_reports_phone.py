@@ -243,8 +243,10 @@ def test_compare_two_phones_verdict_beyond_spread(bench_run, capsys):
     assert any("both runs are SIMULATED" in w for w in result["warnings"])
     code, out, _ = cli(capsys, "results", "compare", a, b)
     assert code == 0 and "Verdict:" in out and "TTFT faster at 64, 300 tokens" in out
-    code, same, _ = cli(capsys, "results", "compare", a, a, "-o", "md")
-    assert "**Verdict:** no difference beyond the runs' spread." in same
+    # A run against itself is refused (issue #27): a verdict of "no difference" would be a lie
+    # about two measurements that are one.
+    code, same, err = cli(capsys, "results", "compare", a, a, "-o", "md")
+    assert code == 2 and same == "" and "are the same run" in err
 
     # A run relabelled as real (as a real phone's run would be stored) mixed with a simulated one
     from dataclasses import replace
@@ -259,3 +261,7 @@ def test_compare_two_phones_verdict_beyond_spread(bench_run, capsys):
     real = replace(run_a, context=replace(run_a.context, simulated=False))
     mixed = compare_reports(build_report(real), build_report(run_a))
     assert any("mixes a SIMULATED run" in w for w in mixed.warnings)
+    # The same trials under two runs' names (what the CLI no longer lets one run be): the
+    # verdict says no difference, never a direction.
+    twin = compare_reports(build_report(run_a), build_report(replace(run_a, id=run_a.id + "-copy")))
+    assert twin.verdict == "no difference beyond the runs' spread."

@@ -108,9 +108,10 @@ def render_template(
     if continue_final_message:
         if not chat:
             raise ValueError("continue_final_message is set but the conversation is empty")
-        final = chat[-1].get("content")
-        if not isinstance(final, str):
+        content = chat[-1].get("content")
+        if not isinstance(content, str):
             raise ValueError("continue_final_message is set but the final message has no content")
+        final = content
         if "content" not in source:
             raise ValueError("the chat template does not show the final message's content")
         chat[-1]["content"] = final + _CONTINUE_TAG
