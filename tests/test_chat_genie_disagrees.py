@@ -148,10 +148,13 @@ def test_a_followup_stopped_before_its_first_word_is_not_rebuilt(bundled_phone, 
 def test_after_a_reconnect_the_chat_counts_with_the_tokenizer_the_phone_now_holds(
     bundled_phone,
 ):
-    """The bundle was pushed again while the chat was away: its tokenizer file changed, so
-    the host's copy (cached under its SHA-256) is a different file and the counter follows."""
+    """The bundle was pushed again while the chat was away: its tokenizer file changed (and
+    the manifest with it), so the host's copy (cached under its SHA-256) is a different file
+    and the counter follows."""
     import hashlib
     import posixpath
+
+    from qwenchat.manifest import BundleManifest, FileEntry
 
     _, dev = bundled_phone()
     s = open_chat_session(dev, settings=SamplerSettings(max_tokens=8))
@@ -160,6 +163,7 @@ def test_after_a_reconnect_the_chat_counts_with_the_tokenizer_the_phone_now_hold
         bundle = s.engine.bundle
         remote = posixpath.join(bundle.layout.bundle_dir, bundle.config.tokenizer_path)
         data = dev.pull_bytes(remote)
+        manifest_path = bundle.layout.manifest_path
         assert s.counter.path.name == f"{hashlib.sha256(data).hexdigest()}.json"
         # Re-pushes whose digest sorts BELOW the held one, then ABOVE: a counter replaced by
         # comparing paths by order rather than by equality would stay stale in one of them.
@@ -172,6 +176,12 @@ def test_after_a_reconnect_the_chat_counts_with_the_tokenizer_the_phone_now_hold
                 if (digest < s.counter.path.stem) is want_lower:
                     break
             dev.push_bytes(changed, remote)
+            # As push-assets re-pushing it would: the manifest vouches for the new file (the
+            # chat knows the tokenizer by the manifest's SHA-256, not by hashing it per run).
+            listed = BundleManifest.from_json(dev.pull_bytes(manifest_path))
+            key = posixpath.relpath(remote, bundle.layout.work_dir)
+            listed.files[key] = FileEntry(len(changed), digest)
+            dev.push_bytes(listed.to_json().encode(), manifest_path)
             s.reconnect(dev)
             assert s.counter.path.name == f"{digest}.json"
             assert s.counter.path.read_bytes() == changed
