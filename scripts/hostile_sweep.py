@@ -102,7 +102,12 @@ class Sweep:
             (self.work / name).write_text(json.dumps(data))
 
     def teardown(self) -> None:
-        self.qwenchat(["emulator", "stop", "--root", str(self.root)], timeout=60)
+        # Every root a case may have started a phone under (a case that wrongly accepts a bad
+        # option, e.g. --drop-after-bytes -5 on old code, starts one at {work}/e2): none may
+        # outlive the sweep.
+        for root in [self.root, *(p for p in self.work.iterdir() if p.is_dir() and p != self.root)]:
+            if (root / "state").exists() or root == self.root:
+                self.qwenchat(["emulator", "stop", "--root", str(root)], timeout=60)
 
     # ----- what must not be lost
     def store_counts(self) -> tuple[bool, dict[str, int]]:

@@ -163,10 +163,10 @@ def _phone_openers(
                  lambda: open_device(serial=serial, connect=connect, transport=transport))]
     if connect:
         raise UsageError("--connect reaches one phone; with several -s, give their HOST:PORTs")
-    from qwenchat.device.phoneset import PhoneRef, open_phone, resolve_phone_set
+    from qwenchat.device.phoneset import PhoneRef, ServerProblem, open_phone, resolve_phone_set
 
-    def say(problem: object) -> None:
-        sys.stderr.write(f"adb server {problem.server} did not answer: {problem.message}\n")  # type: ignore[attr-defined]
+    def say(problem: ServerProblem) -> None:
+        sys.stderr.write(f"adb server {problem.server} did not answer: {problem.message}\n")
 
     named = [s for s in serials or [] if s.strip()]
     if len(set(named)) < len(named):

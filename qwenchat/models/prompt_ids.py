@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,27 +90,7 @@ def prompt_ids(
     for start, stop in _template_spans(messages, rendered, probe):
         for m in control.finditer(rendered, start, stop):
             cuts.append((m.start(), m.end()))
-    tokenizer = counter.tokenizer
-    ids: list[int] = []
-    with _lock:
-        before = tokenizer.encode_special_tokens
-        tokenizer.encode_special_tokens = True
-        try:
-            pos = 0
-            for start, stop in cuts:
-                if start > pos:
-                    ids += tokenizer.encode(rendered[pos:start], add_special_tokens=False).ids
-                marker_id = tokenizer.token_to_id(rendered[start:stop])
-                if marker_id is None:
-                    raise ConfigError(f"the template's marker {rendered[start:stop]!r} is not "
-                                      "a token of this tokenizer")
-                ids.append(marker_id)
-                pos = stop
-            if pos < len(rendered):
-                ids += tokenizer.encode(rendered[pos:], add_special_tokens=False).ids
-        finally:
-            tokenizer.encode_special_tokens = before
-    return ids
+    return _encode_at_markers(counter, rendered, cuts)
 
 
 def sent_text_ids(prompt: str, counter: TokenCounter, model: ModelSpec | None = None) -> list[int]:
@@ -140,6 +120,19 @@ def sent_text_ids(prompt: str, counter: TokenCounter, model: ModelSpec | None = 
         out.append(stretch[i:])
         return "".join(out)
 
+    cuts = [(m.start(), m.end()) for m in control.finditer(prompt)]
+    return _encode_at_markers(counter, prompt, cuts, stretch=restored)
+
+
+def _encode_at_markers(
+    counter: TokenCounter,
+    text: str,
+    cuts: list[tuple[int, int]],
+    stretch: Callable[[str], str] = lambda part: part,
+) -> list[int]:
+    """``text``'s ids: each span in ``cuts`` (the template's markers, in order) as its one
+    control id, every stretch between them (passed through ``stretch``) encoded as plain text
+    with special tokens split."""
     tokenizer = counter.tokenizer
     ids: list[int] = []
     with _lock:
@@ -147,18 +140,17 @@ def sent_text_ids(prompt: str, counter: TokenCounter, model: ModelSpec | None = 
         tokenizer.encode_special_tokens = True
         try:
             pos = 0
-            for m in control.finditer(prompt):
-                if m.start() > pos:
-                    ids += tokenizer.encode(restored(prompt[pos:m.start()]),
-                                            add_special_tokens=False).ids
-                marker_id = tokenizer.token_to_id(m.group())
+            for start, stop in cuts:
+                if start > pos:
+                    ids += tokenizer.encode(stretch(text[pos:start]), add_special_tokens=False).ids
+                marker_id = tokenizer.token_to_id(text[start:stop])
                 if marker_id is None:
-                    raise ConfigError(f"the template's marker {m.group()!r} is not a token of "
-                                      "this tokenizer")
+                    raise ConfigError(f"the template's marker {text[start:stop]!r} is not "
+                                      "a token of this tokenizer")
                 ids.append(marker_id)
-                pos = m.end()
-            if pos < len(prompt):
-                ids += tokenizer.encode(restored(prompt[pos:]), add_special_tokens=False).ids
+                pos = stop
+            if pos < len(text):
+                ids += tokenizer.encode(stretch(text[pos:]), add_special_tokens=False).ids
         finally:
             tokenizer.encode_special_tokens = before
     return ids
